@@ -1,0 +1,683 @@
+"""
+Data preparation, shard I/O and batch sampling for nanonorm.
+
+Shards use llm.c's format (so the pre-tokenized FineWeb shards of llm.c / modded-nanogpt drop in
+unchanged): a header of 256 int32 = [20240520 (magic), 1 (version), ntokens, 0, ...] then ntokens
+uint16 tokens. With the GPT-2 tokenizer every document is prefixed by EOT (50256); char-level data
+has no EOT (documents are joined with "\n\n", as nanoGPT's shakespeare_char).
+Layout: data/NAME/NAME_val_000000.bin, data/NAME/NAME_train_000001.bin, ... + data/NAME/meta.json.
+Split: the last --val_frac of the tokens of each source go to val (nanoGPT's 90/10 for val_frac=0.1).
+
+Usage:
+  python prepare.py python_docs                      # offline: the CPython reference text, char-level
+  python prepare.py python_docs --tokenizer=gpt2     # -> data/python_docs_gpt2
+  python prepare.py shakespeare_char [--input input.txt]
+  python prepare.py shakespeare                      # GPT-2 BPE
+  python prepare.py text --input a.txt folder/ --name mytext --tokenizer=char|gpt2
+  python prepare.py fineweb10B --shards 8            # llm.c shards from kjj0/fineweb10B-gpt2
+  python prepare.py fineweb_edu --shards 1           # HuggingFaceFW/fineweb-edu sample-10BT, tokenized here
+  python prepare.py tinystories
+Library: write_shard, read_shard, load_meta, get_tokenizer, ensure_prepared, BatchSampler.
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+MAGIC = 20240520
+VERSION = 1
+HEADER_INTS = 256
+HEADER_BYTES = HEADER_INTS * 4
+GPT2_EOT = 50256
+GPT2_VOCAB = 50257
+SHARD_SIZE = 10**8  # tokens per shard, as llm.c
+SHAKESPEARE_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
+REPO_ROOT = os.path.dirname(os.path.abspath(__file__))
+SHARED_SHAKESPEARE = os.path.join(REPO_ROOT, "..", "shared", "corpus", "tinyshakespeare.txt")
+PARALLEL_MIN_CHARS = 4_000_000  # below this, tokenizing in-process beats starting a Pool
+SHARD_RE = re.compile(r"^(.*)_(train|val)_(\d+)\.bin$")
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)  # read once: temp files/folders get the modes a plain open()/mkdir would give
+
+# source -> (default tokenizer, allowed tokenizers)
+SOURCES = {
+    "python_docs": ("char", ("char", "gpt2")),
+    "shakespeare_char": ("char", ("char",)),
+    "shakespeare": ("gpt2", ("gpt2", "char")),
+    "text": ("gpt2", ("gpt2", "char")),
+    "tinystories": ("gpt2", ("gpt2", "char")),
+    "fineweb_edu": ("gpt2", ("gpt2",)),
+    "fineweb10B": ("gpt2", ("gpt2",)),
+}
+
+
+# ----------------------------------------------------------------------------------------------
+# shard I/O
+
+def write_shard(path, tokens):
+    """Write an llm.c shard atomically: temp file in the same folder, then rename."""
+    tokens = np.asarray(tokens)
+    if tokens.ndim != 1:
+        raise ValueError(f"write_shard {path}: tokens must be 1-D, got shape {tokens.shape}")
+    if tokens.size and (tokens.min() < 0 or tokens.max() > 65535):
+        raise ValueError(f"write_shard {path}: token ids must fit uint16 (0..65535), got {tokens.min()}..{tokens.max()}")
+    header = np.zeros(HEADER_INTS, dtype=np.int32)
+    header[0], header[1], header[2] = MAGIC, VERSION, tokens.size
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".bin", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(header.tobytes())
+            f.write(tokens.astype(np.uint16, copy=False).tobytes())
+        os.chmod(tmp, 0o666 & ~_UMASK)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def read_header(path):
+    """Validate an llm.c shard header; return its token count. One-line ValueError on bad files."""
+    size = os.path.getsize(path)
+    if size < HEADER_BYTES:
+        raise ValueError(f"{path}: truncated shard ({size} bytes, smaller than the {HEADER_BYTES}-byte header)")
+    header = np.fromfile(path, dtype=np.int32, count=HEADER_INTS)
+    if header[0] != MAGIC:
+        raise ValueError(f"{path}: bad magic number {header[0]} (expected {MAGIC}); not an llm.c token shard")
+    if header[1] != VERSION:
+        raise ValueError(f"{path}: unsupported shard version {header[1]} (expected {VERSION})")
+    ntok = int(header[2])
+    expected = HEADER_BYTES + 2 * ntok
+    if ntok < 0 or size != expected:
+        what = "truncated" if size < expected else "has trailing bytes"
+        raise ValueError(f"{path}: shard {what}: header says {ntok} tokens ({expected} bytes) but file has {size} bytes")
+    return ntok
+
+
+def read_shard(path):
+    """Return the tokens of an llm.c shard as a read-only np.memmap of uint16 (validated)."""
+    ntok = read_header(path)
+    if ntok == 0:
+        return np.zeros(0, dtype=np.uint16)
+    return np.memmap(path, dtype=np.uint16, mode="r", offset=HEADER_BYTES, shape=(ntok,))
+
+
+def list_shards(folder, split):
+    """Shard paths of one split in a dataset folder, sorted (accepts any NAME_split_NNNNNN.bin)."""
+    if split not in ("train", "val"):
+        raise ValueError(f"bad split '{split}': choose from train, val")
+    if not os.path.isdir(folder):
+        return []
+    out = []
+    for fn in os.listdir(folder):
+        m = SHARD_RE.match(fn)
+        if m and m.group(2) == split:
+            out.append((int(m.group(3)), fn))
+    return [os.path.join(folder, fn) for _, fn in sorted(out)]
+
+
+def load_meta(data_dir, name):
+    """meta.json of data_dir/name; for llm.c drop-ins without one, assume GPT-2 (vocab 50257)."""
+    folder = os.path.join(data_dir, name)
+    path = os.path.join(folder, "meta.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            return json.load(f)
+    if list_shards(folder, "train") or list_shards(folder, "val"):
+        return {"tokenizer": "gpt2", "vocab_size": GPT2_VOCAB, "eot": GPT2_EOT,
+                "train_tokens": sum(read_header(p) for p in list_shards(folder, "train")),
+                "val_tokens": sum(read_header(p) for p in list_shards(folder, "val"))}
+    raise FileNotFoundError(f"no dataset in {folder} (no meta.json and no *_train_*.bin shards); "
+                            f"run `python prepare.py SOURCE --name {name} --data_dir {data_dir}`")
+
+
+# ----------------------------------------------------------------------------------------------
+# tokenizers
+
+def _gpt2():
+    try:
+        import tiktoken
+    except ImportError:
+        raise SystemExit("the gpt2 tokenizer needs tiktoken: `pip install tiktoken` (or use --tokenizer=char)")
+    try:
+        return tiktoken.get_encoding("gpt2")
+    except Exception as e:
+        shared = os.path.join(REPO_ROOT, "..", "shared", "tiktoken_cache")
+        if not os.environ.get("TIKTOKEN_CACHE_DIR") and os.path.isdir(shared):
+            os.environ["TIKTOKEN_CACHE_DIR"] = shared  # offline fallback: the shared cached BPE files
+            print(f"no network for tiktoken: using TIKTOKEN_CACHE_DIR={shared}")
+            return _gpt2()
+        raise SystemExit(f"could not load the GPT-2 BPE files ({type(e).__name__}); offline, set "
+                         f"TIKTOKEN_CACHE_DIR to a folder holding tiktoken's cached gpt2 files, or use --tokenizer=char")
+
+
+def get_tokenizer(meta):
+    """(encode: str -> list[int], decode: list[int] -> str) for a dataset's meta dict."""
+    kind = meta.get("tokenizer", "gpt2")
+    if kind == "char":
+        chars = meta["chars"]
+        stoi = {c: i for i, c in enumerate(chars)}
+
+        def encode(s):
+            try:
+                return [stoi[c] for c in s]
+            except KeyError as e:
+                raise ValueError(f"character {e.args[0]!r} is not in this char-level vocabulary "
+                                 f"({len(chars)} chars)") from None
+
+        def decode(ids):
+            return "".join(chars[int(i)] for i in ids)
+        return encode, decode
+    if kind == "gpt2":
+        enc = _gpt2()
+        return (lambda s: enc.encode(s, allowed_special={"<|endoftext|>"})), (lambda ids: enc.decode([int(i) for i in ids]))
+    raise ValueError(f"bad tokenizer '{kind}' in meta.json: choose from char, gpt2")
+
+
+def char_vocab(text):
+    """Sorted set of the characters of text (vectorised through UTF-32 code points)."""
+    cps = np.unique(np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32))
+    if len(cps) > 65536:
+        raise ValueError(f"char vocabulary of {len(cps)} characters does not fit uint16 shards")
+    return [chr(c) for c in cps]
+
+
+def char_encode(text, chars):
+    """Encode text with a sorted char vocabulary, vectorised (searchsorted over code points)."""
+    cps = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    vocab = np.array([ord(c) for c in chars], dtype=np.uint32)
+    ids = np.searchsorted(vocab, cps)
+    ids = np.minimum(ids, len(vocab) - 1)
+    if not np.array_equal(vocab[ids], cps):
+        bad = chr(int(cps[np.flatnonzero(vocab[ids] != cps)[0]]))
+        raise ValueError(f"character {bad!r} is not in the char vocabulary")
+    return ids.astype(np.uint16)
+
+
+_ENC = None
+
+
+def _pool_init():
+    global _ENC
+    _ENC = _gpt2()
+
+
+def _gpt2_doc(text):
+    """Worker: EOT + tokens of one document as uint16."""
+    enc = _ENC if _ENC is not None else _gpt2()
+    return np.array([GPT2_EOT] + enc.encode_ordinary(text), dtype=np.uint16)
+
+
+def _progress(iterable, total=None, desc="", unit="it"):
+    """tqdm when installed, else a plain print every ~10%."""
+    try:
+        from tqdm import tqdm
+        return tqdm(iterable, total=total, desc=desc, unit=unit, file=sys.stderr)
+    except ImportError:
+        def plain():
+            step, t0 = max(1, (total or 0) // 10), time.time()
+            for i, x in enumerate(iterable, 1):
+                if total and (i % step == 0 or i == total) or (not total and i % 10000 == 0):
+                    print(f"{desc}: {i}/{total or '?'} {unit} ({time.time() - t0:.0f}s)", flush=True)
+                yield x
+        return plain()
+
+
+def gpt2_tokenize_docs(docs, total=None, num_proc=None, big=False):
+    """Yield one uint16 array (EOT + tokens) per document; a multiprocessing Pool for big inputs."""
+    if not big:
+        _pool_init()
+        yield from _progress((_gpt2_doc(d) for d in docs), total=total, desc="tokenizing", unit="docs")
+        return
+    import itertools
+    import multiprocessing as mp
+    _gpt2()  # fail fast (one clear message) before forking workers
+    nproc = num_proc or max(1, min(8, (os.cpu_count() or 2) - 1))
+    docs = iter(docs)
+
+    def run():
+        with mp.Pool(nproc, initializer=_pool_init) as pool:
+            # feed the pool in blocks: Pool.imap would drain a streamed dataset into its task queue
+            while True:
+                block = list(itertools.islice(docs, 4096))
+                if not block:
+                    return
+                yield from pool.imap(_gpt2_doc, block, chunksize=16)
+    yield from _progress(run(), total=total, desc="tokenizing", unit="docs")
+
+
+# ----------------------------------------------------------------------------------------------
+# writing a dataset
+
+class DatasetWriter:
+    """Writes train/val shards into a temp folder; commit() renames it to data_dir/name atomically.
+
+    Train shards are numbered from 000001 and val from 000000 (llm.c naming). Token streams are
+    split so that the last val_frac of each source goes to val.
+    """
+
+    def __init__(self, data_dir, name, shard_size=SHARD_SIZE, overwrite=False):
+        self.final = os.path.join(data_dir, name)
+        self.name, self.shard_size, self.overwrite = name, int(shard_size), overwrite
+        if os.path.exists(self.final) and not overwrite:
+            raise SystemExit(f"{self.final} already exists; pass --overwrite to re-prepare it")
+        os.makedirs(data_dir, exist_ok=True)
+        self.tmp = tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=data_dir)
+        self.next_id = {"val": 0, "train": 1}
+        self.buf = {"val": [], "train": []}
+        self.nbuf = {"val": 0, "train": 0}
+        self.count = {"val": 0, "train": 0}
+
+    def add(self, split, tokens):
+        """Append tokens to a split; full shards are flushed to disk as they fill."""
+        if len(tokens) == 0:
+            return
+        self.buf[split].append(np.asarray(tokens, dtype=np.uint16))
+        self.nbuf[split] += len(tokens)
+        self.count[split] += len(tokens)
+        while self.nbuf[split] >= self.shard_size:
+            self._flush(split, self.shard_size)
+
+    def _flush(self, split, n):
+        allt = np.concatenate(self.buf[split])
+        self._write(split, allt[:n])
+        rest = allt[n:]
+        self.buf[split], self.nbuf[split] = ([rest] if len(rest) else []), len(rest)
+
+    def _write(self, split, tokens):
+        path = os.path.join(self.tmp, f"{self.name}_{split}_{self.next_id[split]:06d}.bin")
+        write_shard(path, tokens)
+        self.next_id[split] += 1
+
+    def add_source(self, tokens, val_frac):
+        """A whole (in-memory) source: the first (1 - val_frac) go to train, the rest to val."""
+        n_train = int(len(tokens) * (1 - val_frac))
+        self.add("train", tokens[:n_train])
+        self.add("val", tokens[n_train:])
+
+    def add_stream(self, arrays, val_frac, train_budget=None):
+        """A streamed source of token arrays (documents) of unknown total length.
+
+        With train_budget (tokens), the stream is cut at train_budget / (1 - val_frac) tokens, the
+        first train_budget go to train (written as shards fill), the rest to val. Without a budget
+        the whole source is held in memory and split with add_source.
+        """
+        if train_budget is None:
+            parts = list(arrays)
+            self.add_source(np.concatenate(parts) if parts else np.zeros(0, np.uint16), val_frac)
+            return
+        n_val_target = int(round(train_budget * val_frac / (1 - val_frac)))
+        start_train, start_val = self.count["train"], self.count["val"]
+        for a in arrays:
+            room_t = train_budget - (self.count["train"] - start_train)
+            t = a[:max(room_t, 0)]
+            self.add("train", t)
+            rest = a[len(t):]
+            if len(rest):
+                self.add("val", rest[: max(n_val_target - (self.count["val"] - start_val), 0)])
+            if room_t <= len(t) and self.count["val"] - start_val >= n_val_target:
+                return
+        # source exhausted before the budget: carve val out of the tail of what we have
+        have = self.count["train"] - start_train + self.count["val"] - start_val
+        need = have - int(have * (1 - val_frac)) - (self.count["val"] - start_val)
+        if need > 0 and self.nbuf["train"]:
+            allt = np.concatenate(self.buf["train"])
+            take = min(need, len(allt))
+            if take < need:
+                print(f"warning: val split holds {take} tokens, less than val_frac of the source")
+            self.buf["train"], self.nbuf["train"] = [allt[: len(allt) - take]], len(allt) - take
+            self.count["train"] -= take
+            self.add("val", allt[len(allt) - take:])
+
+    def commit(self, meta):
+        """Flush partial shards, write meta.json, and move the folder into place."""
+        for split in ("val", "train"):
+            if self.nbuf[split]:
+                self._flush(split, self.nbuf[split])
+        if self.count["train"] == 0:
+            self.abort()
+            raise SystemExit(f"no training tokens produced for {self.final}; is the input empty?")
+        meta = dict(meta, train_tokens=self.count["train"], val_tokens=self.count["val"])
+        tmp_meta = os.path.join(self.tmp, "meta.json.tmp")
+        with open(tmp_meta, "w") as f:
+            json.dump(meta, f, indent=1)
+        os.replace(tmp_meta, os.path.join(self.tmp, "meta.json"))
+        os.chmod(self.tmp, 0o777 & ~_UMASK)
+        old = None
+        if os.path.exists(self.final):
+            if not self.overwrite:  # someone else prepared it meanwhile (e.g. another DDP rank)
+                self.abort()
+                return self.final
+            old = self.final + f".old-{os.getpid()}"
+            os.rename(self.final, old)
+        try:
+            os.rename(self.tmp, self.final)
+        except OSError:
+            if os.path.isdir(self.final) and old is None:  # lost a race: the other copy is complete
+                self.abort()
+                return self.final
+            raise
+        if old:
+            shutil.rmtree(old, ignore_errors=True)
+        print(f"wrote {self.final}: {self.count['train']:,} train tokens, {self.count['val']:,} val tokens "
+              f"({meta['tokenizer']}, vocab {meta['vocab_size']})")
+        return self.final
+
+    def abort(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def write_documents(writer, sources, tokenizer, val_frac, num_proc=None):
+    """Tokenize and write in-memory sources (each a list of document strings); return meta."""
+    if tokenizer == "char":
+        # sources are joined by a blank line too, so no word runs across a source boundary
+        texts = [("\n\n" if i else "") + "\n\n".join(docs) for i, docs in enumerate(sources)]
+        chars = char_vocab("\n\n".join(texts))
+        for t in texts:
+            writer.add_source(char_encode(t, chars), val_frac)
+        return {"tokenizer": "char", "vocab_size": len(chars), "chars": chars, "eot": None}
+    for docs in sources:
+        big = sum(len(d) for d in docs) >= PARALLEL_MIN_CHARS and len(docs) > 1
+        writer.add_stream(gpt2_tokenize_docs(docs, total=len(docs), num_proc=num_proc, big=big), val_frac)
+    return {"tokenizer": "gpt2", "vocab_size": GPT2_VOCAB, "eot": GPT2_EOT}
+
+
+# ----------------------------------------------------------------------------------------------
+# sources
+
+def python_docs_documents():
+    """The English reference text shipped inside CPython (pydoc_data.topics): one document per topic."""
+    try:
+        from pydoc_data.topics import topics
+    except ImportError:
+        raise SystemExit("this Python install lacks pydoc_data.topics; use `python prepare.py text --input FILE --name NAME`")
+    return [topics[k] for k in sorted(topics)]
+
+
+def read_text_inputs(paths):
+    """Each --input path is one source; a folder contributes every file under it (sorted), one doc each."""
+    sources = []
+    for p in paths:
+        if os.path.isdir(p):
+            files = sorted(os.path.join(r, f) for r, _, fs in os.walk(p) for f in fs if not f.startswith("."))
+        elif os.path.isfile(p):
+            files = [p]
+        else:
+            raise SystemExit(f"--input {p}: no such file or folder")
+        docs = []
+        for fp in files:
+            try:
+                with open(fp, encoding="utf-8") as f:
+                    docs.append(f.read())
+            except UnicodeDecodeError:
+                print(f"skipping {fp}: not UTF-8 text")
+        if not docs:
+            raise SystemExit(f"--input {p}: no readable text files")
+        sources.append(docs)
+    return sources
+
+
+def download_text(url, what):
+    import urllib.request
+    print(f"downloading {what} from {url} ...")
+    try:
+        with urllib.request.urlopen(url, timeout=30) as r:
+            return r.read().decode("utf-8")
+    except Exception as e:
+        raise SystemExit(f"could not download {what} ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+                         f"offline, pass a local copy with --input PATH, or use `python prepare.py text --input FILE --name NAME`")
+
+
+def shakespeare_text(inputs):
+    if inputs:
+        return "".join("".join(d) for d in read_text_inputs(inputs))
+    if os.path.isfile(SHARED_SHAKESPEARE):
+        print(f"reading {os.path.normpath(SHARED_SHAKESPEARE)} (the char-rnn tinyshakespeare input.txt)")
+        with open(SHARED_SHAKESPEARE, encoding="utf-8") as f:
+            return f.read()
+    return download_text(SHAKESPEARE_URL, "tinyshakespeare")
+
+
+def _need(module, pip):
+    try:
+        return __import__(module)
+    except ImportError:
+        raise SystemExit(f"this source needs the optional package {pip}: `pip install {pip}`")
+
+
+def _download_error(what, e):
+    msg = str(e).splitlines()[0] if str(e) else ""
+    return SystemExit(f"could not download {what} ({type(e).__name__}: {msg[:200]}); offline, use "
+                      f"`python prepare.py text --input FILE_OR_FOLDER --name NAME` or `python prepare.py python_docs`")
+
+
+def hf_text_stream(repo, config, split, streaming, what):
+    datasets = _need("datasets", "datasets")
+    try:
+        ds = datasets.load_dataset(repo, name=config, split=split, streaming=streaming)
+    except Exception as e:
+        raise _download_error(what, e)
+    return ds
+
+
+def prepare_fineweb10B(args, name):
+    """Download llm.c shards of kjj0/fineweb10B-gpt2 (val + --shards train) via huggingface_hub."""
+    hub = _need("huggingface_hub", "huggingface_hub")
+    writer = DatasetWriter(args.data_dir, name, overwrite=args.overwrite)
+    shards = args.shards or 1
+    files = ["fineweb_val_000000.bin"] + [f"fineweb_train_{i:06d}.bin" for i in range(1, shards + 1)]
+    counts = {"train": 0, "val": 0}
+    try:
+        for fn in _progress(files, total=len(files), desc="downloading", unit="shards"):
+            try:
+                p = hub.hf_hub_download(repo_id="kjj0/fineweb10B-gpt2", filename=fn, repo_type="dataset",
+                                        local_dir=writer.tmp)
+            except Exception as e:
+                raise _download_error(f"{fn} from kjj0/fineweb10B-gpt2", e)
+            counts["val" if "_val_" in fn else "train"] += read_header(p)  # validate what we got
+        shutil.rmtree(os.path.join(writer.tmp, ".cache"), ignore_errors=True)
+    except BaseException:
+        writer.abort()
+        raise
+    writer.count = counts
+    return writer.commit({"tokenizer": "gpt2", "vocab_size": GPT2_VOCAB, "eot": GPT2_EOT,
+                          "source": "kjj0/fineweb10B-gpt2"})
+
+
+def default_name(source, tokenizer, inputs):
+    if source == "text":
+        if not inputs:
+            raise SystemExit("text needs --input PATH [PATH ...] (files or folders; each file is a document)")
+        return os.path.splitext(os.path.basename(os.path.normpath(inputs[0])))[0]
+    return source if tokenizer == SOURCES[source][0] else f"{source}_{tokenizer}"
+
+
+def prepare(source, tokenizer=None, name=None, inputs=None, data_dir="data", val_frac=0.1, shards=None,
+            shard_size=SHARD_SIZE, overwrite=False, num_proc=None):
+    """Prepare one dataset (library form of the CLI); returns the folder written."""
+    args = argparse.Namespace(source=source, tokenizer=tokenizer, name=name, input=inputs or [], data_dir=data_dir,
+                              val_frac=val_frac, shards=shards, shard_size=shard_size, overwrite=overwrite,
+                              num_proc=num_proc)
+    return _prepare(args)
+
+
+def _prepare(args):
+    if args.source not in SOURCES:
+        raise SystemExit(f"bad source '{args.source}': choose from {', '.join(SOURCES)}")
+    default_tok, allowed = SOURCES[args.source]
+    tok = args.tokenizer or default_tok
+    if tok not in allowed:
+        hint = " (use the shakespeare source for GPT-2 BPE)" if args.source == "shakespeare_char" else ""
+        raise SystemExit(f"bad tokenizer '{tok}' for {args.source}: choose from {', '.join(allowed)}{hint}")
+    if not 0 <= args.val_frac < 1:
+        raise SystemExit(f"bad --val_frac {args.val_frac}: must be in [0, 1)")
+    if args.shards is not None and args.shards < 1:
+        raise SystemExit(f"bad --shards {args.shards}: must be >= 1")
+    name = args.name or default_name(args.source, tok, args.input)
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]*", name):
+        raise SystemExit(f"bad --name '{name}': use letters, digits, '_', '-', '.' only")
+    if args.input and args.source not in ("text", "shakespeare", "shakespeare_char"):
+        raise SystemExit(f"--input is for the text and shakespeare sources, not {args.source}")
+    if args.source == "fineweb10B":
+        return prepare_fineweb10B(args, name)
+
+    meta_extra = {"source": args.source}
+    # gather everything that can fail (downloads, missing files) before creating folders
+    if args.source == "python_docs":
+        sources = [python_docs_documents()]
+    elif args.source in ("shakespeare", "shakespeare_char"):
+        sources = [[shakespeare_text(args.input)]]
+    elif args.source == "text":
+        sources = read_text_inputs(args.input)
+    else:
+        sources = None
+    writer = DatasetWriter(args.data_dir, name, shard_size=args.shard_size, overwrite=args.overwrite)
+    try:
+        if sources is not None:
+            meta = write_documents(writer, sources, tok, args.val_frac, args.num_proc)
+        else:
+            if args.source == "tinystories":
+                ds = hf_text_stream("roneneldan/TinyStories", None, "train", False, "roneneldan/TinyStories")
+                total = len(ds)
+                budget = args.shards * args.shard_size if args.shards else None
+            else:  # fineweb_edu
+                ds = hf_text_stream("HuggingFaceFW/fineweb-edu", "sample-10BT", "train", True,
+                                    "HuggingFaceFW/fineweb-edu sample-10BT")
+                total, budget = None, (args.shards or 1) * args.shard_size
+                meta_extra["source"] = "HuggingFaceFW/fineweb-edu sample-10BT"
+            docs = (row["text"] for row in ds)
+            if tok == "char":  # char vocab needs the whole text: fine for tinystories-sized data
+                meta = write_documents(writer, [list(docs)], "char", args.val_frac)
+            else:
+                writer.add_stream(gpt2_tokenize_docs(docs, total=total, num_proc=args.num_proc, big=True),
+                                  args.val_frac, train_budget=budget)
+                meta = {"tokenizer": "gpt2", "vocab_size": GPT2_VOCAB, "eot": GPT2_EOT}
+        return writer.commit(dict(meta, **meta_extra))
+    except BaseException:
+        writer.abort()
+        raise
+
+
+# ----------------------------------------------------------------------------------------------
+# auto-preparation for train.py
+
+def ensure_prepared(name, data_dir="data"):
+    """Return data_dir/name, preparing offline-capable datasets on first use.
+
+    python_docs (and python_docs_gpt2) are always prepared offline; shakespeare_char / shakespeare
+    from ../shared/corpus/tinyshakespeare.txt when present, else by download. Anything else that is
+    missing -> SystemExit with the prepare.py command to run.
+    """
+    folder = os.path.join(data_dir, name)
+    if list_shards(folder, "train"):
+        return folder
+    m = re.fullmatch(r"(python_docs|shakespeare_char|shakespeare)(?:_(char|gpt2))?", name)
+    if m and m.group(2) in allowed_or_none(m.group(1)):
+        source, tok = m.group(1), m.group(2)
+        if os.path.exists(folder):
+            raise SystemExit(f"{folder} exists but holds no *_train_*.bin shards; remove it or run "
+                             f"`python prepare.py {source} --name {name} --data_dir {data_dir} --overwrite`")
+        print(f"preparing {folder} (first use) ...", flush=True)
+        try:
+            return prepare(source, tokenizer=tok, name=name, data_dir=data_dir)
+        except SystemExit as e:
+            if source == "python_docs":
+                raise
+            raise SystemExit(f"{e} (then: `python prepare.py {source} --input input.txt --name {name} "
+                             f"--data_dir {data_dir}`)") from None
+    src = name if name in SOURCES and name != "text" else None
+    cmd = (f"python prepare.py {src} --data_dir {data_dir}" if src else
+           f"python prepare.py text --input FILE_OR_FOLDER --name {name} --data_dir {data_dir}")
+    raise SystemExit(f"dataset '{name}' is not prepared in {folder}; run `{cmd}` first")
+
+
+def allowed_or_none(source):
+    return (None,) + SOURCES[source][1]
+
+
+# ----------------------------------------------------------------------------------------------
+# batch sampling
+
+class BatchSampler:
+    """Stateless random-window sampler over all shards of a split (exactly resumable).
+
+    batch(index) draws B windows of block_size+1 tokens with np.random.default_rng([seed, split_id,
+    index]): the shard is chosen with probability proportional to its number of windows (so every
+    window of the split is equally likely), then a uniform start inside it. Shards are memmapped and
+    the gather is one vectorised fancy-index per shard.
+    """
+
+    def __init__(self, data_dir, name, split, batch_size, block_size, seed=1337):
+        if split not in ("train", "val"):
+            raise ValueError(f"bad split '{split}': choose from train, val")
+        if batch_size < 1 or block_size < 1:
+            raise ValueError(f"batch_size and block_size must be >= 1, got {batch_size} and {block_size}")
+        self.split, self.batch_size, self.block_size, self.seed = split, int(batch_size), int(block_size), int(seed)
+        self.split_id = 0 if split == "train" else 1
+        folder = os.path.join(data_dir, name)
+        paths = list_shards(folder, split)
+        if not paths:
+            raise FileNotFoundError(f"no {split} shards (*_{split}_*.bin) in {folder}; "
+                                    f"prepare it with `python prepare.py ...` (see prepare.py --help)")
+        self.shards = [read_shard(p) for p in paths]
+        self.paths = paths
+        self.num_tokens = int(sum(len(s) for s in self.shards))
+        T1 = self.block_size + 1
+        # number of window starts per shard; shards shorter than a window are never drawn
+        self.windows = np.array([max(len(s) - T1 + 1, 0) for s in self.shards], dtype=np.int64)
+        if self.windows.sum() == 0:
+            raise ValueError(f"{split} split of {folder} has no shard with block_size+1={T1} tokens "
+                             f"(largest shard: {max(len(s) for s in self.shards)} tokens); lower block_size")
+        self.p = self.windows / self.windows.sum()
+
+    def batch(self, index):
+        """(x, y) int64 CPU tensors of shape (B, T); y is x shifted by one token."""
+        import torch
+        if index < 0:
+            raise ValueError(f"batch index must be >= 0, got {index}")
+        rng = np.random.default_rng([self.seed, self.split_id, int(index)])
+        B, T1 = self.batch_size, self.block_size + 1
+        which = rng.choice(len(self.shards), size=B, p=self.p) if len(self.shards) > 1 else np.zeros(B, np.int64)
+        starts = rng.integers(0, self.windows[which])
+        buf = np.empty((B, T1), dtype=np.int64)
+        offs = np.arange(T1)
+        for k in np.unique(which):
+            rows = np.flatnonzero(which == k)
+            buf[rows] = self.shards[k][starts[rows, None] + offs]
+        t = torch.from_numpy(buf)
+        return t[:, :-1].contiguous(), t[:, 1:].contiguous()
+
+
+# ----------------------------------------------------------------------------------------------
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(
+        description="Write data/NAME/ as llm.c token shards (+ meta.json).",
+        epilog="Offline: python_docs always works; gpt2 needs TIKTOKEN_CACHE_DIR with tiktoken's cached files.")
+    ap.add_argument("source", choices=list(SOURCES), help="what to prepare")
+    ap.add_argument("--tokenizer", choices=["char", "gpt2"], default=None,
+                    help="char or gpt2 (default: char for python_docs/shakespeare_char, else gpt2)")
+    ap.add_argument("--name", default=None, help="dataset name -> data_dir/NAME (default: from source/tokenizer)")
+    ap.add_argument("--input", nargs="+", default=[], help="local files or folders (text, shakespeare*)")
+    ap.add_argument("--data_dir", default="data", help="parent folder of datasets (default data)")
+    ap.add_argument("--val_frac", type=float, default=0.1, help="last fraction of each source's tokens for val")
+    ap.add_argument("--shards", type=int, default=None,
+                    help="train shards to produce/download (fineweb*: default 1; tinystories: default all)")
+    ap.add_argument("--shard_size", type=int, default=SHARD_SIZE, help="tokens per shard (default 1e8)")
+    ap.add_argument("--num_proc", type=int, default=None, help="tokenizer processes for big inputs")
+    ap.add_argument("--overwrite", action="store_true", help="replace an existing data_dir/NAME")
+    args = ap.parse_args(argv)
+    if args.shard_size < 1:
+        ap.error(f"bad --shard_size {args.shard_size}: must be >= 1")
+    _prepare(args)
+
+
+if __name__ == "__main__":
+    main()

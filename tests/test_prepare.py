@@ -1,0 +1,331 @@
+"""Tests for prepare.py: llm.c shard I/O, meta, tokenizers, dataset writing, BatchSampler."""
+import json
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:  # tests/conftest.py does this too when present
+    sys.path.insert(0, ROOT)
+
+import numpy as np
+import pytest
+import torch
+
+import prepare
+from prepare import BatchSampler, ensure_prepared, get_tokenizer, load_meta, read_shard, write_shard
+
+TIKTOKEN_CACHE = os.path.normpath(os.path.join(ROOT, "..", "shared", "tiktoken_cache"))
+SHAKESPEARE = os.path.normpath(os.path.join(ROOT, "..", "shared", "corpus", "tinyshakespeare.txt"))
+needs_tiktoken = pytest.mark.skipif(not os.path.isdir(TIKTOKEN_CACHE), reason="../shared/tiktoken_cache absent")
+
+
+@pytest.fixture
+def gpt2_env(monkeypatch):
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", TIKTOKEN_CACHE)
+
+
+# ---------------------------------------------------------------- shards
+
+def test_shard_round_trip(tmp_path):
+    p = str(tmp_path / "x_train_000001.bin")
+    toks = np.array([0, 1, 50256, 65535, 7], dtype=np.int64)
+    write_shard(p, toks)
+    assert os.path.getsize(p) == 1024 + 2 * len(toks)
+    header = np.fromfile(p, dtype=np.int32, count=256)
+    assert list(header[:3]) == [20240520, 1, 5] and not header[3:].any()
+    got = read_shard(p)
+    assert got.dtype == np.uint16 and np.array_equal(got, toks)
+    assert os.listdir(tmp_path) == ["x_train_000001.bin"]  # the temp file was renamed, nothing left over
+    write_shard(p, np.zeros(0, np.uint16))
+    assert len(read_shard(p)) == 0
+
+
+def test_write_shard_rejects_out_of_range(tmp_path):
+    with pytest.raises(ValueError, match="uint16"):
+        write_shard(str(tmp_path / "a.bin"), np.array([1, 70000]))
+    assert os.listdir(tmp_path) == []
+
+
+def _one_line(e):
+    msg = str(e.value)
+    assert "\n" not in msg
+    return msg
+
+
+def test_bad_magic(tmp_path):
+    p = str(tmp_path / "bad.bin")
+    h = np.zeros(256, np.int32)
+    h[:3] = [12345, 1, 0]
+    h.tofile(p)
+    with pytest.raises(ValueError) as e:
+        read_shard(p)
+    msg = _one_line(e)
+    assert p in msg and "magic" in msg and "12345" in msg
+
+
+def test_bad_version(tmp_path):
+    p = str(tmp_path / "v.bin")
+    h = np.zeros(256, np.int32)
+    h[:3] = [20240520, 7, 0]
+    h.tofile(p)
+    with pytest.raises(ValueError) as e:
+        read_shard(p)
+    assert "version 7" in _one_line(e)
+
+
+def test_truncated(tmp_path):
+    p = str(tmp_path / "t.bin")
+    write_shard(p, np.arange(100))
+    with open(p, "r+b") as f:
+        f.truncate(1024 + 150)  # 75 tokens of the promised 100
+    with pytest.raises(ValueError) as e:
+        read_shard(p)
+    msg = _one_line(e)
+    assert p in msg and "truncated" in msg and "100 tokens" in msg
+    with open(p, "r+b") as f:
+        f.truncate(10)  # not even a header
+    with pytest.raises(ValueError, match="truncated"):
+        read_shard(p)
+
+
+# ---------------------------------------------------------------- meta and drop-ins
+
+def test_llmc_dropin_without_meta(tmp_path):
+    d = tmp_path / "fineweb10B"
+    d.mkdir()
+    write_shard(str(d / "fineweb_val_000000.bin"), np.arange(300))
+    write_shard(str(d / "fineweb_train_000001.bin"), np.arange(500))
+    write_shard(str(d / "fineweb_train_000002.bin"), np.arange(700))
+    meta = load_meta(str(tmp_path), "fineweb10B")
+    assert meta["tokenizer"] == "gpt2" and meta["vocab_size"] == 50257
+    assert meta["train_tokens"] == 1200 and meta["val_tokens"] == 300
+    assert ensure_prepared("fineweb10B", str(tmp_path)) == str(d)  # present: nothing to do
+    s = BatchSampler(str(tmp_path), "fineweb10B", "train", 4, 8)
+    assert s.num_tokens == 1200 and len(s.shards) == 2
+    assert BatchSampler(str(tmp_path), "fineweb10B", "val", 4, 8).num_tokens == 300
+
+
+def test_split_names_not_confused(tmp_path):
+    # a dataset whose name contains "_val_" must not mix its train shards into val
+    d = tmp_path / "my_val_set"
+    d.mkdir()
+    write_shard(str(d / "my_val_set_val_000000.bin"), np.arange(50))
+    write_shard(str(d / "my_val_set_train_000001.bin"), np.arange(80))
+    assert [os.path.basename(p) for p in prepare.list_shards(str(d), "val")] == ["my_val_set_val_000000.bin"]
+    assert [os.path.basename(p) for p in prepare.list_shards(str(d), "train")] == ["my_val_set_train_000001.bin"]
+
+
+def test_load_meta_missing(tmp_path):
+    with pytest.raises(FileNotFoundError, match="prepare.py"):
+        load_meta(str(tmp_path), "nothing")
+
+
+# ---------------------------------------------------------------- tokenizers
+
+def test_char_round_trip():
+    text = "Hello, world!\nÀ bientôt — ok"
+    chars = prepare.char_vocab(text)
+    assert chars == sorted(set(text))
+    meta = {"tokenizer": "char", "vocab_size": len(chars), "chars": chars}
+    enc, dec = get_tokenizer(meta)
+    ids = enc(text)
+    assert ids == [chars.index(c) for c in text]
+    assert list(prepare.char_encode(text, chars)) == ids
+    assert dec(ids) == text and dec(torch.tensor(ids)) == text
+    with pytest.raises(ValueError, match="'Z'"):
+        enc("Z")
+
+
+@needs_tiktoken
+def test_gpt2_round_trip(gpt2_env):
+    enc, dec = get_tokenizer({"tokenizer": "gpt2", "vocab_size": 50257})
+    ids = enc("Hello world<|endoftext|>")
+    assert ids == [15496, 995, 50256]
+    assert dec(ids) == "Hello world<|endoftext|>"
+
+
+def test_bad_tokenizer_in_meta():
+    with pytest.raises(ValueError, match="choose from char, gpt2"):
+        get_tokenizer({"tokenizer": "bpe"})
+
+
+# ---------------------------------------------------------------- BatchSampler
+
+@pytest.fixture
+def two_shards(tmp_path):
+    d = tmp_path / "toy"
+    d.mkdir()
+    # token value tells which shard and position it came from
+    write_shard(str(d / "toy_train_000001.bin"), np.arange(1000, dtype=np.int64))
+    write_shard(str(d / "toy_train_000002.bin"), np.arange(10000, 13000, dtype=np.int64))
+    write_shard(str(d / "toy_val_000000.bin"), np.arange(20000, 20500, dtype=np.int64))
+    return str(tmp_path)
+
+
+def test_sampler_determinism_and_shift(two_shards):
+    s = BatchSampler(two_shards, "toy", "train", batch_size=8, block_size=16, seed=1)
+    x, y = s.batch(5)
+    assert x.shape == (8, 16) and y.shape == (8, 16) and x.dtype == torch.int64 and y.dtype == torch.int64
+    assert torch.equal(x[:, 1:], y[:, :-1])
+    assert torch.equal(y, x + 1)  # data is consecutive inside each shard: windows never cross shards
+    x2, y2 = BatchSampler(two_shards, "toy", "train", 8, 16, seed=1).batch(5)  # fresh instance, same batch
+    assert torch.equal(x, x2) and torch.equal(y, y2)
+    assert not torch.equal(s.batch(6)[0], x)
+    assert not torch.equal(BatchSampler(two_shards, "toy", "train", 8, 16, seed=2).batch(5)[0], x)
+    xv, _ = BatchSampler(two_shards, "toy", "val", 8, 16, seed=1).batch(5)
+    assert (xv >= 20000).all()
+    assert s.num_tokens == 4000
+
+
+def test_sampler_proportional_and_in_range(two_shards):
+    s = BatchSampler(two_shards, "toy", "train", batch_size=4000, block_size=16, seed=0)
+    x, y = s.batch(0)
+    first = x[:, 0]
+    frac_small = (first < 1000).float().mean().item()
+    # windows per shard: 1000-16=984 vs 3000-16=2984 -> 0.248
+    assert abs(frac_small - 984 / (984 + 2984)) < 0.03
+    assert int(y[first < 1000].max()) <= 999 and int(y.max()) <= 12999
+    # every start position is reachable, including the last window of each shard
+    assert int(first[first < 1000].min()) < 20 and int(first[first < 1000].max()) > 960
+
+
+def test_sampler_errors(two_shards):
+    with pytest.raises(ValueError, match="block_size"):
+        BatchSampler(two_shards, "toy", "val", 2, 500)
+    with pytest.raises(ValueError, match="bad split"):
+        BatchSampler(two_shards, "toy", "test", 2, 8)
+    with pytest.raises(FileNotFoundError, match="no train shards"):
+        BatchSampler(two_shards, "absent", "train", 2, 8)
+
+
+# ---------------------------------------------------------------- writing datasets
+
+def test_stream_budget_split(tmp_path):
+    w = prepare.DatasetWriter(str(tmp_path), "s", shard_size=100)
+    docs = (np.full(37, i, np.uint16) for i in range(1000))
+    w.add_stream(docs, val_frac=0.2, train_budget=450)  # stream cut at 450 train + 112 val tokens
+    w.commit({"tokenizer": "gpt2", "vocab_size": 50257})
+    d = str(tmp_path / "s")
+    train = np.concatenate([read_shard(p) for p in prepare.list_shards(d, "train")])
+    val = np.concatenate([read_shard(p) for p in prepare.list_shards(d, "val")])
+    assert len(train) == 450 and len(val) == round(450 * 0.2 / 0.8)
+    assert [len(read_shard(p)) for p in prepare.list_shards(d, "train")] == [100, 100, 100, 100, 50]
+    assert val[0] == train[-1] or val[0] == train[-1] + 1  # val continues where train stopped
+    meta = load_meta(str(tmp_path), "s")
+    assert meta["train_tokens"] == 450 and meta["val_tokens"] == 112
+    # a source exhausted before the budget still gets its last val_frac as val
+    w = prepare.DatasetWriter(str(tmp_path), "e", shard_size=1000)
+    w.add_stream((np.full(10, i, np.uint16) for i in range(10)), val_frac=0.1, train_budget=10**6)
+    w.commit({"tokenizer": "gpt2", "vocab_size": 50257})
+    meta = load_meta(str(tmp_path), "e")
+    assert (meta["train_tokens"], meta["val_tokens"]) == (90, 10)
+    assert set(read_shard(prepare.list_shards(str(tmp_path / "e"), "val")[0])) == {9}
+
+
+def _run(*args, **kw):
+    env = dict(os.environ, TIKTOKEN_CACHE_DIR=TIKTOKEN_CACHE)
+    return subprocess.run([sys.executable, os.path.join(ROOT, "prepare.py"), *args], capture_output=True,
+                          text=True, env=env, cwd=kw.get("cwd", ROOT), timeout=60)
+
+
+def test_cli_text_char(tmp_path):
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    a.write_text("the quick brown fox\njumps over " * 20)
+    b.write_text("LAZY DOGS sleep. " * 30)
+    data = tmp_path / "data"
+    r = _run("text", "--input", str(a), str(b), "--name", "t", "--tokenizer=char", "--data_dir", str(data))
+    assert r.returncode == 0, r.stderr
+    meta = json.loads((data / "t" / "meta.json").read_text())
+    src = [a.read_text(), "\n\n" + b.read_text()]
+    assert meta["tokenizer"] == "char" and meta["chars"] == sorted(set("".join(src)))
+    assert meta["vocab_size"] == len(meta["chars"])
+    _, dec = get_tokenizer(meta)
+    train = dec(np.concatenate([read_shard(p) for p in prepare.list_shards(str(data / "t"), "train")]))
+    val = dec(np.concatenate([read_shard(p) for p in prepare.list_shards(str(data / "t"), "val")]))
+    cut = [int(len(s) * 0.9) for s in src]  # each --input is its own source: last 10% of each -> val
+    assert train == src[0][:cut[0]] + src[1][:cut[1]]
+    assert val == src[0][cut[0]:] + src[1][cut[1]:]
+    assert meta["train_tokens"] == len(train) and meta["val_tokens"] == len(val)
+    # never overwrite silently
+    r = _run("text", "--input", str(a), "--name", "t", "--tokenizer=char", "--data_dir", str(data))
+    assert r.returncode != 0 and "--overwrite" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert json.loads((data / "t" / "meta.json").read_text()) == meta
+    r = _run("text", "--input", str(a), "--name", "t", "--tokenizer=char", "--data_dir", str(data), "--overwrite")
+    assert r.returncode == 0, r.stderr
+    assert json.loads((data / "t" / "meta.json").read_text())["chars"] == sorted(set(src[0]))
+    assert sorted(os.listdir(data)) == ["t"]  # no temp folders left behind
+
+
+@needs_tiktoken
+def test_text_folder_gpt2_eot(tmp_path, gpt2_env):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for i in range(5):
+        (folder / f"d{i}.txt").write_text(f"document number {i} says hello. " * 10)
+    out = prepare.prepare("text", inputs=[str(folder)], name="g", data_dir=str(tmp_path / "data"), val_frac=0.0)
+    toks = read_shard(prepare.list_shards(out, "train")[0])
+    assert prepare.list_shards(out, "val") == []
+    assert toks[0] == 50256 and int((toks == 50256).sum()) == 5  # one EOT before each file
+    enc, dec = get_tokenizer(load_meta(str(tmp_path / "data"), "g"))
+    assert dec(toks[1:]).startswith("document number 0 says hello.")
+
+
+def test_interrupted_run_leaves_nothing(tmp_path, monkeypatch):
+    def boom(*a, **k):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(prepare, "write_documents", boom)
+    with pytest.raises(KeyboardInterrupt):
+        prepare.prepare("python_docs", data_dir=str(tmp_path))
+    assert os.listdir(tmp_path) == []
+
+
+def test_python_docs_auto_prepare(tmp_path, capsys):
+    data = str(tmp_path / "data")
+    out = ensure_prepared("python_docs", data)
+    assert out == os.path.join(data, "python_docs")
+    assert f"preparing {out} (first use)" in capsys.readouterr().out
+    meta = load_meta(data, "python_docs")
+    from pydoc_data.topics import topics
+    text = "\n\n".join(topics[k] for k in sorted(topics))
+    assert meta["tokenizer"] == "char" and meta["chars"] == sorted(set(text))
+    assert meta["train_tokens"] + meta["val_tokens"] == len(text)
+    assert meta["val_tokens"] == len(text) - int(len(text) * 0.9)
+    _, dec = get_tokenizer(meta)
+    assert dec(read_shard(prepare.list_shards(out, "val")[0])) == text[int(len(text) * 0.9):]
+    assert ensure_prepared("python_docs", data) == out
+    assert "preparing" not in capsys.readouterr().out  # second call: nothing to do
+
+
+@needs_tiktoken
+def test_python_docs_gpt2(tmp_path, gpt2_env):
+    out = ensure_prepared("python_docs_gpt2", str(tmp_path))
+    meta = load_meta(str(tmp_path), "python_docs_gpt2")
+    assert meta["tokenizer"] == "gpt2" and meta["vocab_size"] == 50257
+    from pydoc_data.topics import topics
+    toks = np.concatenate([read_shard(p) for s in ("train", "val") for p in prepare.list_shards(out, s)])
+    assert int((toks == 50256).sum()) == len(topics)
+
+
+@pytest.mark.skipif(not os.path.isfile(SHAKESPEARE), reason="../shared/corpus absent")
+def test_shakespeare_char_matches_nanogpt(tmp_path):
+    ensure_prepared("shakespeare_char", str(tmp_path))
+    meta = load_meta(str(tmp_path), "shakespeare_char")
+    # nanoGPT's data/shakespeare_char/prepare.py: vocab 65, 1,003,854 train and 111,540 val tokens
+    assert (meta["vocab_size"], meta["train_tokens"], meta["val_tokens"]) == (65, 1003854, 111540)
+
+
+def test_ensure_prepared_needs_download(tmp_path):
+    with pytest.raises(SystemExit) as e:
+        ensure_prepared("fineweb10B", str(tmp_path))
+    assert "python prepare.py fineweb10B" in str(e.value.code)
+    with pytest.raises(SystemExit) as e:
+        ensure_prepared("mystuff", str(tmp_path))
+    assert "prepare.py text --input" in str(e.value.code) and "mystuff" in str(e.value.code)
+
+
+def test_cli_errors(tmp_path):
+    r = _run("shakespeare_char", "--tokenizer=gpt2", "--data_dir", str(tmp_path))
+    assert r.returncode != 0 and "choose from char" in r.stderr
+    r = _run("text", "--input", str(tmp_path / "missing.txt"), "--data_dir", str(tmp_path))
+    assert r.returncode != 0 and "missing.txt" in r.stderr and len(r.stderr.strip().splitlines()) == 1
