@@ -16,6 +16,7 @@ import ast
 import dataclasses
 import difflib
 import os
+import sys
 import types
 import typing
 
@@ -242,7 +243,7 @@ def parse_config(argv, *config_classes):
 def help_text(*config_classes):
     """Every key grouped by dataclass: --key=default  type  help [choices]."""
     table = _fields(config_classes)
-    lines = ["usage: python train.py [config/file.py ...] [--key=value ...]",
+    lines = [f"usage: python {os.path.basename(sys.argv[0]) or 'train.py'} [config/file.py ...] [--key=value ...]",
              "config files hold `key = literal` lines; later files and --key=value override earlier ones."]
     rows_by_cls = {}
     for key, (f, tp, cls) in table.items():
@@ -258,7 +259,8 @@ def help_text(*config_classes):
         doc = (cls.__doc__ or "").strip().splitlines()
         title = doc[0] if doc and not doc[0].startswith(cls.__name__ + "(") else ""
         lines.append("")
-        lines.append(f"{cls.__name__} ({cls.__module__})" + (f": {title}" if title else ""))
+        module = cls.__module__ if cls.__module__ != "__main__" else os.path.splitext(os.path.basename(sys.argv[0]))[0]
+        lines.append(f"{cls.__name__} ({module})" + (f": {title}" if title else ""))
         for left, t, h in rows:
             lines.append(f"  {left:<{width}}  {t:<{twidth}}  {h}".rstrip())
     return "\n".join(lines)
