@@ -1,0 +1,573 @@
+"""
+Run a named ablation study as a sequence of train.py runs, analyze each run, and write the tables.
+
+    python ablate.py norm  --scale=cpu                 # ln vs rms vs rms+zero_mean vs crms (Jiang et al. 2023)
+    python ablate.py depth --scale=cpu --depths=6,12   # pre/post/mix/LNS/sandwich/peri/deepnorm (Curse of Depth, Mix-LN)
+    python ablate.py optim --scale=cpu                 # adamw, muon, muon+ss, muon+ss+emb_proj (OSP)
+    python ablate.py depth --scale=130m --set max_iters=2000 --dry_run
+
+Each run is `python train.py [config file] --key=value ...` with out_dir runs_dir/<run> (default
+ablations/<study>_<scale>/<run>). A run is finished when its folder holds ckpt.pt and a `done` marker
+(written here after train.py exits 0): finished runs are skipped, an interrupted run with a ckpt.pt is
+continued with --init_from=resume. Then analyze.py measures every run (angular distance, layer drop,
+residual growth, per-block gradient norms, excess kurtosis) and results/<study>_<scale>/ gets
+results.md (tables), summary.json and plots (loss curves of all runs on one axis; analysis plots side
+by side).
+Metrics: final val loss and perplexity exp(val loss); ms/iter = median of log.jsonl's train rows
+(the first row, which holds start-up costs, is left out); the norm study also gives the largest
+|train loss difference| between runs at equal logged iterations (ln, rms+zero_mean and crms are the
+same function of the same parameters, so they differ only by float rounding; the float64 proof is
+tests/test_model.py::test_pre_ln_rms_crms_train_identically, which is run and reported).
+"""
+
+import argparse
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+
+STUDIES = ("norm", "depth", "optim")
+SCALES = ("cpu", "130m")
+
+# CPU preset: a char-level model small enough that each whole study fits the time in its comment on
+# 2 (shared) CPU cores; float32 so that the norm study's differences are float32 rounding only.
+CPU_BASE = dict(dataset="corpus_char", n_layer=6, n_head=4, n_embd=128, block_size=64, batch_size=16,
+                dropout=0.0, learning_rate=2e-3, min_lr=2e-4, muon_lr=0.02, warmup_iters=30, lr_schedule="cosine",
+                eval_interval=50, eval_iters=8, log_interval=10, dtype="float32", device="cpu", compile=False,
+                always_save_checkpoint=True, seed=1337)
+# the depth and optim papers train LLaMA-style models; the untied head matters here: with a tied head,
+# Post-LN and DeepNorm stall at the unigram loss on this CPU preset (their early-block gradients vanish)
+LLAMA = dict(norm="rms", pos_emb="rope", mlp="swiglu", bias=False, tie_embeddings=False)
+CPU_STUDY = {
+    "norm": dict(max_iters=400),                                     # 4 runs, ~6-8 min
+    "depth": dict(max_iters=200, **LLAMA),                           # 7 variants x depths 6, 12: ~17-20 min
+    "optim": dict(max_iters=400, muon_momentum_warmup=50, **LLAMA),  # 4 runs, ~8 min
+}
+# 130M preset: the LLaMA-130M setup of the Curse-of-Depth / Mix-LN papers (config/llama-130m.py) on one GPU
+BIG_CONFIG = "config/llama-130m.py"
+BIG_BASE = dict(dataset="fineweb_edu", always_save_checkpoint=True)
+BIG_STUDY = {"norm": {}, "depth": {}, "optim": {}}
+ANALYSIS = {"cpu": dict(batches=2, batch_size=8), "130m": dict(batches=8, batch_size=16)}
+DEFAULT_DEPTHS = {"cpu": [6, 12], "130m": [12]}
+EXACTNESS_TEST = "tests/test_model.py::test_pre_ln_rms_crms_train_identically"
+
+
+@dataclass
+class Run:
+    name: str                 # folder name and table row
+    args: dict                # train.py --key=value
+    config_file: str | None = None
+    group: str = ""           # runs compared on one plot (depth study: one group per depth)
+    label: str = ""           # legend text
+    extra: dict = field(default_factory=dict)
+
+
+def variants(study):
+    """(name, label, train.py args) of one study, before the depth suffix."""
+    if study == "norm":
+        return [("ln", "Pre-LN", dict(norm="ln", norm_pos="pre", zero_mean=False)),
+                ("rms", "Pre-RMS (plain)", dict(norm="rms", norm_pos="pre", zero_mean=False)),
+                ("rms_zm", "Pre-RMS + zero_mean", dict(norm="rms", norm_pos="pre", zero_mean=True)),
+                ("crms", "Pre-CRMS", dict(norm="crms", norm_pos="pre"))]
+    if study == "depth":
+        # LayerNorm Scaling is used without GPT-2's scaled init (Sun et al. found the pair slightly worse)
+        return [("pre", "Pre-LN", dict(norm_pos="pre", depth_scale=False)),
+                ("post", "Post-LN", dict(norm_pos="post", depth_scale=False)),
+                ("mix", "Mix-LN (0.25)", dict(norm_pos="mix", depth_scale=False)),
+                ("pre_lns", "Pre-LN + LNS", dict(norm_pos="pre", depth_scale=True, scaled_init=False)),
+                ("sandwich", "Sandwich-LN", dict(norm_pos="sandwich", depth_scale=False)),
+                ("peri", "Peri-LN", dict(norm_pos="peri", depth_scale=False)),
+                ("deepnorm", "DeepNorm", dict(norm_pos="deepnorm", depth_scale=False))]
+    if study == "optim":
+        return [("adamw", "AdamW", dict(optimizer="adamw")),
+                ("muon", "Muon", dict(optimizer="muon")),
+                ("muon_ss", "Muon + SSNorm", dict(optimizer="muon", norm="ss")),
+                ("muon_ss_ep", "Muon + SSNorm + EmbProj", dict(optimizer="muon", norm="ss", emb_proj=True))]
+    raise SystemExit(f"bad study '{study}': choose from {', '.join(STUDIES)}")
+
+
+def plan(study, scale, depths, overrides):
+    """The runs of a study at a scale; overrides (--set) are applied to every run last."""
+    names = variants(study)
+    if scale == "cpu":
+        config_file, base = None, {**CPU_BASE, **CPU_STUDY[study]}
+    elif scale == "130m":
+        config_file, base = BIG_CONFIG, {**BIG_BASE, **BIG_STUDY[study]}
+    else:
+        raise SystemExit(f"bad scale '{scale}': choose from {', '.join(SCALES)}")
+    runs = []
+    for L in (depths or DEFAULT_DEPTHS[scale]) if study == "depth" else [None]:
+        for name, label, args in names:
+            a = {**base, **args, **({"n_layer": L} if L else {}), **overrides}
+            suffix = f"_L{L}" if L else ""
+            runs.append(Run(name + suffix, a, config_file, group=f"L{L}" if L else "", label=label))
+    return runs
+
+
+def fmt(v):
+    return str(v)  # True/False/numbers/strings: all read back by configurator.py's literal parsing
+
+
+def train_command(run, out_dir, resume=False):
+    cmd = [sys.executable, "train.py"] + ([run.config_file] if run.config_file else [])
+    cmd += [f"--{k}={fmt(v)}" for k, v in run.args.items()]
+    cmd += [f"--out_dir={out_dir}"] + (["--init_from=resume"] if resume else [])
+    return cmd
+
+
+def run_train(cmd, log_path, threads=None):
+    """Run train.py, keep its whole output in log_path, echo eval/done/error lines. Returns the exit code."""
+    env = thread_env(threads)
+    with open(log_path, "a") as log, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                                      text=True, bufsize=1, env=env) as p:
+        for line in p.stdout:
+            log.write(line)
+            if line.startswith(("eval", "done", "error", "Traceback")) or "Error" in line:
+                print("    " + line.rstrip(), flush=True)
+        return p.wait()
+
+
+def read_log(out_dir):
+    rows = []
+    path = os.path.join(out_dir, "log.jsonl")
+    if os.path.exists(path):
+        with open(path) as f:
+            rows = [json.loads(line) for line in f if line.strip()]
+    return [r for r in rows if "loss" in r], [r for r in rows if "val_loss" in r]
+
+
+def ensure_dataset(args):
+    """corpus_char is prepared from ../shared/corpus when missing; without the corpus, use python_docs."""
+    name, data_dir = args.get("dataset"), args.get("data_dir", "data")
+    if name != "corpus_char" or os.path.isdir(os.path.join(data_dir, name)):
+        return name
+    corpus = os.path.join("..", "shared", "corpus")
+    files = sorted(os.path.join(corpus, f) for f in os.listdir(corpus) if f.endswith(".txt")) \
+        if os.path.isdir(corpus) else []
+    if not files:
+        print(f"{corpus} not found: using the python_docs dataset instead of corpus_char", flush=True)
+        return "python_docs"
+    cmd = [sys.executable, "prepare.py", "text", "--input", *files, "--tokenizer=char", "--name", name,
+           "--data_dir", data_dir]
+    print("preparing: " + " ".join(cmd[1:]), flush=True)
+    subprocess.run(cmd, check=True)
+    return name
+
+
+# --------------------------------------------------------------------------------------------
+# training and analysis of every run
+
+def execute(runs, runs_dir, analysis=None, device="cpu", threads=None):
+    """Train (or skip) and analyze every run; returns {name: record}."""
+    records = {}
+    for i, run in enumerate(runs):
+        out_dir = os.path.join(runs_dir, run.name)
+        done_path = os.path.join(out_dir, "done")
+        finished = os.path.exists(done_path) and os.path.exists(os.path.join(out_dir, "ckpt.pt"))
+        resume = not finished and os.path.exists(os.path.join(out_dir, "ckpt.pt"))
+        cmd = train_command(run, out_dir, resume)
+        shown = " ".join(cmd[1:])
+        record = {"cmd": "python " + " ".join(train_command(run, out_dir)[1:])}
+        if finished:
+            with open(done_path) as f:
+                marker = json.load(f)
+            if marker.get("args") != {k: fmt(v) for k, v in run.args.items()}:
+                raise SystemExit(f"{out_dir} was trained with other settings than this study now asks for; "
+                                 f"delete it or pass another --runs_dir")
+            print(f"[{i + 1}/{len(runs)}] {run.name}: done, skipped", flush=True)
+            record["wall_s"] = marker.get("wall_s")
+        else:
+            os.makedirs(out_dir, exist_ok=True)
+            print(f"[{i + 1}/{len(runs)}] {run.name}: python {shown}", flush=True)
+            t0 = time.time()
+            rc = run_train(cmd, os.path.join(out_dir, "train.log"), threads)
+            wall = time.time() - t0
+            if rc != 0:
+                print(f"    {run.name} failed (exit {rc}); see {os.path.join(out_dir, 'train.log')}", flush=True)
+                records[run.name] = {**record, "failed": rc, "wall_s": wall}
+                continue
+            if not os.path.exists(os.path.join(out_dir, "ckpt.pt")):
+                raise SystemExit(f"train.py exited 0 but wrote no {out_dir}/ckpt.pt (save_checkpoint=False?)")
+            with open(done_path + ".tmp", "w") as f:
+                json.dump({"args": {k: fmt(v) for k, v in run.args.items()}, "cmd": record["cmd"],
+                           "wall_s": wall}, f)
+            os.replace(done_path + ".tmp", done_path)
+            record["wall_s"] = wall
+            print(f"    {run.name}: trained in {wall:.0f} s", flush=True)
+        record["analysis"] = analyze_run(run, out_dir, analysis or ANALYSIS["cpu"], device)
+        records[run.name] = record
+    return records
+
+
+def analyze_run(run, out_dir, analysis, device):
+    """analysis.json of the run (recomputed when missing or older than ckpt.pt)."""
+    import analyze
+    path = os.path.join(out_dir, "analysis.json")
+    ckpt = os.path.join(out_dir, "ckpt.pt")
+    if os.path.exists(path) and os.path.getmtime(path) >= os.path.getmtime(ckpt):
+        with open(path) as f:
+            return json.load(f)
+    t0 = time.time()
+    r = analyze.analyze_checkpoint(out_dir, dataset=run.args.get("dataset"), data_dir=run.args.get("data_dir"),
+                                   batches=analysis["batches"], batch_size=analysis["batch_size"], split="val",
+                                   device=device, plots=True)
+    print(f"    analyzed {run.name} in {time.time() - t0:.0f} s", flush=True)
+    return r
+
+
+# --------------------------------------------------------------------------------------------
+# tables and plots
+
+def run_metrics(run, record, out_dir):
+    train_rows, eval_rows = read_log(out_dir)
+    m = {"label": run.label, "group": run.group, "cmd": record["cmd"], "wall_s": record.get("wall_s")}
+    if record.get("failed"):
+        m["failed"] = record["failed"]
+    if eval_rows:
+        last = eval_rows[-1]
+        m.update(iter=last["iter"], val_loss=last["val_loss"], train_loss_eval=last["train_loss"],
+                 val_ppl=math.exp(min(last["val_loss"], 50)))
+    if train_rows:
+        m["train_loss"] = train_rows[-1]["loss"]
+        ms = [r["ms"] for r in train_rows[1:]] or [train_rows[0]["ms"]]
+        m["ms_per_iter"] = statistics.median(ms)
+    if "analysis" in record:
+        m["analysis"] = record["analysis"]["summary"]
+    return m
+
+
+def max_loss_diff(a_dir, b_dir):
+    """Largest |train loss difference| at equal logged iterations (and at equal eval iterations)."""
+    (ta, ea), (tb, eb) = read_log(a_dir), read_log(b_dir)
+    la, lb = {r["iter"]: r["loss"] for r in ta}, {r["iter"]: r["loss"] for r in tb}
+    va, vb = {r["iter"]: r["val_loss"] for r in ea}, {r["iter"]: r["val_loss"] for r in eb}
+    common = sorted(set(la) & set(lb))
+    return {"train": max((abs(la[i] - lb[i]) for i in common), default=None), "iters": len(common),
+            "val": max((abs(va[i] - vb[i]) for i in set(va) & set(vb)), default=None)}
+
+
+def thread_env(threads):
+    env = dict(os.environ)
+    if threads:  # torch's intra-op threads; on a busy shared CPU one thread is many times faster than two
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    return env
+
+
+def exactness_test(threads=None):
+    """Run the float64 equivalence test of tests/test_model.py and return its one-line verdict."""
+    out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", EXACTNESS_TEST],
+                         capture_output=True, text=True, env=thread_env(threads))
+    lines = [line for line in out.stdout.splitlines() if line.strip()]
+    return {"test": EXACTNESS_TEST, "returncode": out.returncode, "summary": lines[-1] if lines else out.stderr[-200:]}
+
+
+def f4(v, digits=4):
+    return "-" if v is None else f"{v:.{digits}f}"
+
+
+def sci(v):
+    return "-" if v is None else f"{v:.2e}"
+
+
+def table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def main_table(runs, metrics, study):
+    header = ["run", "setting", "final train loss", "final val loss", "val ppl", "ms/iter", "wall s",
+              "drop <1% share", "max drop %", "adjacent ang. dist", "rms x_L/x_1", "grad norm first/last", "grad norm CV",
+              "excess kurtosis"]
+    rows = []
+    for run in runs:
+        m = metrics[run.name]
+        a = m.get("analysis", {})
+        if m.get("failed"):
+            rows.append([run.name, run.label, f"failed (exit {m['failed']})"] + ["-"] * (len(header) - 3))
+            continue
+        rows.append([run.name, run.label, f4(m.get("train_loss")), f4(m.get("val_loss")), f4(m.get("val_ppl"), 2),
+                     f4(m.get("ms_per_iter"), 1), f4(m.get("wall_s"), 0),
+                     f4(a.get("drop_share_lt1pct"), 2), f4(None if "drop_max_rel" not in a else 100 * a["drop_max_rel"], 1),
+                     f4(a.get("ang_adjacent"), 3), f4(a.get("rms_growth_deep"), 2),
+                     f4(a.get("grad_norm_first_over_last"), 2), f4(a.get("grad_norm_cv"), 2),
+                     f"{f4(a.get('kurtosis_mean'), 2)} (raw {f4(a.get('kurtosis_raw_mean'), 2)})"])
+    return table(header, rows)
+
+
+def plot_study(runs, metrics, runs_dir, results_dir, study):
+    import numpy as np
+
+    import analyze
+    plt = analyze.pyplot()
+    paths = []
+    groups = list(dict.fromkeys(r.group for r in runs))
+
+    def save(fig, name):
+        path = os.path.join(results_dir, name)
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        paths.append(path)
+
+    # loss curves: every run of a group on one axis (train rows as lines, evals as dots)
+    fig, axes = plt.subplots(1, len(groups), figsize=(7 * len(groups), 4.5), squeeze=False)
+    for ax, g in zip(axes[0], groups):
+        for k, run in enumerate(r for r in runs if r.group == g):
+            tr, ev = read_log(os.path.join(runs_dir, run.name))
+            color = f"C{k}"
+            style = "--" if study == "norm" and run.name in ("rms_zm", "crms") else "-"
+            ax.plot([r["iter"] for r in tr], [r["loss"] for r in tr], style, color=color, label=run.label, lw=1.2)
+            ax.plot([r["iter"] for r in ev], [r["val_loss"] for r in ev], "o", color=color, ms=3)
+        ax.set_xlabel("iteration")
+        ax.set_ylabel("loss (lines: train, dots: val)")
+        ax.set_title(f"{study} study {g}".strip())
+        ax.legend(fontsize=8)
+        finals = [metrics[r.name].get("val_loss") for r in runs if r.group == g]
+        finals = [v for v in finals if v is not None and math.isfinite(v)]
+        if finals:  # zoom to the interesting part; the first steps from ~ln(vocab) dwarf the rest
+            lo = min(finals)
+            ax.set_ylim(lo - 0.1, lo + max(1.5, 3 * (max(finals) - lo)))
+    save(fig, "loss_curves.png")
+
+    if study == "norm":  # the three equivalent runs differ only by rounding: show |difference| to ln
+        fig, ax = plt.subplots(figsize=(7, 4))
+        tr_ln = {r["iter"]: r["loss"] for r in read_log(os.path.join(runs_dir, "ln"))[0]}
+        for k, name in enumerate(("rms", "rms_zm", "crms")):
+            tr = {r["iter"]: r["loss"] for r in read_log(os.path.join(runs_dir, name))[0]}
+            its = sorted(set(tr) & set(tr_ln))
+            diff = [abs(tr[i] - tr_ln[i]) or np.nan for i in its]
+            ax.plot(its, diff, "o-", ms=3, color=f"C{k + 1}", label=f"|{name} - ln|")
+        ax.set_yscale("log")
+        ax.set_xlabel("iteration")
+        ax.set_ylabel("|train loss difference| (float32)")
+        ax.set_title("norm study: distance from Pre-LN (missing points: exactly 0)")
+        ax.legend(fontsize=8)
+        save(fig, "loss_diff_to_ln.png")
+
+    for g in groups:
+        group = [r for r in runs if r.group == g and "analysis" in metrics[r.name]]
+        if not group:
+            continue
+        res = {r.name: json.load(open(os.path.join(runs_dir, r.name, "analysis.json"))) for r in group}
+        sfx = f"_{g}" if g else ""
+        n = len(group)
+        # angular-distance heatmaps side by side, one colour scale
+        vmax = max(v for r in res.values() for row in r["angular_last"] for v in row if v is not None)
+        cols = min(n, 4)  # wrap long studies into rows of 4 panels
+        rows = -(-n // cols)
+        fig, axes = plt.subplots(rows, cols, figsize=(3.0 * cols + 1.5, 3.4 * rows), squeeze=False,
+                                 sharey=True, gridspec_kw={"hspace": 0.45})
+        flat = [ax for row in axes for ax in row]
+        for k, (ax, run) in enumerate(zip(flat, group)):
+            im = analyze.heatmap(ax, res[run.name]["angular_last"], run.label, vmax=vmax)
+            if k % cols:
+                ax.set_ylabel("")
+        for ax in flat[n:]:
+            ax.axis("off")
+        fig.colorbar(im, ax=flat, shrink=0.8, label="angular distance, last token")
+        fig.suptitle(f"angular distance d(x_l, x_(l+n)) = arccos(cos)/pi, last token {g}", fontsize=10, y=1.01)
+        path = os.path.join(results_dir, f"angular{sfx}.png")
+        fig.savefig(path, dpi=100, bbox_inches="tight")
+        plt.close(fig)
+        paths.append(path)
+        # layer drop bars side by side, shared y
+        fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 3.0 * rows), squeeze=False, sharey=True)
+        flat = [ax for row in axes for ax in row]
+        for ax in flat[n:]:
+            ax.axis("off")
+        for ax, run in zip(flat, group):
+            rel = [100 * v for v in res[run.name]["layer_drop"]["rel"]]
+            ax.bar(range(len(rel)), rel, color=["tab:red" if v >= 1 else "tab:gray" for v in rel])
+            ax.axhline(1.0, color="k", lw=0.8, ls="--")
+            ax.set_yscale("symlog", linthresh=1.0)  # block 0 often costs 50%, the rest ~1%: both readable
+            ax.set_title(run.label, fontsize=9)
+            ax.set_xlabel("removed block")
+        for row in axes:
+            row[0].set_ylabel("loss increase (%, symlog)")
+        fig.suptitle(f"layer drop {g} (dashed: 1%)", fontsize=10)
+        save(fig, f"layerdrop{sfx}.png")
+        # curves over depth: every run on one axis
+        fig, axes = plt.subplots(1, 3, figsize=(16, 4))
+        for k, run in enumerate(group):
+            r = res[run.name]
+            axes[0].plot(r["rms"], "o-", ms=3, color=f"C{k}", label=run.label)
+            axes[1].plot(r["grad_norm"], "o-", ms=3, color=f"C{k}", label=run.label)
+            axes[2].plot(r["kurtosis_raw"], "o-", ms=3, color=f"C{k}", label=run.label)
+        axes[0].set(yscale="log", xlabel="hidden state l (0 = embedding output)", ylabel="rms(x_l)",
+                    title=f"residual stream growth {g}")
+        axes[1].set(yscale="log", xlabel="block l", ylabel="gradient norm", title=f"per-block gradient norm {g}")
+        axes[2].set(xlabel="hidden state l (0 = embedding output)", ylabel="excess kurtosis (mean over tokens)",
+                    title=f"activation excess kurtosis {g}")
+        axes[2].axhline(0, color="k", lw=0.8, ls="--")
+        if study == "optim" and max(max(res[r.name]["kurtosis_raw"]) for r in group) > 20:
+            axes[2].set_yscale("symlog")
+        for ax in axes:
+            ax.legend(fontsize=7)
+        save(fig, f"depth_curves{sfx}.png")
+    return paths
+
+
+def write_results(study, scale, runs, records, runs_dir, results_dir, commands, wall, exact=None):
+    os.makedirs(results_dir, exist_ok=True)
+    metrics = {r.name: run_metrics(r, records.get(r.name, {"cmd": ""}), os.path.join(runs_dir, r.name))
+               for r in runs}
+    md = [f"# {study} study, scale {scale}", "",
+          f"Command: `{commands}`  ",
+          f"Training wall time: {sum((m.get('wall_s') or 0) for m in metrics.values()):.0f} s summed over the runs "
+          f"(each run's own time, kept in its `done` marker; runs skipped here were trained earlier); "
+          f"this invocation took {wall:.0f} s.  ",
+          f"Run folders: `{runs_dir}`; per-run analysis: `<run>/analysis.json`, `<run>/analysis_*.png`.", ""]
+    extra = {}
+    groups = list(dict.fromkeys(r.group for r in runs))
+    for g in groups:
+        group = [r for r in runs if r.group == g]
+        if g:
+            md += [f"## depth {g[1:]}", ""]
+        md += [main_table(group, metrics, study), ""]
+    md += ["Columns: final train loss = mean of the last log_interval steps; val loss from the last evaluation; "
+           "ms/iter = median step time (shared CPU: noisy); drop <1% share = share of blocks whose removal raises "
+           "the val loss by <1%; max drop = the costliest single block; adjacent ang. dist = mean "
+           "arccos(cos(x_l, x_(l+1)))/pi over all tokens; rms x_L/x_1 = growth of the residual stream from the first block's output to the last (x_0, the embedding, has its own arbitrary scale; x_L/x_0 is in summary.json); grad norm first/last and CV (std/mean over blocks) = per-block gradient norms on the analysis batches (Mix-LN: low CV = uniform); excess kurtosis = OSP's "
+           "relu'd mean over x_0..x_L (raw: without the relu).", ""]
+    if study == "norm":
+        done = {r.name for r in runs if "val_loss" in metrics[r.name]}
+        pairs = [("ln", "rms_zm"), ("ln", "crms"), ("rms_zm", "crms"), ("ln", "rms")]
+        rows = []
+        for a, b in pairs:
+            if a in done and b in done:
+                d = max_loss_diff(os.path.join(runs_dir, a), os.path.join(runs_dir, b))
+                extra[f"{a}_vs_{b}"] = d
+                rows.append([f"{a} vs {b}", sci(d["train"]), d["iters"], sci(d["val"]),
+                             "yes" if b != "rms" else "no (plain RMSNorm is another model)"])
+        md += ["## equivalence: max |train loss difference| per logged iteration", "",
+               table(["pair", "max abs diff, train loss", "logged iters", "max abs diff, val loss",
+                      "equivalent in exact arithmetic"], rows), ""]
+        if "ln" in done:
+            base = metrics["ln"].get("ms_per_iter")
+            md += ["Step time relative to Pre-LN: " + ", ".join(
+                f"{r.name} {100 * (metrics[r.name]['ms_per_iter'] / base - 1):+.1f}%"
+                for r in runs if r.name != "ln" and metrics[r.name].get("ms_per_iter") and base) +
+                " (training form: rms+zero_mean and crms centre/compress the weights inside forward, "
+                "which costs time; the inference speed-up of the paper needs convert.py's baked weights).", ""]
+        if exact is not None:
+            extra["exactness_test"] = exact
+            md += [f"Exactness proof in float64: `pytest {exact['test']}` -> {exact['summary']} "
+                   f"(exit {exact['returncode']}); it trains ln, rms+zero_mean and crms for 50 steps with AdamW "
+                   "and Muon and requires |loss difference| <= 1e-9 at every step.", ""]
+    md += ["## plots", ""] + [f"![{os.path.basename(p)}]({os.path.basename(p)})"
+                              for p in plot_study(runs, metrics, runs_dir, results_dir, study)]
+    with open(os.path.join(results_dir, "results.md"), "w") as f:
+        f.write("\n".join(md) + "\n")
+    summary = {"study": study, "scale": scale, "command": commands, "wall_s": wall, "runs_dir": runs_dir,
+               "runs": metrics, **extra}
+    with open(os.path.join(results_dir, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=1)
+    return summary
+
+
+# --------------------------------------------------------------------------------------------
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, not argparse's usage block
+        print(f"error: {message} (see python ablate.py --help)", file=sys.stderr)
+        sys.exit(2)
+
+
+def parse_sets(items):
+    out = {}
+    for item in items:
+        if "=" not in item or not item.split("=", 1)[0]:
+            raise SystemExit(f"bad value '{item}' for --set: use --set key=value (a train.py config key)")
+        k, v = item.split("=", 1)
+        out[k.lstrip("-")] = v
+    return out
+
+
+def parse_depths(text):
+    try:
+        depths = [int(d) for d in text.split(",") if d.strip()]
+    except ValueError:
+        raise SystemExit(f"bad value '{text}' for --depths: use comma-separated layer counts, e.g. 6,12") from None
+    if not depths or min(depths) < 1:
+        raise SystemExit(f"bad value '{text}' for --depths: use comma-separated layer counts >= 1, e.g. 6,12")
+    return depths
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    ap = _Parser(description="Run an ablation study (train.py runs + analyze.py) and write results/<study>_<scale>/.")
+    ap.add_argument("study", choices=STUDIES, help="norm | depth | optim")
+    ap.add_argument("--scale", default="cpu", choices=SCALES, help="cpu (minutes on 2 cores) or 130m (one GPU)")
+    ap.add_argument("--depths", default=None, help="depth study: comma-separated n_layer values (cpu: 6,12; 130m: 12)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="train.py override for every run (repeatable)")
+    ap.add_argument("--runs_dir", default=None, help="run folders (default ablations/<study>_<scale>)")
+    ap.add_argument("--results", default=None, help="results folder (default results/<study>_<scale>)")
+    ap.add_argument("--only", default=None, help="comma-separated run names to train (the tables use all finished)")
+    ap.add_argument("--analyze_batches", type=int, default=None, help="batches per analysis (cpu 2, 130m 8)")
+    ap.add_argument("--analyze_batch_size", type=int, default=None, help="sequences per analysis batch (cpu 8, 130m 16)")
+    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="device for analysis")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="OMP_NUM_THREADS for the runs (cpu default 1: far faster on a busy shared CPU; 0 = torch's choice)")
+    ap.add_argument("--no_exactness_test", action="store_true", help="norm study: skip the float64 pytest")
+    ap.add_argument("--dry_run", action="store_true", help="print the train.py commands and stop")
+    args = ap.parse_args(argv)
+    overrides = parse_sets(args.set)
+    depths = parse_depths(args.depths) if args.depths else None
+    if depths and args.study != "depth":
+        ap.error(f"--depths is only for the depth study, not '{args.study}'")
+    tag = f"{args.study}_{args.scale}"
+    runs_dir = args.runs_dir or os.path.join("ablations", tag)
+    results_dir = args.results or os.path.join("results", tag)
+    runs = plan(args.study, args.scale, depths, overrides)
+    if args.only:
+        wanted = set(args.only.split(","))
+        unknown = wanted - {r.name for r in runs}
+        if unknown:
+            ap.error(f"bad value '{sorted(unknown)[0]}' for --only: choose from {', '.join(r.name for r in runs)}")
+    analysis = dict(ANALYSIS[args.scale])
+    if args.analyze_batches:
+        analysis["batches"] = args.analyze_batches
+    if args.analyze_batch_size:
+        analysis["batch_size"] = args.analyze_batch_size
+    if args.dry_run:
+        for run in runs:
+            out_dir = os.path.join(runs_dir, run.name)
+            done = os.path.exists(os.path.join(out_dir, "done"))
+            print(("# done, would be skipped: " if done else "") + "python "
+                  + " ".join(train_command(run, out_dir)[1:]))
+        return None
+    dataset = ensure_dataset(runs[0].args)
+    if dataset != runs[0].args.get("dataset"):
+        for run in runs:
+            run.args["dataset"] = dataset
+    import analyze
+    device = analyze.pick_device(args.device)
+    t0 = time.time()
+    todo = [r for r in runs if not args.only or r.name in wanted]
+    threads = args.threads if args.threads is not None else (1 if args.scale == "cpu" else 0)
+    if threads:
+        import torch
+        torch.set_num_threads(threads)  # the analysis in this process, too
+    records = execute(todo, runs_dir, analysis=analysis, device=device, threads=threads)
+    # finished runs outside --only still belong in the tables
+    rest = [r for r in runs if r not in todo and os.path.exists(os.path.join(runs_dir, r.name, "done"))]
+    records.update(execute(rest, runs_dir, analysis=analysis, device=device, threads=threads))
+    shown = [r for r in runs if r.name in records]
+    exact = exactness_test(threads) if args.study == "norm" and not args.no_exactness_test else None
+    command = "python ablate.py " + " ".join(argv)
+    summary = write_results(args.study, args.scale, shown, records, runs_dir, results_dir, command,
+                            time.time() - t0, exact)
+    failed = [n for n, m in summary["runs"].items() if m.get("failed")]
+    print(f"wrote {results_dir}/results.md, summary.json and plots in {time.time() - t0:.0f} s"
+          + (f"; FAILED runs: {', '.join(failed)}" if failed else ""))
+    return summary
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,406 @@
+"""
+Look inside a trained GPT: the analysis tools of the depth and outlier papers, for any model.py GPT.
+
+    python analyze.py --out_dir=out [--dataset=NAME] [--batches=4] [--batch_size=8] [--split=val]
+        -> out_dir/analysis.json and out_dir/analysis_{angular,layerdrop,rms,gradnorm,kurtosis}.png
+
+Hidden states x_0..x_L come from model.hidden_states(idx): x_l enters block l (x_0 = embedding
+output), x_L leaves the last block (crms models give the decompressed d-dim stream).
+  1. angular distance (The Curse of Depth, Sun et al. 2025; Gromov et al. 2024):
+        d(l, n) = arccos(cos_sim(x_l, x_{l+n})) / pi   in [0, 1], for the last token and for all tokens,
+     averaged over tokens and batches; a heatmap over (l, n). Near-0 rows = blocks that barely move x.
+  2. layer drop: dP(l) = loss(model without block l) - loss(model)  (forward(..., skip_blocks=(l,)));
+     share of blocks whose removal costs < 1% of the loss ("ineffective" deep layers).
+  3. residual stream size after each block: rms(x_l) = sqrt(mean(x_l^2)) and the per-token variance
+     over the hidden dim (Pre-LN grows with depth, LayerNorm Scaling keeps it bounded).
+  4. per-block gradient norm (Mix-LN, Li et al. 2025): ||dLoss/dtheta_l|| over all parameters of block l.
+  5. excess kurtosis (Outlier-Safe Pre-Training): per token over the hidden dim
+        k = E[(x - mu)^4] / var^2 - 3    (central moments; 0 for a Gaussian, large with outlier features)
+     averaged over tokens, then relu'd as OSP does, for x_0 (embedding output) and every block output;
+     kurtosis_mean is the mean over those L+1 states (kurtosis_raw: the same without the relu, since
+     small models are often light-tailed, k < 0, where the relu'd number is just 0).
+quick_metrics(model, x, y=None) gives cheap scalars of the same tools for train.py's eval rows.
+"""
+
+import argparse
+import json
+import math
+import os
+import sys
+
+import torch
+
+# --------------------------------------------------------------------------------------------
+# the measurements (pure functions of tensors or of a model and a batch)
+
+
+def angular_distance(a, b, eps=1e-12):
+    """arccos(cos_sim(a, b)) / pi over the last dim, in float64 (float32 arccos near 1 is too coarse)."""
+    a, b = a.double(), b.double()
+    cos = (a * b).sum(-1) / (a.norm(dim=-1) * b.norm(dim=-1)).clamp_min(eps)
+    return torch.arccos(cos.clamp(-1.0, 1.0)) / math.pi
+
+
+def angular_distance_matrix(states, last_token=True):
+    """D[l][n-1] = mean angular distance between x_l and x_{l+n}, l = 0..L-1, n = 1..L (NaN where l+n > L)."""
+    L = len(states) - 1
+    pick = (lambda s: s[:, -1, :]) if last_token else (lambda s: s)
+    D = torch.full((L, L), float("nan"), dtype=torch.float64)
+    for l in range(L):
+        for n in range(1, L - l + 1):
+            D[l, n - 1] = angular_distance(pick(states[l]), pick(states[l + n])).mean()
+    return D
+
+
+def excess_kurtosis(x):
+    """Per-token excess kurtosis over the last dim, central-moment form: E[(x-mu)^4]/var^2 - 3."""
+    x = x.double()
+    c = x - x.mean(dim=-1, keepdim=True)
+    var = c.square().mean(dim=-1)
+    return c.pow(4).mean(dim=-1) / var.square().clamp_min(1e-300) - 3.0
+
+
+def kurtosis_profile(states, clamp=True):
+    """OSP's number per hidden state: relu(mean over tokens of the per-token excess kurtosis).
+
+    clamp=False keeps negative means (light-tailed states, common early in training) visible."""
+    means = [excess_kurtosis(s).mean().item() for s in states]
+    return [max(0.0, k) for k in means] if clamp else means
+
+
+def residual_stats(states):
+    """rms = sqrt(mean(x^2)) over all entries, var = per-token variance over the hidden dim, averaged."""
+    rms = [s.double().square().mean().sqrt().item() for s in states]
+    var = [s.double().var(dim=-1, unbiased=False).mean().item() for s in states]
+    return rms, var
+
+
+@torch.no_grad()
+def layer_drop(model, x, y):
+    """(base loss, [loss without block l for each l])."""
+    base = model(x, y)[1].item()
+    return base, [model(x, y, skip_blocks=(l,))[1].item() for l in range(len(model.transformer.h))]
+
+
+def block_grad_norms(model, x, y):
+    """Per block l: sqrt(sum of squared gradients of all its parameters) for the loss on (x, y).
+
+    Uses torch.autograd.grad, so the parameters' .grad (a training run's accumulators) are left alone.
+    Also returns the gradient norm of everything outside the blocks (embeddings, final norm, head).
+    """
+    blocks = list(model.transformer.h)
+    groups = [[p for p in b.parameters() if p.requires_grad] for b in blocks]
+    in_blocks = {id(p) for g in groups for p in g}
+    rest = [p for p in model.parameters() if p.requires_grad and id(p) not in in_blocks]
+    flat = [p for g in groups for p in g] + rest
+    with torch.enable_grad():
+        loss = model(x, y)[1]
+        grads = torch.autograd.grad(loss, flat, allow_unused=True)
+    norms, i = [], 0
+    for g in groups + [rest]:
+        sq = sum((gr.double().square().sum() for gr in grads[i:i + len(g)] if gr is not None),
+                 torch.zeros((), dtype=torch.float64))
+        norms.append(sq.sqrt().item())
+        i += len(g)
+    return norms[:-1], norms[-1]
+
+
+# --------------------------------------------------------------------------------------------
+# cheap scalars for train.py (eval rows of log.jsonl) and the full analysis over several batches
+
+
+def _split_xy(x, y):
+    """Without targets, predict x's own next tokens (train.py passes only the val inputs)."""
+    if y is None:
+        if x.shape[1] < 2:
+            raise ValueError(f"quick_metrics needs at least 2 tokens per row without targets, got {x.shape[1]}")
+        return x[:, :-1].contiguous(), x[:, 1:].contiguous()  # model.forward views the targets
+    return x, y
+
+
+def quick_metrics(model, x, y=None):
+    """Cheap scalars on one batch: L+1 forward passes plus one hidden-state pass, no backward.
+
+    kurtosis_mean       OSP excess kurtosis averaged over the embedding output and every block output
+    kurtosis_raw_mean   the same without OSP's relu (negative: lighter tails than a Gaussian)
+    rms_growth          rms(last block output) / rms(embedding output)
+    drop_share_lt1pct   share of blocks whose removal raises the loss by less than 1%
+    drop_max_rel        largest relative loss increase from removing one block
+    ang_adjacent        mean angular distance between x_l and x_{l+1} (all tokens)
+    """
+    x, y = _split_xy(x, y)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            states = model.hidden_states(x)
+            base, dropped = layer_drop(model, x, y)
+    finally:
+        model.train(was_training)
+    rms, _ = residual_stats(states)
+    rel = [(d - base) / base for d in dropped]
+    kurt = kurtosis_profile(states, clamp=False)
+    return {
+        "kurtosis_mean": sum(max(0.0, k) for k in kurt) / len(kurt),
+        "kurtosis_raw_mean": sum(kurt) / len(kurt),
+        "rms_growth": rms[-1] / max(rms[0], 1e-30),
+        "drop_share_lt1pct": sum(r < 0.01 for r in rel) / len(rel),
+        "drop_max_rel": max(rel),
+        "ang_adjacent": sum(angular_distance(states[l], states[l + 1]).mean().item()
+                            for l in range(len(states) - 1)) / (len(states) - 1),
+    }
+
+
+def _nan_to_none(m):
+    return [[None if math.isnan(v) else v for v in row] for row in m.tolist()]
+
+
+def analyze_model(model, batches):
+    """Every measurement, averaged over an iterable of (x, y) batches. Returns a JSON-ready dict."""
+    was_training = model.training
+    model.eval()
+    acc, n = {}, 0
+
+    def add(key, value):
+        value = torch.as_tensor(value, dtype=torch.float64)
+        acc[key] = value if key not in acc else acc[key] + value
+
+    try:
+        for x, y in batches:
+            with torch.no_grad():
+                states = model.hidden_states(x)
+                base, dropped = layer_drop(model, x, y)
+            add("angular_last", angular_distance_matrix(states, last_token=True))
+            add("angular_all", angular_distance_matrix(states, last_token=False))
+            add("loss", base)
+            add("loss_without", dropped)
+            rms, var = residual_stats(states)
+            add("rms", rms)
+            add("var", var)
+            add("kurtosis_raw", kurtosis_profile(states, clamp=False))
+            blocks, rest = block_grad_norms(model, x, y)
+            add("grad_norm", blocks)
+            add("grad_norm_rest", rest)
+            n += 1
+            del states
+    finally:
+        model.train(was_training)
+    if n == 0:
+        raise ValueError("analyze_model needs at least one batch")
+    m = {k: v / n for k, v in acc.items()}
+    L = len(m["loss_without"])
+    base = m["loss"].item()
+    delta = (m["loss_without"] - base).tolist()
+    rel = [d / base for d in delta]
+    ang_all, ang_last = m["angular_all"], m["angular_last"]
+    rms = m["rms"].tolist()
+    grad = m["grad_norm"].tolist()
+    kurt = [max(0.0, k) for k in m["kurtosis_raw"].tolist()]  # OSP's relu, after averaging the batches
+    out = {
+        "batches": n,
+        "loss": base,
+        "angular_last": _nan_to_none(ang_last),
+        "angular_all": _nan_to_none(ang_all),
+        "angular_adjacent_last": ang_last[:, 0].tolist(),
+        "angular_adjacent_all": ang_all[:, 0].tolist(),
+        "layer_drop": {"loss_without": m["loss_without"].tolist(), "delta": delta, "rel": rel},
+        "rms": rms,
+        "var": m["var"].tolist(),
+        "grad_norm": grad,
+        "grad_norm_rest": m["grad_norm_rest"].item(),
+        "kurtosis": kurt,
+        "kurtosis_raw": m["kurtosis_raw"].tolist(),
+    }
+    out["summary"] = {
+        "loss": base,
+        "drop_share_lt1pct": sum(r < 0.01 for r in rel) / L,
+        "drop_mean_rel": sum(rel) / L,
+        "drop_max_rel": max(rel),
+        "ang_adjacent": sum(out["angular_adjacent_all"]) / L,
+        "ang_adjacent_last": sum(out["angular_adjacent_last"]) / L,
+        "ang_first_to_last_last": ang_last[0, L - 1].item(),  # x_0 vs x_L, last token
+        "rms_growth": rms[-1] / max(rms[0], 1e-30),
+        "rms_growth_deep": rms[-1] / max(rms[1], 1e-30),  # x_L / x_1: leaves out the embedding's own scale
+        "rms_last": rms[-1],
+        "grad_norm_first_over_last": grad[0] / max(grad[-1], 1e-30),
+        "grad_norm_cv": (torch.tensor(grad).std(unbiased=False) / torch.tensor(grad).mean()).item(),
+        "kurtosis_mean": sum(kurt) / len(kurt),
+        "kurtosis_max": max(kurt),
+        "kurtosis_raw_mean": m["kurtosis_raw"].mean().item(),
+    }
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# plots (matplotlib only when asked for)
+
+
+def pyplot():
+    try:
+        import matplotlib
+    except ImportError:
+        raise SystemExit("plots need matplotlib: pip install matplotlib (or pass --no_plots)") from None
+    matplotlib.use("Agg")  # files only, no display needed
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def heatmap(ax, matrix, title, vmax=None):
+    """Angular-distance heatmap: rows l (block entered), columns n (blocks skipped ahead)."""
+    import numpy as np
+    m = np.array([[np.nan if v is None else v for v in row] for row in matrix], dtype=float)
+    L = m.shape[0]
+    im = ax.imshow(m, origin="lower", aspect="auto", cmap="viridis", vmin=0,
+                   vmax=vmax if vmax is not None else np.nanmax(m),
+                   extent=(0.5, L + 0.5, -0.5, L - 0.5))
+    ax.set_xlabel("n (blocks ahead)")
+    ax.set_ylabel("l (block entered)")
+    ax.set_title(title, fontsize=9)
+    return im
+
+
+def plot_analysis(result, out_dir, title=""):
+    """Write analysis_{angular,layerdrop,rms,gradnorm,kurtosis}.png; returns their paths."""
+    plt = pyplot()
+    L = len(result["grad_norm"])
+    paths = []
+
+    def save(fig, name):
+        path = os.path.join(out_dir, f"analysis_{name}.png")
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        paths.append(path)
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, key, what in zip(axes, ("angular_last", "angular_all"), ("last token", "all tokens")):
+        im = heatmap(ax, result[key], f"{title} angular distance d(x_l, x_(l+n)), {what}")
+        fig.colorbar(im, ax=ax)
+    save(fig, "angular")
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    rel = [100 * r for r in result["layer_drop"]["rel"]]
+    ax.bar(range(L), rel, color=["tab:red" if r >= 1 else "tab:gray" for r in rel])
+    ax.axhline(1.0, color="k", lw=0.8, ls="--", label="1% of the loss")
+    ax.set_yscale("symlog", linthresh=1.0)  # linear below 1%, logarithmic above: small and big costs readable
+    ax.set_xlabel("removed block l")
+    ax.set_ylabel("loss increase (%, symlog)")
+    ax.set_title(f"{title} layer drop (base loss {result['loss']:.3f})", fontsize=9)
+    ax.legend(fontsize=8)
+    save(fig, "layerdrop")
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(range(L + 1), result["rms"], "o-", label="rms(x_l)")
+    ax.plot(range(L + 1), [math.sqrt(v) for v in result["var"]], "s--", label="per-token std")
+    ax.set_yscale("log")
+    ax.set_xlabel("hidden state l (0 = embedding output)")
+    ax.set_ylabel("size of the residual stream")
+    ax.set_title(f"{title} residual stream growth", fontsize=9)
+    ax.legend(fontsize=8)
+    save(fig, "rms")
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(range(L), result["grad_norm"], "o-")
+    ax.set_yscale("log")
+    ax.set_xlabel("block l")
+    ax.set_ylabel("gradient norm of block parameters")
+    ax.set_title(f"{title} per-block gradient norm", fontsize=9)
+    save(fig, "gradnorm")
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(range(L + 1), result["kurtosis_raw"], "o-", label="mean over tokens")
+    ax.axhline(0.0, color="k", lw=0.8, ls="--", label="Gaussian (OSP clamps below 0)")
+    ax.legend(fontsize=8)
+    ax.set_xlabel("hidden state l (0 = embedding output)")
+    ax.set_ylabel("excess kurtosis")
+    ax.set_title(f"{title} excess kurtosis (OSP mean {result['summary']['kurtosis_mean']:.2f}, "
+                 f"raw {result['summary']['kurtosis_raw_mean']:.2f})", fontsize=9)
+    save(fig, "kurtosis")
+    return paths
+
+
+# --------------------------------------------------------------------------------------------
+# checkpoint + dataset -> analysis.json (+ PNGs)
+
+
+def pick_device(name):
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("bad value 'cuda' for device: CUDA is not available here (choose auto or cpu)")
+    return name
+
+
+def analyze_checkpoint(out_dir, dataset=None, data_dir=None, batches=4, batch_size=8, split="val",
+                       seed=1337, device="cpu", plots=True):
+    """Load out_dir/ckpt.pt, analyze `batches` batches of `split`, write analysis.json (+ PNGs)."""
+    from model import load_checkpoint
+    from prepare import BatchSampler, ensure_prepared
+
+    if batches < 1 or batch_size < 1:
+        raise ValueError(f"batches and batch_size must be >= 1, got {batches} and {batch_size}")
+    model, ckpt = load_checkpoint(out_dir, device)
+    if next(model.parameters()).dtype in (torch.float16, torch.bfloat16):
+        model = model.float()  # half-precision statistics (x^4, arccos) are too coarse
+    cfg = ckpt.get("config", {})
+    dataset = dataset or ckpt.get("dataset") or cfg.get("dataset")
+    data_dir = data_dir or cfg.get("data_dir", "data")
+    if not dataset:
+        raise SystemExit(f"the checkpoint in {out_dir} names no dataset: pass --dataset=NAME")
+    ensure_prepared(dataset, data_dir)
+    sampler = BatchSampler(data_dir, dataset, split, batch_size, model.config.block_size, seed=seed)
+    data = ((x.to(device), y.to(device)) for x, y in (sampler.batch(i) for i in range(batches)))
+    result = analyze_model(model, data)
+    result = {"checkpoint": os.path.join(out_dir, "ckpt.pt"), "iter_num": ckpt.get("iter_num"),
+              "dataset": dataset, "split": split, "batch_size": batch_size,
+              "block_size": model.config.block_size, "model_config": ckpt.get("model_config"), **result}
+    with open(os.path.join(out_dir, "analysis.json"), "w") as f:
+        json.dump(result, f, indent=1)
+    if plots:
+        c = model.config
+        title = f"{c.norm}/{c.norm_pos}{'+LNS' if c.depth_scale else ''} L={c.n_layer}:"
+        result["plots"] = plot_analysis(result, out_dir, title)
+    return result
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, not argparse's usage block
+        print(f"error: {message} (see python analyze.py --help)", file=sys.stderr)
+        sys.exit(2)
+
+
+def main(argv=None):
+    ap = _Parser(description="Angular distance, layer drop, residual growth, per-block gradient norms and "
+                             "excess kurtosis of a checkpoint -> out_dir/analysis.json and analysis_*.png")
+    ap.add_argument("--out_dir", default="out", help="folder with ckpt.pt (results are written there)")
+    ap.add_argument("--dataset", default=None, help="dataset name (default: the checkpoint's)")
+    ap.add_argument("--data_dir", default=None, help="parent folder of datasets (default: the checkpoint's)")
+    ap.add_argument("--batches", type=int, default=4, help="batches to average over")
+    ap.add_argument("--batch_size", type=int, default=8, help="sequences per batch")
+    ap.add_argument("--split", default="val", choices=["train", "val"], help="data split")
+    ap.add_argument("--seed", type=int, default=1337, help="seed of the batch sampler")
+    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to run")
+    ap.add_argument("--no_plots", action="store_true", help="write only analysis.json")
+    args = ap.parse_args(argv)
+    for key in ("batches", "batch_size"):
+        if getattr(args, key) < 1:
+            ap.error(f"bad value {getattr(args, key)} for --{key}: must be >= 1")
+    if not os.path.exists(os.path.join(args.out_dir, "ckpt.pt")):
+        ap.error(f"bad value '{args.out_dir}' for --out_dir: no ckpt.pt there")
+    r = analyze_checkpoint(args.out_dir, args.dataset, args.data_dir, args.batches, args.batch_size, args.split,
+                           args.seed, pick_device(args.device), plots=not args.no_plots)
+    s = r["summary"]
+    print(f"{r['split']} loss {s['loss']:.4f} over {r['batches']} x {r['batch_size']} sequences")
+    print(f"layer drop: {100 * s['drop_share_lt1pct']:.0f}% of blocks cost < 1% of the loss when removed "
+          f"(max {100 * s['drop_max_rel']:.1f}%)")
+    print(f"angular distance of adjacent states: {s['ang_adjacent']:.3f} (all tokens), "
+          f"{s['ang_adjacent_last']:.3f} (last token)")
+    print(f"residual rms growth x_L/x_0: {s['rms_growth']:.2f}; gradient norm first/last block: "
+          f"{s['grad_norm_first_over_last']:.2f}; excess kurtosis mean {s['kurtosis_mean']:.2f} "
+          f"(max {s['kurtosis_max']:.2f})")
+    print(f"wrote {os.path.join(args.out_dir, 'analysis.json')}"
+          + (f" and {len(r['plots'])} analysis_*.png" if "plots" in r else ""))
+
+
+if __name__ == "__main__":
+    main()
