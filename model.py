@@ -126,8 +126,9 @@ class GainCompress(torch.autograd.Function):
     W diag(g) D: the (rows, d) weight of a reader of the normed stream with the norm's gain g folded in,
     as a map of the (d-1)-dim compressed stream: column j is W[:, j] g_j - W[:, d-1] g_{d-1}.
     Backward written out: dW[:, j] = G[:, j] g_j (j < d-1), dW[:, d-1] = -g_{d-1} sum_j G[:, j],
-    dg_j = sum_i G[i, j] W[i, j], dg_{d-1} = -sum_i W[i, d-1] sum_j G[i, j]. Autograd of the slicing
-    formula took ~3x longer (two zero-filled weight-sized gradients, twice the passes); this runs every step.
+    dg_j = sum_i G[i, j] W[i, j], dg_{d-1} = -sum_i W[i, d-1] sum_j G[i, j]. Runs every step on every
+    reader (QKV, MLP-in); autograd of the slicing formula took ~1.7x longer (two zero-filled weight-sized
+    gradients, twice the passes).
     """
 
     @staticmethod
@@ -152,7 +153,9 @@ class Centre(torch.autograd.Function):
     """
     P x (centre along `dim`), or C P x (centre, then drop the last entry along `dim`): how the stream's
     writers are kept zero-mean. Backward written out: the gradient padded with a zero entry (compress),
-    minus its mean over the d entries (P is symmetric). One pass each way instead of autograd's ~4.
+    minus its mean over the d entries (P is symmetric): 2-3 passes, where autograd of mean, sub and
+    slice takes ~5 and a zero-filled gradient. Runs every step on the output projections (and biases)
+    and on the embedding output.
     """
 
     @staticmethod
@@ -192,6 +195,12 @@ def producer(linear, x, mode):
 
 def consumer(linear, h, fold):
     return linear(h) if fold is None else F.linear(h, *fold_into_consumer(linear, *fold))
+
+
+def decompress_affine(z, gain, bias):
+    """g * D z + b: the normed (d-1)-dim stream back to d dims with the norm's affine (crms head)."""
+    h = CRMSNorm.decompress(z)
+    return h * gain if bias is None else torch.addcmul(bias, h, gain)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -309,8 +318,9 @@ class Block(nn.Module):
         if self.pos == "reorder":
             return x + out_norm(f(x, None, self.write_mode, rope))
         if self.fold:  # crms: normalize only; gain, bias and 1/sqrt(l) go into the reader's weights
-            scale = self.scale
-            fold = (norm.weight * scale, None if norm.bias is None else norm.bias * scale)
+            fold = (norm.weight, norm.bias)
+            if self.scale != 1.0:
+                fold = tuple(None if t is None else t * self.scale for t in fold)
             y = f(norm(x), fold, self.write_mode, rope)
         else:
             h = norm(x)
@@ -404,9 +414,7 @@ class GPT(nn.Module):
         tr = self.transformer
         h = tr.ln_f(x)
         if self.fold:
-            h = CRMSNorm.decompress(h) * tr.ln_f.weight
-            if tr.ln_f.bias is not None:
-                h = h + tr.ln_f.bias
+            h = decompress_affine(h, tr.ln_f.weight, tr.ln_f.bias)
         if self.config.emb_proj:
             h = tr.emb_proj_out(h)
         return self.lm_head(h)
@@ -427,7 +435,7 @@ class GPT(nn.Module):
         if targets is not None:
             # softmax in at least fp32 (bf16 logits lose too much), float64 stays float64
             flat = logits.view(-1, logits.size(-1))
-            loss = F.cross_entropy(flat if flat.dtype == torch.float64 else flat.float(), targets.view(-1),
+            loss = F.cross_entropy(flat if flat.dtype == torch.float64 else flat.float(), targets.reshape(-1),
                                    ignore_index=-1)
         return logits, loss
 

@@ -1,0 +1,505 @@
+"""
+Benchmark one training step of nanonorm: forward (+ loss) under autocast, backward, gradient clipping
+and the optimizer step, exactly as train.py runs them, on random tokens (no data loading cost).
+
+    python bench.py                                 # the default model at nanoGPT's shakespeare-char shape
+    python bench.py --compare=norm                  # ln vs rms vs rms+zero_mean vs crms, ratio to ln
+    python bench.py --compare=optim                 # adamw vs muon vs auon: optimizer time and its share
+    python bench.py --compare=pos                   # every norm_pos, ratio to pre
+    python bench.py --compare=dtype                 # nanoGPT-equivalent fp32 model vs our default dtype
+    python bench.py --compare=graphs                # torch.compile graph breaks of every norm x norm_pos
+    python bench.py --compare=norm --n_embd=768 --n_head=12 --batch_size=8    # a wider shape
+    python bench.py --compare=optim --json=optim.json --threads=1 --profile
+    python bench.py --help                          # every key: model.GPTConfig, optim.OptimConfig, BenchConfig
+
+Default shape: nanoGPT's shakespeare-char "baby GPT" (6 layers, 6 heads, 384 wide, block 256, batch 16,
+vocabulary 65 padded to 128). Any model or optimizer key of train.py can be overridden.
+
+Timing: every compared config is built once (same seed), warmed up, then measured round-robin: `rounds`
+rounds of `steps` steps each, so slow drift (other processes, thermal) hits every config alike.
+The table reports medians over all measured steps:
+    ms/step   forward + backward + clip + optimizer step + zero_grad
+    tok/s     batch_size * block_size / step time
+    MFU       flops_per_token * tok/s / peak: the GPU's bf16 peak (model.peak_flops_for), or on CPU the
+              matmul peak measured here for the dtype in use (printed above the table)
+    fwd/bwd/opt ms and opt%   the phases (opt = clip + step + zero_grad) and the optimizer's share
+    ratio     step time over the first row's (ln, adamw, pre, or the nanoGPT-equivalent fp32 model):
+              the median over rounds of the ratio of the two configs' medians within the same round
+    cpu ms    CPU time of this process per step, and its ratio: on a CPU shared with other jobs this
+              barely moves when they steal cycles (wall time does), so compare configs with it there;
+              with N threads it counts N cores (spin-waits included)
+    state MB  parameters + optimizer state (exact byte count)
+    peak MB   peak memory of a step above what was resident before it (activations, gradients,
+              temporaries): CUDA max_memory_allocated; CPU peak RSS (resource.getrusage, with the
+              high-water mark reset through /proc/self/clear_refs between configs where Linux allows it)
+--json=PATH writes the same numbers (plus the machine and config) for scripts.
+On a CPU shared with other jobs, --threads=1 gives steadier numbers: with torch's default of all cores,
+every small op waits for the slowest thread, and a core taken by another process can slow a step 5x.
+"""
+
+import ctypes
+import functools
+import gc
+import json
+import resource
+import statistics
+import sys
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field, replace
+
+import torch
+
+torch.set_flush_denormal(True)  # denormals are ~100x slower on x86; before torch starts worker threads
+
+from configurator import ConfigError, parse_config, split_config  # noqa: E402
+from model import GPT, GPTConfig, NORM_POSITIONS, padded_vocab, peak_flops_for  # noqa: E402
+from norms import NORM_TYPES  # noqa: E402
+from optim import OptimConfig, build_optimizers, check_config as check_optim_config  # noqa: E402
+
+COMPARES = ("none", "norm", "optim", "pos", "dtype", "graphs")
+NANOGPT_CPU_TOK_S = 2500  # nanoGPT's baby GPT on this 2-core CPU (fp32, its default), per the project notes
+
+
+def _key(default, help, choices=None):
+    meta = {"help": help}
+    if choices:
+        meta["choices"] = choices
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class BenchModelConfig(GPTConfig):
+    """model.GPTConfig, with the shakespeare-char vocabulary as bench.py's default"""
+    vocab_size: int = _key(65, "vocabulary size (65 = shakespeare-char, padded to 128; 50257 = GPT-2 BPE)")
+
+
+@dataclass
+class BenchConfig:
+    """What bench.py measures and how (bench.py)"""
+    compare: str = _key("none", "none: one row; norm | optim | pos | dtype: rows side by side; "
+                                "graphs: torch.compile graph breaks of every norm x norm_pos", COMPARES)
+    batch_size: int = _key(16, "sequences per step")
+    warmup: int = _key(2, "untimed steps per config first (compilation, allocator, lazy optimizer state)")
+    steps: int = _key(2, "measured steps per config in each round")
+    rounds: int = _key(5, "round-robin rounds over the compared configs (cancels drift between them)")
+    device: str = _key("auto", "auto = cuda, else mps, else cpu", ("auto", "cpu", "cuda", "mps"))
+    dtype: str = _key("auto", "auto = train.py's choice: bfloat16 autocast on CUDA and on CPUs with "
+                              "AVX512-BF16/AMX, else float32", ("auto", "float32", "bfloat16", "float16"))
+    compile: bool | None = _key(None, "torch.compile the model (None = as train.py: on CUDA only; the warm-up "
+                                      "steps absorb the compilation)")
+    threads: int = _key(0, "CPU threads for torch (0 = torch's default, all cores)")
+    json: str = _key("", "also write the results to this JSON file")
+    profile: bool = _key(False, "after timing, print torch.profiler's top ops for one step of each config")
+    seed: int = _key(1337, "seed of the model init and the random tokens")
+
+
+def check_bench_config(bc):
+    for key in ("batch_size", "steps", "rounds"):
+        if getattr(bc, key) < 1:
+            raise ValueError(f"bad value {getattr(bc, key)!r} for {key}: must be >= 1")
+    for key in ("warmup", "threads"):
+        if getattr(bc, key) < 0:
+            raise ValueError(f"bad value {getattr(bc, key)!r} for {key}: must be >= 0")
+
+
+# ----------------------------------------------------------------------------------------------
+# device and precision: the same rules as train.py
+
+def cpu_supports_bf16():
+    """bf16 autocast pays off on CPUs with native bf16 dot products (AVX512-BF16 or AMX)."""
+    try:
+        return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    except AttributeError:
+        return False
+
+
+def resolve_device(name):
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else ("mps" if torch.backends.mps.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("bad value 'cuda' for device: CUDA is not available here (choose from auto, cpu)")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("bad value 'mps' for device: MPS is not available here (choose from auto, cpu)")
+    return name
+
+
+def resolve_dtype(name, device_type):
+    if name != "auto":
+        return name
+    if device_type == "cuda":
+        return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+    return "bfloat16" if device_type == "cpu" and cpu_supports_bf16() else "float32"
+
+
+def autocast_context(dtype, device_type):
+    """Mixed precision for bf16/fp16 (weights, gradients and optimizer stay float32), as in train.py."""
+    if dtype in ("bfloat16", "float16"):
+        return torch.autocast(device_type=device_type, dtype=getattr(torch, dtype))
+    return nullcontext()
+
+
+@functools.lru_cache(maxsize=None)
+def measure_cpu_peak(dtype, threads, n=2048, reps=5):
+    """Best FLOP/s of an n x n x n matmul on this CPU with `threads` threads (torch's current count)."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    a @ b  # first call: allocation and kernel selection
+    best = min(_timed(lambda: a @ b) for _ in range(reps))
+    return 2 * n ** 3 / best
+
+
+def _timed(fn):
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+# ----------------------------------------------------------------------------------------------
+# memory
+
+class MemoryMeter:
+    """Peak memory of a stretch of steps above what was resident when it started (bytes)."""
+
+    def __init__(self, device_type):
+        self.device_type = device_type
+        try:
+            self.libc = ctypes.CDLL("libc.so.6")  # malloc_trim returns freed heap pages, so RSS drops
+        except OSError:
+            self.libc = None
+
+    def start(self):
+        if self.device_type == "cuda":
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            self.base = torch.cuda.memory_allocated()
+            return
+        gc.collect()
+        if self.libc is not None:
+            self.libc.malloc_trim(0)
+        try:  # Linux: reset the high-water mark, so ru_maxrss is this stretch's peak, not the process's
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")
+        except OSError:
+            pass
+        self.base = self._maxrss()
+
+    def stop(self):
+        if self.device_type == "cuda":
+            torch.cuda.synchronize()
+            return torch.cuda.max_memory_allocated() - self.base
+        if self.device_type == "cpu":
+            return max(0, self._maxrss() - self.base)
+        return None  # mps: no peak counter
+
+    @staticmethod
+    def _maxrss():
+        kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return kb if sys.platform == "darwin" else kb * 1024  # bytes on macOS, KiB on Linux
+
+
+# ----------------------------------------------------------------------------------------------
+# the compared configurations
+
+@dataclass
+class Variant:
+    name: str
+    model: GPTConfig
+    optim: OptimConfig
+    dtype: str  # float32 | bfloat16 | float16
+
+
+def nanogpt_config(c):
+    """nanoGPT's architecture at c's shape: Pre-LN, GELU MLP 4d, biases, learned positions, tied head."""
+    return replace(c, norm="ln", norm_pos="pre", zero_mean=False, depth_scale=False, mlp="gelu", mlp_hidden=0,
+                   bias=True, tie_embeddings=True, pos_emb="learned", qk_norm=False, emb_proj=False,
+                   scaled_init=False, compact=False)
+
+
+def make_variants(mode, mc, oc, dtype):
+    """The rows of one comparison; the first row is the reference of the ratio column."""
+    if mode == "norm":
+        rows = [("ln", dict(norm="ln", zero_mean=False)), ("rms", dict(norm="rms", zero_mean=False)),
+                ("rms+zero_mean", dict(norm="rms", zero_mean=True)), ("crms", dict(norm="crms", zero_mean=True))]
+        return [Variant(name, replace(mc, **kw), oc, dtype) for name, kw in rows]
+    if mode == "optim":
+        return [Variant(o, mc, replace(oc, optimizer=o), dtype) for o in ("adamw", "muon", "auon")]
+    if mode == "pos":
+        return [Variant(p, replace(mc, norm_pos=p), oc, dtype) for p in NORM_POSITIONS]
+    if mode == "dtype":
+        short = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
+        return [Variant("nanoGPT-equiv fp32", nanogpt_config(mc), replace(oc, optimizer="adamw"), "float32"),
+                Variant(f"default {short[dtype]}" + (" autocast" if dtype != "float32" else ""), mc, oc, dtype)]
+    return [Variant(f"{mc.norm} {mc.norm_pos} {oc.optimizer}", mc, oc, dtype)]
+
+
+# ----------------------------------------------------------------------------------------------
+# one config: model, optimizers, the timed step
+
+class Runner:
+    def __init__(self, v, bc, device):
+        self.v, self.device = v, device
+        self.device_type = device.split(":")[0]
+        torch.manual_seed(bc.seed)
+        self.model = GPT(v.model).to(device)
+        self.optimizers = build_optimizers(self.model, v.optim, self.device_type)
+        self.forward = torch.compile(self.model) if bc.compile else self.model
+        self.ctx = autocast_context(v.dtype, self.device_type)
+        self.scaler = torch.amp.GradScaler(self.device_type, enabled=(v.dtype == "float16"))
+        self.step_count = 0
+        self.times = {"step": [], "fwd": [], "bwd": [], "opt": [], "cpu": []}
+        self.peak_bytes = []
+        self.rounds = []  # per round: median step and CPU ms, for ratios paired within a round
+
+    def clock(self):
+        """A point in time: a CUDA event (no synchronization inside the step) or perf_counter."""
+        if self.device_type == "cuda":
+            e = torch.cuda.Event(enable_timing=True)
+            e.record()
+            return e
+        if self.device_type == "mps":
+            torch.mps.synchronize()
+        return time.perf_counter()
+
+    @staticmethod
+    def elapsed_ms(a, b):
+        return a.elapsed_time(b) if isinstance(a, torch.cuda.Event) else (b - a) * 1000
+
+    def step(self, batches, record):
+        """One training step as train.py runs it; batches() yields (x, y) already on the device."""
+        x, y = batches(self.step_count)
+        c0 = time.process_time()
+        t0 = self.clock()
+        with self.ctx:
+            _, loss = self.forward(x, y)
+        t1 = self.clock()
+        self.scaler.scale(loss).backward()
+        t2 = self.clock()
+        clip = self.v.optim.grad_clip
+        if clip > 0:
+            for opt in self.optimizers.optimizers:
+                self.scaler.unscale_(opt)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+        if self.scaler.is_enabled():
+            for opt in self.optimizers.optimizers:
+                self.scaler.step(opt)
+            self.scaler.update()
+        else:
+            self.optimizers.step()
+        self.optimizers.zero_grad(set_to_none=True)
+        t3 = self.clock()
+        if self.device_type == "cuda":
+            t3.synchronize()
+        cpu_ms = (time.process_time() - c0) * 1000
+        self.step_count += 1
+        if record:
+            self.times["cpu"].append(cpu_ms)
+            for key, (a, b) in (("step", (t0, t3)), ("fwd", (t0, t1)), ("bwd", (t1, t2)), ("opt", (t2, t3))):
+                self.times[key].append(self.elapsed_ms(a, b))
+
+    def state_bytes(self):
+        """Parameters plus every optimizer state tensor (moments, momentum buffers)."""
+        n = sum(p.numel() * p.element_size() for p in self.model.parameters())
+        for opt in self.optimizers.optimizers:
+            for state in opt.state.values():
+                n += sum(t.numel() * t.element_size() for t in state.values() if torch.is_tensor(t))
+        return n
+
+
+def make_batches(bc, mc, device, n=4):
+    """A small pool of random token batches; each step takes the next one (pinned, async copy on CUDA)."""
+    g = torch.Generator().manual_seed(bc.seed)
+    shape = (bc.batch_size, mc.block_size)
+    pool = [(torch.randint(0, mc.vocab_size, shape, generator=g), torch.randint(0, mc.vocab_size, shape, generator=g))
+            for _ in range(n)]
+    if device.startswith("cuda"):
+        pool = [(x.pin_memory(), y.pin_memory()) for x, y in pool]
+
+    def batches(i):
+        x, y = pool[i % n]
+        return x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+    return batches
+
+
+# ----------------------------------------------------------------------------------------------
+# reports
+
+def summarize(runner, bc, peak_for):
+    v, t = runner.v, runner.times
+    ms = statistics.median(t["step"])
+    tok_s = bc.batch_size * v.model.block_size / (ms / 1000)
+    peak = peak_for(v.dtype)
+    mfu = runner.model.estimate_mfu(tok_s, peak_flops=peak) if peak else None
+    opt_ms = statistics.median(t["opt"])
+    peak_mem = [b for b in runner.peak_bytes if b is not None]
+    return {
+        "name": v.name, "ms_per_step": ms, "ms_min": min(t["step"]), "tokens_per_s": tok_s, "mfu": mfu,
+        "cpu_ms_per_step": statistics.median(t["cpu"]),
+        "fwd_ms": statistics.median(t["fwd"]), "bwd_ms": statistics.median(t["bwd"]), "opt_ms": opt_ms,
+        "opt_share": opt_ms / ms, "state_mb": runner.state_bytes() / 2 ** 20,
+        "peak_mb": max(peak_mem) / 2 ** 20 if peak_mem else None, "steps": len(t["step"]),
+        "step_ms_all": t["step"], "dtype": v.dtype, "norm": v.model.norm, "norm_pos": v.model.norm_pos,
+        "zero_mean": v.model.zero_mean, "optimizer": v.optim.optimizer,
+    }
+
+
+def format_table(rows):
+    head = (f"{'config':<20} {'ms/step':>8} {'min':>7} {'tok/s':>7} {'MFU':>6} {'fwd ms':>7} {'bwd ms':>7} "
+            f"{'opt ms':>7} {'opt%':>5} {'ratio':>6} {'cpu ms':>7} {'ratio':>6} {'state MB':>8} {'peak MB':>8}")
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        mfu = f"{100 * r['mfu']:5.1f}%" if r["mfu"] is not None else f"{'-':>6}"
+        peak = f"{r['peak_mb']:8.0f}" if r["peak_mb"] is not None else f"{'-':>8}"
+        lines.append(f"{r['name']:<20} {r['ms_per_step']:8.1f} {r['ms_min']:7.1f} {r['tokens_per_s']:7.0f} {mfu} "
+                     f"{r['fwd_ms']:7.1f} {r['bwd_ms']:7.1f} {r['opt_ms']:7.1f} {100 * r['opt_share']:4.0f}% "
+                     f"{r['ratio']:6.3f} {r['cpu_ms_per_step']:7.0f} {r['cpu_ratio']:6.3f} {r['state_mb']:8.1f} {peak}")
+    return "\n".join(lines)
+
+
+def profile_step(runner, batches, sort_by):
+    from torch.profiler import ProfilerActivity, profile
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if runner.device_type == "cuda" else [])
+    with profile(activities=acts) as prof:
+        runner.step(batches, record=False)
+    return prof.key_averages().table(sort_by=sort_by, row_limit=15)
+
+
+# ----------------------------------------------------------------------------------------------
+# torch.compile graph breaks
+
+def count_graph_breaks(mc, bc, device, dtype):
+    """One row per valid (norm, norm_pos), plus the zero_mean streams: dynamo graphs and graph breaks
+    of the training forward (with its loss) under the run's autocast."""
+    import torch._dynamo
+    combos = [(n, p, n == "crms") for n in NORM_TYPES for p in NORM_POSITIONS]
+    combos += [(n, "pre", True) for n in ("ln", "rms", "ss")]
+    rows = []
+    for norm, pos, zero_mean in combos:
+        try:
+            cfg = replace(mc, norm=norm, norm_pos=pos, zero_mean=zero_mean)
+        except ValueError:
+            continue  # a refused combination (crms and none are Pre-Norm only, depth_scale conflicts)
+        name = f"{norm} {pos}" + (" zero_mean" if zero_mean and norm != "crms" else "")
+        torch.manual_seed(bc.seed)
+        model = GPT(cfg).to(device)
+        x = torch.randint(0, cfg.vocab_size, (bc.batch_size, cfg.block_size), device=device)
+        torch._dynamo.reset()
+        with autocast_context(dtype, device.split(":")[0]):
+            ex = torch._dynamo.explain(model)(x, x)
+        reasons = sorted({str(getattr(b, "reason", b)).splitlines()[0] for b in ex.break_reasons})
+        rows.append({"name": name, "norm": norm, "norm_pos": pos, "zero_mean": cfg.zero_mean,
+                     "graphs": ex.graph_count, "graph_breaks": ex.graph_break_count, "reasons": reasons})
+        print(f"{name:<22} graphs {ex.graph_count}  breaks {ex.graph_break_count}"
+              + (f"  {'; '.join(reasons)}" if reasons else ""), flush=True)
+    return rows
+
+
+# ----------------------------------------------------------------------------------------------
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        cfg = parse_config(argv, BenchModelConfig, OptimConfig, BenchConfig)
+        bc = split_config(cfg, BenchConfig)
+        oc = split_config(cfg, OptimConfig)
+        check_bench_config(bc)
+        check_optim_config(oc)
+        mc = split_config(cfg, BenchModelConfig)
+        device = resolve_device(bc.device)
+        dtype = resolve_dtype(bc.dtype, device)
+        if bc.compile is None:
+            bc.compile = device == "cuda"
+        variants = make_variants(bc.compare, mc, oc, dtype)
+    except (ConfigError, ValueError) as e:
+        print(f"bench.py: {e}", file=sys.stderr)
+        raise SystemExit(2)
+    if bc.threads:
+        torch.set_num_threads(bc.threads)
+    if device == "cuda":  # as train.py: TF32 for whatever runs in float32
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+    tokens = bc.batch_size * mc.block_size
+    where = f"{device} ({torch.get_num_threads()} threads)" if device == "cpu" else \
+        (f"{device} ({torch.cuda.get_device_name()})" if device == "cuda" else device)
+    print(f"bench: {where}, torch {torch.__version__}, default dtype {dtype}, compile {bc.compile}, "
+          f"batch {bc.batch_size} x block {mc.block_size} = {tokens} tokens/step")
+    print(f"shape: {mc.n_layer} layers x {mc.n_embd} wide x {mc.n_head} heads, vocab {mc.vocab_size} "
+          f"(padded {padded_vocab(mc.vocab_size)})")
+    result = {"device": where, "torch": torch.__version__, "threads": torch.get_num_threads(),
+              "compare": bc.compare, "default_dtype": dtype, "config": {k: v for k, v in cfg.items()}}
+
+    if bc.compare == "graphs":
+        result["rows"] = count_graph_breaks(mc, bc, device, dtype)
+        print(f"total graph breaks: {sum(r['graph_breaks'] for r in result['rows'])} "
+              f"over {len(result['rows'])} configurations")
+        return _write_json(bc, result)
+
+    # peak FLOP/s for MFU: the GPU table, or this CPU's measured matmul peak per dtype
+    peaks = {}
+    if device == "cpu":
+        for name in sorted({v.dtype for v in variants}, reverse=True):
+            peaks[name] = measure_cpu_peak(getattr(torch, name), torch.get_num_threads())
+        print("CPU peak (measured 2048^3 matmul, best of 5): "
+              + ", ".join(f"{k} {v / 1e9:.0f} GFLOP/s" for k, v in peaks.items()))
+    else:
+        gpu_peak = peak_flops_for(device)
+        peaks = {name: gpu_peak for name in ("float32", "bfloat16", "float16")}
+        print(f"GPU bf16 dense peak: {gpu_peak / 1e12:.0f} TFLOP/s" if gpu_peak else "GPU peak unknown: no MFU")
+    result["peak_flops"] = peaks
+
+    runners = [Runner(v, bc, device) for v in variants]
+    m0 = runners[0].model
+    print(f"params: {m0.num_params() / 1e6:.2f}M, {m0.flops_per_token() / 1e6:.1f} MFLOP/token "
+          f"(6 N + 12 L d T); {len(runners)} config(s), {bc.warmup} warm-up + {bc.rounds} rounds x {bc.steps} "
+          f"measured steps each, interleaved", flush=True)
+    batches = make_batches(bc, mc, device)
+    meter = MemoryMeter(device)
+    for r in runners:
+        for _ in range(bc.warmup):
+            r.step(batches, record=False)
+    for rnd in range(bc.rounds):
+        for r in runners:
+            meter.start()
+            for _ in range(bc.steps):
+                r.step(batches, record=True)
+            r.peak_bytes.append(meter.stop())
+            r.rounds.append({k: statistics.median(r.times[k][-bc.steps:]) for k in ("step", "cpu")})
+        print(f"  round {rnd + 1}/{bc.rounds}: " + ", ".join(f"{r.v.name} {r.rounds[-1]['step']:.0f}" for r in runners)
+              + " ms", flush=True)
+
+    if device == "cpu":  # other jobs may have slowed the first measurement: keep the best of both
+        measure_cpu_peak.cache_clear()
+        for name in peaks:
+            peaks[name] = max(peaks[name], measure_cpu_peak(getattr(torch, name), torch.get_num_threads()))
+        print("CPU peak after the run (best of both): "
+              + ", ".join(f"{k} {v / 1e9:.0f} GFLOP/s" for k, v in peaks.items()))
+    rows = [summarize(r, bc, peaks.get) for r in runners]
+    for row, r in zip(rows, runners):  # ratio to the first config, paired round by round, then the median
+        for key, name in (("step", "ratio"), ("cpu", "cpu_ratio")):
+            row[name] = statistics.median(a[key] / b[key] for a, b in zip(r.rounds, runners[0].rounds))
+    print()
+    print(format_table(rows))
+    if bc.compare == "dtype":
+        ours = rows[-1]
+        print(f"\n{ours['name']} vs nanoGPT-equivalent fp32 measured here: {1 / ours['ratio']:.2f}x; "
+              f"vs nanoGPT's ~{NANOGPT_CPU_TOK_S:,} tok/s on this machine (idle): "
+              f"{ours['tokens_per_s'] / NANOGPT_CPU_TOK_S:.2f}x")
+    result["rows"] = rows
+    if bc.profile:
+        sort_by = "self_device_time_total" if device == "cuda" else "self_cpu_time_total"
+        for r in runners:
+            print(f"\nprofile of one step: {r.v.name}")
+            print(profile_step(r, batches, sort_by))
+    return _write_json(bc, result)
+
+
+def _write_json(bc, result):
+    if bc.json:
+        with open(bc.json, "w") as f:
+            json.dump(result, f, indent=1)
+        print(f"wrote {bc.json}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
