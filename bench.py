@@ -46,13 +46,13 @@ import statistics
 import sys
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import torch
 
 torch.set_flush_denormal(True)  # denormals are ~100x slower on x86; before torch starts worker threads
 
-from configurator import ConfigError, parse_config, split_config  # noqa: E402
+from configurator import ConfigError, config_field, parse_config, split_config  # noqa: E402
 from model import GPT, GPTConfig, NORM_POSITIONS, padded_vocab, peak_flops_for  # noqa: E402
 from norms import NORM_TYPES  # noqa: E402
 from optim import OptimConfig, build_optimizers, check_config as check_optim_config  # noqa: E402
@@ -61,37 +61,32 @@ COMPARES = ("none", "norm", "optim", "pos", "dtype", "graphs")
 NANOGPT_CPU_TOK_S = 2500  # nanoGPT's baby GPT on this 2-core CPU (fp32, its default), per the project notes
 
 
-def _key(default, help, choices=None):
-    meta = {"help": help}
-    if choices:
-        meta["choices"] = choices
-    return field(default=default, metadata=meta)
 
 
 @dataclass
 class BenchModelConfig(GPTConfig):
     """model.GPTConfig, with the shakespeare-char vocabulary as bench.py's default"""
-    vocab_size: int = _key(65, "vocabulary size (65 = shakespeare-char, padded to 128; 50257 = GPT-2 BPE)")
+    vocab_size: int = config_field(65, "vocabulary size (65 = shakespeare-char, padded to 128; 50257 = GPT-2 BPE)")
 
 
 @dataclass
 class BenchConfig:
     """What bench.py measures and how (bench.py)"""
-    compare: str = _key("none", "none: one row; norm | optim | pos | dtype: rows side by side; "
+    compare: str = config_field("none", "none: one row; norm | optim | pos | dtype: rows side by side; "
                                 "graphs: torch.compile graph breaks of every norm x norm_pos", COMPARES)
-    batch_size: int = _key(16, "sequences per step")
-    warmup: int = _key(2, "untimed steps per config first (compilation, allocator, lazy optimizer state)")
-    steps: int = _key(2, "measured steps per config in each round")
-    rounds: int = _key(5, "round-robin rounds over the compared configs (cancels drift between them)")
-    device: str = _key("auto", "auto = cuda, else mps, else cpu", ("auto", "cpu", "cuda", "mps"))
-    dtype: str = _key("auto", "auto = train.py's choice: bfloat16 autocast on CUDA and on CPUs with "
+    batch_size: int = config_field(16, "sequences per step")
+    warmup: int = config_field(2, "untimed steps per config first (compilation, allocator, lazy optimizer state)")
+    steps: int = config_field(2, "measured steps per config in each round")
+    rounds: int = config_field(5, "round-robin rounds over the compared configs (cancels drift between them)")
+    device: str = config_field("auto", "auto = cuda, else mps, else cpu", ("auto", "cpu", "cuda", "mps"))
+    dtype: str = config_field("auto", "auto = train.py's choice: bfloat16 autocast on CUDA and on CPUs with "
                               "AVX512-BF16/AMX, else float32", ("auto", "float32", "bfloat16", "float16"))
-    compile: bool | None = _key(None, "torch.compile the model (None = as train.py: on CUDA only; the warm-up "
+    compile: bool | None = config_field(None, "torch.compile the model (None = as train.py: on CUDA only; the warm-up "
                                       "steps absorb the compilation)")
-    threads: int = _key(0, "CPU threads for torch (0 = torch's default, all cores)")
-    json: str = _key("", "also write the results to this JSON file")
-    profile: bool = _key(False, "after timing, print torch.profiler's top ops for one step of each config")
-    seed: int = _key(1337, "seed of the model init and the random tokens")
+    threads: int = config_field(0, "CPU threads for torch (0 = torch's default, all cores)")
+    json: str = config_field("", "also write the results to this JSON file")
+    profile: bool = config_field(False, "after timing, print torch.profiler's top ops for one step of each config")
+    seed: int = config_field(1337, "seed of the model init and the random tokens")
 
 
 def check_bench_config(bc):

@@ -21,6 +21,14 @@ import types
 import typing
 
 
+def config_field(default, help, choices=None):
+    """A dataclass field that carries its --help line (and its valid choices) for this configurator."""
+    meta = {"help": help}
+    if choices:
+        meta["choices"] = choices
+    return dataclasses.field(default=default, metadata=meta)
+
+
 class ConfigError(ValueError):
     """A bad config key or value; the message is one line."""
 

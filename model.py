@@ -28,50 +28,46 @@ weights for inference (the compact crms model has a (d-1)-dim stream).
 import json
 import math
 import os
-from dataclasses import dataclass, field, fields, asdict
+from dataclasses import asdict, dataclass, fields
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
+from configurator import config_field
 from norms import NORM_TYPES, CRMSNorm, RMSNorm, make_norm
 
 NORM_POSITIONS = ("pre", "post", "mix", "sandwich", "peri", "reorder", "deepnorm")
 
 
-def _key(default, help, choices=None):
-    meta = {"help": help}
-    if choices:
-        meta["choices"] = choices
-    return field(default=default, metadata=meta)
 
 
 @dataclass
 class GPTConfig:
     # defaults are the CPU preset model: nanoGPT's shakespeare-char "baby GPT" shape
-    n_layer: int = _key(6, "number of transformer blocks L")
-    n_head: int = _key(6, "attention heads per block")
-    n_embd: int = _key(384, "width d of the residual stream")
-    block_size: int = _key(256, "context length in tokens")
-    vocab_size: int = _key(50257, "vocabulary size (set from the dataset for scratch runs; padded to a multiple of 64)")
-    dropout: float = _key(0.0, "dropout on embeddings, attention and residual branches")
-    bias: bool = _key(True, "biases in linear layers and norms (GPT-2 style)")
-    norm: str = _key("ln", "normalization type", NORM_TYPES)
-    norm_pos: str = _key("pre", "norm placement", NORM_POSITIONS)
-    mix_ratio: float = _key(0.25, "Mix-LN: the first floor(mix_ratio*n_layer) blocks are Post-LN")
-    depth_scale: bool = _key(False, "LayerNorm Scaling: norm output feeding block l's sublayers times 1/sqrt(l)")
-    zero_mean: bool = _key(False, "centre every write into the residual stream in forward (Pre-RMSNorm == Pre-LN)")
-    pos_emb: str = _key("learned", "position encoding", ("learned", "rope"))
-    rope_base: float = _key(10000.0, "RoPE base frequency")
-    mlp: str = _key("gelu", "feed-forward type", ("gelu", "swiglu", "relu2"))
-    mlp_hidden: int = _key(0, "MLP hidden size; 0 = 4*n_embd (gelu, relu2) or 8/3*n_embd rounded up to 64 (swiglu)")
-    tie_embeddings: bool = _key(True, "LM head shares the token embedding matrix")
-    qk_norm: bool = _key(False, "OLMo 2 QK-norm: RMSNorm over the full projected q and k")
-    emb_proj: bool = _key(False, "OSP embedding projection: d x d linear after the embedding and before the head")
-    scaled_init: bool = _key(False, "GPT-2 init std 0.02/sqrt(2*n_layer) on output projections")
-    norm_eps: float = _key(1e-5, "epsilon inside every norm")
-    compact: bool = _key(False, "internal: weights already compressed by convert_to_crms ((d-1)-dim stream)")
+    n_layer: int = config_field(6, "number of transformer blocks L")
+    n_head: int = config_field(6, "attention heads per block")
+    n_embd: int = config_field(384, "width d of the residual stream")
+    block_size: int = config_field(256, "context length in tokens")
+    vocab_size: int = config_field(50257, "vocabulary size (set from the dataset for scratch runs; padded to a multiple of 64)")
+    dropout: float = config_field(0.0, "dropout on embeddings, attention and residual branches")
+    bias: bool = config_field(True, "biases in linear layers and norms (GPT-2 style)")
+    norm: str = config_field("ln", "normalization type", NORM_TYPES)
+    norm_pos: str = config_field("pre", "norm placement", NORM_POSITIONS)
+    mix_ratio: float = config_field(0.25, "Mix-LN: the first floor(mix_ratio*n_layer) blocks are Post-LN")
+    depth_scale: bool = config_field(False, "LayerNorm Scaling: norm output feeding block l's sublayers times 1/sqrt(l)")
+    zero_mean: bool = config_field(False, "centre every write into the residual stream in forward (Pre-RMSNorm == Pre-LN)")
+    pos_emb: str = config_field("learned", "position encoding", ("learned", "rope"))
+    rope_base: float = config_field(10000.0, "RoPE base frequency")
+    mlp: str = config_field("gelu", "feed-forward type", ("gelu", "swiglu", "relu2"))
+    mlp_hidden: int = config_field(0, "MLP hidden size; 0 = 4*n_embd (gelu, relu2) or 8/3*n_embd rounded up to 64 (swiglu)")
+    tie_embeddings: bool = config_field(True, "LM head shares the token embedding matrix")
+    qk_norm: bool = config_field(False, "OLMo 2 QK-norm: RMSNorm over the full projected q and k")
+    emb_proj: bool = config_field(False, "OSP embedding projection: d x d linear after the embedding and before the head")
+    scaled_init: bool = config_field(False, "GPT-2 init std 0.02/sqrt(2*n_layer) on output projections")
+    norm_eps: float = config_field(1e-5, "epsilon inside every norm")
+    compact: bool = config_field(False, "internal: weights already compressed by convert_to_crms ((d-1)-dim stream)")
 
     def __post_init__(self):
         if self.norm == "crms":

@@ -14,38 +14,33 @@ train.py; prepare.get_tokenizer).
 
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
 import prepare
-from configurator import ConfigError, parse_config, split_config
+from configurator import ConfigError, config_field, parse_config, split_config
 from model import GPT, load_checkpoint
 from train import PRETRAINED, autocast_context, fail, param_dtype, resolve_device, resolve_dtype
 
 
-def _key(default, help, choices=None):
-    meta = {"help": help}
-    if choices:
-        meta["choices"] = choices
-    return field(default=default, metadata=meta)
 
 
 @dataclass
 class SampleConfig:
     """Sampling from out_dir/ckpt.pt (sample.py)"""
-    out_dir: str = _key("out", "folder holding ckpt.pt (init_from=resume)")
-    init_from: str = _key("resume", "resume (out_dir/ckpt.pt) or pretrained GPT-2 weights", ("resume",) + PRETRAINED)
-    start: str = _key("\n", "prompt text, or FILE:path to read it from a file")
-    num_samples: int = _key(3, "number of samples to draw")
-    max_new_tokens: int = _key(200, "tokens generated per sample")
-    temperature: float = _key(0.8, "1.0 = the model's distribution, < 1 sharper, 0 = greedy")
-    top_k: int | None = _key(200, "sample only among the k most likely tokens (None = all)")
-    seed: int = _key(1337, "random seed")
-    device: str = _key("auto", "auto = cuda, else mps, else cpu", ("auto", "cpu", "cuda", "mps"))
-    dtype: str = _key("auto", "auto = bfloat16 where supported, else float32",
+    out_dir: str = config_field("out", "folder holding ckpt.pt (init_from=resume)")
+    init_from: str = config_field("resume", "resume (out_dir/ckpt.pt) or pretrained GPT-2 weights", ("resume",) + PRETRAINED)
+    start: str = config_field("\n", "prompt text, or FILE:path to read it from a file")
+    num_samples: int = config_field(3, "number of samples to draw")
+    max_new_tokens: int = config_field(200, "tokens generated per sample")
+    temperature: float = config_field(0.8, "1.0 = the model's distribution, < 1 sharper, 0 = greedy")
+    top_k: int | None = config_field(200, "sample only among the k most likely tokens (None = all)")
+    seed: int = config_field(1337, "random seed")
+    device: str = config_field("auto", "auto = cuda, else mps, else cpu", ("auto", "cpu", "cuda", "mps"))
+    dtype: str = config_field("auto", "auto = bfloat16 where supported, else float32",
                       ("auto", "float32", "bfloat16", "float16", "float64"))
-    data_dir: str = _key("data", "where to find the dataset's meta.json for checkpoints that do not carry it")
+    data_dir: str = config_field("data", "where to find the dataset's meta.json for checkpoints that do not carry it")
 
 
 def main(argv=None):

@@ -33,7 +33,7 @@ import sys
 import time
 import json
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 import torch
@@ -46,7 +46,7 @@ import torch.distributed as dist  # noqa: E402
 from torch.nn.parallel import DistributedDataParallel as DDP  # noqa: E402
 
 import prepare  # noqa: E402
-from configurator import ConfigError, parse_config, split_config  # noqa: E402
+from configurator import ConfigError, config_field, parse_config, split_config  # noqa: E402
 from model import GPT, GPTConfig, load_checkpoint  # noqa: E402
 from optim import OptimConfig, build_optimizers, check_config as check_optim_config  # noqa: E402
 
@@ -54,11 +54,6 @@ PRETRAINED = ("gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl")
 EVAL_SEED = 4242  # fixed, so runs with different --seed are compared on the same eval batches
 
 
-def _key(default, help, choices=None):
-    meta = {"help": help}
-    if choices:
-        meta["choices"] = choices
-    return field(default=default, metadata=meta)
 
 
 @dataclass
@@ -67,42 +62,42 @@ class TrainConfig:
     # I/O and data. The defaults (with GPTConfig's and OptimConfig's) are the CPU preset: `python train.py`
     # trains a 6x384 char-level model on the Python reference docs (300 steps of 8 x 256 characters,
     # bfloat16 autocast; ~0.55 s per step on 2 idle cores, so ~3.5 minutes; val loss 4.97 -> 2.26).
-    out_dir: str = _key("out", "folder for ckpt.pt and log.jsonl")
-    dataset: str = _key("python_docs", "dataset name: data_dir/NAME (python_docs and shakespeare* are prepared on first use)")
-    data_dir: str = _key("data", "parent folder of the datasets")
-    init_from: str = _key("scratch", "scratch | resume (out_dir/ckpt.pt) | gpt2 | gpt2-medium | gpt2-large | "
+    out_dir: str = config_field("out", "folder for ckpt.pt and log.jsonl")
+    dataset: str = config_field("python_docs", "dataset name: data_dir/NAME (python_docs and shakespeare* are prepared on first use)")
+    data_dir: str = config_field("data", "parent folder of the datasets")
+    init_from: str = config_field("scratch", "scratch | resume (out_dir/ckpt.pt) | gpt2 | gpt2-medium | gpt2-large | "
                                      "gpt2-xl | a local Hugging Face GPT-2 folder")
     # evaluation, logging, checkpoints
-    eval_interval: int = _key(50, "evaluate (and maybe checkpoint) every this many iterations, and at the end")
-    eval_iters: int = _key(8, "batches per split for each evaluation (fixed batches, shared by all ranks)")
-    log_interval: int = _key(10, "console line and log.jsonl row every this many iterations")
-    always_save_checkpoint: bool = _key(False, "checkpoint at every evaluation, not only when val loss improves")
-    save_checkpoint: bool = _key(True, "write out_dir/ckpt.pt at all (False: throwaway runs, benchmarks)")
-    analyze_interval: int = _key(0, "add analyze.quick_metrics to the eval rows every this many iterations "
+    eval_interval: int = config_field(50, "evaluate (and maybe checkpoint) every this many iterations, and at the end")
+    eval_iters: int = config_field(8, "batches per split for each evaluation (fixed batches, shared by all ranks)")
+    log_interval: int = config_field(10, "console line and log.jsonl row every this many iterations")
+    always_save_checkpoint: bool = config_field(False, "checkpoint at every evaluation, not only when val loss improves")
+    save_checkpoint: bool = config_field(True, "write out_dir/ckpt.pt at all (False: throwaway runs, benchmarks)")
+    analyze_interval: int = config_field(0, "add analyze.quick_metrics to the eval rows every this many iterations "
                                     "(0 = off; a multiple of eval_interval)")
-    wandb_log: bool = _key(False, "also log to Weights & Biases (pip install wandb)")
-    wandb_project: str = _key("nanonorm", "wandb project")
-    wandb_run_name: str = _key("", "wandb run name ('' = out_dir)")
+    wandb_log: bool = config_field(False, "also log to Weights & Biases (pip install wandb)")
+    wandb_project: str = config_field("nanonorm", "wandb project")
+    wandb_run_name: str = config_field("", "wandb run name ('' = out_dir)")
     # batch and length of training
-    batch_size: int = _key(8, "sequences per micro-batch per rank")
-    gradient_accumulation_steps: int = _key(1, "micro-batches per optimizer step, all ranks together "
+    batch_size: int = config_field(8, "sequences per micro-batch per rank")
+    gradient_accumulation_steps: int = config_field(1, "micro-batches per optimizer step, all ranks together "
                                                "(must be divisible by the number of ranks)")
-    max_iters: int = _key(300, "optimizer steps in total")
+    max_iters: int = config_field(300, "optimizer steps in total")
     # learning-rate schedule (the peak lrs are OptimConfig's learning_rate and muon_lr)
-    lr_schedule: str = _key("cosine", "lr multiplier after warm-up", ("cosine", "wsd", "constant"))
-    warmup_iters: int = _key(30, "linear lr warm-up steps")
-    lr_decay_iters: int | None = _key(None, "cosine: step at which lr reaches min_lr (None = max_iters)")
-    min_lr: float | None = _key(None, "final lr of cosine/wsd as an absolute AdamW lr; Muon groups get the same "
+    lr_schedule: str = config_field("cosine", "lr multiplier after warm-up", ("cosine", "wsd", "constant"))
+    warmup_iters: int = config_field(30, "linear lr warm-up steps")
+    lr_decay_iters: int | None = config_field(None, "cosine: step at which lr reaches min_lr (None = max_iters)")
+    min_lr: float | None = config_field(None, "final lr of cosine/wsd as an absolute AdamW lr; Muon groups get the same "
                                       "ratio min_lr/learning_rate (None = learning_rate / 10)")
-    decay_frac: float = _key(0.2, "wsd: fraction of max_iters at the end spent decaying linearly to min_lr")
+    decay_frac: float = config_field(0.2, "wsd: fraction of max_iters at the end spent decaying linearly to min_lr")
     # system
-    device: str = _key("auto", "auto = cuda, else mps, else cpu", ("auto", "cpu", "cuda", "mps"))
-    dtype: str = _key("auto", "auto = bfloat16 autocast where supported (CUDA, CPUs with AVX512-BF16/AMX), "
+    device: str = config_field("auto", "auto = cuda, else mps, else cpu", ("auto", "cpu", "cuda", "mps"))
+    dtype: str = config_field("auto", "auto = bfloat16 autocast where supported (CUDA, CPUs with AVX512-BF16/AMX), "
                               "else float32; float16 uses a GradScaler; float64 converts the model (exactness tests)",
                       ("auto", "float32", "bfloat16", "float16", "float64"))
-    compile: bool | None = _key(None, "torch.compile the model (None = True on CUDA, False elsewhere: "
+    compile: bool | None = config_field(None, "torch.compile the model (None = True on CUDA, False elsewhere: "
                                       "on CPU compiling takes longer than a short run saves)")
-    seed: int = _key(1337, "seed for the init, dropout and the training batches")
+    seed: int = config_field(1337, "seed for the init, dropout and the training batches")
 
 
 def fail(msg, code=1):
