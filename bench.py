@@ -45,7 +45,6 @@ import resource
 import statistics
 import sys
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass, replace
 
 import torch
@@ -53,6 +52,7 @@ import torch
 torch.set_flush_denormal(True)  # denormals are ~100x slower on x86; before torch starts worker threads
 
 from configurator import ConfigError, config_field, parse_config, split_config  # noqa: E402
+from train import autocast_context, resolve_device, resolve_dtype  # noqa: E402  (device and dtype rules of train.py)
 from model import GPT, GPTConfig, NORM_POSITIONS, padded_vocab, peak_flops_for  # noqa: E402
 from norms import NORM_TYPES  # noqa: E402
 from optim import OptimConfig, build_optimizers, check_config as check_optim_config  # noqa: E402
@@ -98,40 +98,6 @@ def check_bench_config(bc):
             raise ValueError(f"bad value {getattr(bc, key)!r} for {key}: must be >= 0")
 
 
-# ----------------------------------------------------------------------------------------------
-# device and precision: the same rules as train.py
-
-def cpu_supports_bf16():
-    """bf16 autocast pays off on CPUs with native bf16 dot products (AVX512-BF16 or AMX)."""
-    try:
-        return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
-    except AttributeError:
-        return False
-
-
-def resolve_device(name):
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else ("mps" if torch.backends.mps.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("bad value 'cuda' for device: CUDA is not available here (choose from auto, cpu)")
-    if name == "mps" and not torch.backends.mps.is_available():
-        raise ValueError("bad value 'mps' for device: MPS is not available here (choose from auto, cpu)")
-    return name
-
-
-def resolve_dtype(name, device_type):
-    if name != "auto":
-        return name
-    if device_type == "cuda":
-        return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
-    return "bfloat16" if device_type == "cpu" and cpu_supports_bf16() else "float32"
-
-
-def autocast_context(dtype, device_type):
-    """Mixed precision for bf16/fp16 (weights, gradients and optimizer stay float32), as in train.py."""
-    if dtype in ("bfloat16", "float16"):
-        return torch.autocast(device_type=device_type, dtype=getattr(torch, dtype))
-    return nullcontext()
 
 
 @functools.lru_cache(maxsize=None)
@@ -399,7 +365,7 @@ def main(argv=None):
         check_bench_config(bc)
         check_optim_config(oc)
         mc = split_config(cfg, BenchModelConfig)
-        device = resolve_device(bc.device)
+        device = resolve_device(bc.device)[0]
         dtype = resolve_dtype(bc.dtype, device)
         if bc.compile is None:
             bc.compile = device == "cuda"
