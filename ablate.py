@@ -141,21 +141,23 @@ def read_log(out_dir):
 
 
 def ensure_dataset(args):
-    """corpus_char is prepared from ../shared/corpus when missing; without the corpus, use python_docs."""
+    """The CPU studies' corpus_char is prepared on first use: `prepare.py books --name corpus_char` (four
+    public-domain books, downloaded once into data/_downloads and checked against their SHA-256). Without
+    the books (offline, or a download that fails its checksum) the studies run on python_docs, said in one
+    line. Local copies: run `python prepare.py books --input FOLDER --name corpus_char` first."""
     name, data_dir = args.get("dataset"), args.get("data_dir", "data")
     if name != "corpus_char" or os.path.isdir(os.path.join(data_dir, name)):
         return name
-    corpus = os.path.join("..", "shared", "corpus")
-    files = sorted(os.path.join(corpus, f) for f in os.listdir(corpus) if f.endswith(".txt")) \
-        if os.path.isdir(corpus) else []
-    if not files:
-        print(f"{corpus} not found: using the python_docs dataset instead of corpus_char", flush=True)
-        return "python_docs"
-    cmd = [sys.executable, "prepare.py", "text", "--input", *files, "--tokenizer=char", "--name", name,
-           "--data_dir", data_dir]
-    print("preparing: " + " ".join(cmd[1:]), flush=True)
-    subprocess.run(cmd, check=True)
-    return name
+    import prepare
+    print(f"preparing {os.path.join(data_dir, name)}: python prepare.py books --name {name} --data_dir {data_dir}",
+          flush=True)
+    try:
+        return os.path.basename(prepare.prepare("books", name=name, data_dir=data_dir))
+    except SystemExit as e:  # a download that failed its checksum: one line, then the offline data
+        if not isinstance(e.code, str):
+            raise
+        print(f"{e.code}\nusing the offline python_docs dataset instead of {name}", flush=True)
+        return os.path.basename(prepare.ensure_prepared("python_docs", data_dir))
 
 
 # --------------------------------------------------------------------------------------------

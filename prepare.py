@@ -13,6 +13,8 @@ Usage:
   python prepare.py python_docs --tokenizer=gpt2     # -> data/python_docs_gpt2
   python prepare.py shakespeare_char [--input input.txt]
   python prepare.py shakespeare                      # GPT-2 BPE
+  python prepare.py books                            # 4 public-domain books (the CPU studies' corpus), char-level
+  python prepare.py books --input DIR_OR_FILES       # the same from local copies (checked against the checksums)
   python prepare.py text --input a.txt folder/ --name mytext --tokenizer=char|gpt2
   python prepare.py fineweb10B --shards 8            # llm.c shards from kjj0/fineweb10B-gpt2
   python prepare.py fineweb_edu --shards 1           # HuggingFaceFW/fineweb-edu sample-10BT, tokenized here
@@ -20,6 +22,8 @@ Usage:
 Library: write_shard, read_shard, load_meta, get_tokenizer, ensure_prepared, BatchSampler.
 """
 import argparse
+import hashlib
+import http.client
 import json
 import os
 import re
@@ -37,7 +41,6 @@ HEADER_BYTES = HEADER_INTS * 4
 GPT2_EOT = 50256
 GPT2_VOCAB = 50257
 SHARD_SIZE = 10**8  # tokens per shard, as llm.c
-SHAKESPEARE_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
 REPO_ROOT = os.path.dirname(os.path.abspath(__file__))
 SHARED_SHAKESPEARE = os.path.join(REPO_ROOT, "..", "shared", "corpus", "tinyshakespeare.txt")
 PARALLEL_MIN_CHARS = 4_000_000  # below this, tokenizing in-process beats starting a Pool
@@ -45,9 +48,40 @@ SHARD_RE = re.compile(r"^(.*)_(train|val)_(\d+)\.bin$")
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)  # read once: temp files/folders get the modes a plain open()/mkdir would give
 
+
+class Book:
+    """One file of the books corpus: where to download it and the SHA-256 of the file as served."""
+
+    def __init__(self, name, title, url, sha256):
+        self.name, self.title, self.url, self.sha256 = name, title, url, sha256
+
+
+# The corpus of the CPU studies (README "Results"): ~8.8M characters, 2.4M GPT-2 tokens. The checksums are
+# those of the files the studies used: Project Gutenberg's UTF-8 releases of 2016-2018 (CRLF line endings,
+# read as LF) and char-rnn's input.txt at a fixed commit. Gutenberg revises its ebooks now and then: a
+# revised release fails the check and nothing is written (the message says how to use it anyway).
+BOOKS = [
+    Book("les_miserables", "Les Miserables, Victor Hugo (tr. Isabel F. Hapgood), Gutenberg #135",
+         "https://www.gutenberg.org/files/135/135-0.txt",
+         "a878fd45f6d14808624d71154c1c1c75f64cb71ca5537f79bed1454255329004"),
+    Book("moby_dick", "Moby Dick; or The Whale, Herman Melville, Gutenberg #2701",
+         "https://www.gutenberg.org/files/2701/2701-0.txt",
+         "baf9b04fcf6e0008f30eaaa6697277751448c1070b20175e0082f28cbb161fd3"),
+    Book("tinyshakespeare", "tiny Shakespeare (Karpathy's char-rnn input.txt, 1,115,394 bytes)",
+         "https://raw.githubusercontent.com/karpathy/char-rnn/6f9487a6fe5b420b7ca9afb0d7c078e37c1d1b4e/"
+         "data/tinyshakespeare/input.txt",
+         "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"),
+    Book("war_and_peace", "War and Peace, Leo Tolstoy (tr. Louise and Aylmer Maude), Gutenberg #2600",
+         "https://www.gutenberg.org/files/2600/2600-0.txt",
+         "6cbcc5ca5e590fb9ace161a5b93e4ecf280d7118104be0d63b686c004cfa70ae"),
+]
+BOOK_BY_NAME = {b.name: b for b in BOOKS}
+DOWNLOADS = "_downloads"  # data_dir/_downloads/: verified downloads, reused by later runs
+
 # source -> (default tokenizer, allowed tokenizers)
 SOURCES = {
     "python_docs": ("char", ("char", "gpt2")),
+    "books": ("char", ("char", "gpt2")),
     "shakespeare_char": ("char", ("char",)),
     "shakespeare": ("gpt2", ("gpt2", "char")),
     "text": ("gpt2", ("gpt2", "char")),
@@ -128,8 +162,16 @@ def load_meta(data_dir, name):
     folder = os.path.join(data_dir, name)
     path = os.path.join(folder, "meta.json")
     if os.path.exists(path):
-        with open(path) as f:
-            return json.load(f)
+        try:
+            with open(path, encoding="utf-8") as f:
+                meta = json.load(f)
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:  # a partial copy, a hand edit gone wrong
+            raise ValueError(f"{path} is damaged ({e}); re-create the dataset: "
+                             f"`{prepare_command(name, data_dir, overwrite=True)}`") from None
+        if not isinstance(meta, dict) or not isinstance(meta.get("vocab_size"), int):
+            raise ValueError(f"{path} is damaged (no integer vocab_size); re-create the dataset: "
+                             f"`{prepare_command(name, data_dir, overwrite=True)}`")
+        return meta
     if list_shards(folder, "train") or list_shards(folder, "val"):
         return {"tokenizer": "gpt2", "vocab_size": GPT2_VOCAB, "eot": GPT2_EOT,
                 "train_tokens": sum(read_header(p) for p in list_shards(folder, "train")),
@@ -424,25 +466,107 @@ def read_text_inputs(paths):
     return sources
 
 
-def download_text(url, what):
+class DownloadError(OSError):
+    """A file could not be fetched (no network, a server error): the caller may fall back to offline data."""
+
+
+def _open_url(url):
+    """The HTTP response for url (its own function so that tests can stand in for the network)."""
     import urllib.request
-    print(f"downloading {what} from {url} ...")
+    return urllib.request.urlopen(url, timeout=60)
+
+
+def download_book(book, cache_dir):
+    """Path of the verified copy of a book in cache_dir; downloads it when missing or damaged.
+
+    The file appears only once its checksum matched (written to a temp file, then renamed), so an
+    interrupted or rejected download leaves nothing behind. DownloadError when the server cannot be
+    reached; SystemExit when what it sent is not the expected text.
+    """
+    path = os.path.join(cache_dir, book.name + ".txt")
+    if os.path.exists(path):
+        with open(path, "rb") as f:
+            if hashlib.sha256(f.read()).hexdigest() == book.sha256:
+                return path
+        print(f"{path} does not match its checksum (damaged?): downloading it again")
+    print(f"downloading {book.name} from {book.url} ...", flush=True)
     try:
-        with urllib.request.urlopen(url, timeout=30) as r:
-            return r.read().decode("utf-8")
-    except Exception as e:
-        raise SystemExit(f"could not download {what} ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
-                         f"offline, pass a local copy with --input PATH, or use `python prepare.py text --input FILE --name NAME`")
+        with _open_url(book.url) as response:
+            data = response.read()
+    except (OSError, http.client.HTTPException) as e:  # URLError, HTTPError, timeouts, a cut connection
+        msg = str(e).splitlines()[0] if str(e) else ""
+        raise DownloadError(f"could not download {book.name} from {book.url} ({type(e).__name__}: {msg[:200]})") from None
+    got = hashlib.sha256(data).hexdigest()
+    if got != book.sha256:
+        raise SystemExit(f"{book.url} sent {len(data):,} bytes with sha256 {got}, not the expected {book.sha256} "
+                         f"({book.title}); nothing was written. A damaged download: try again; a revised ebook: pass "
+                         f"your copy as --input FOLDER_OR_FILE named {book.name}.txt (the data then differs from the README's)")
+    os.makedirs(cache_dir, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{book.name}.tmp-", dir=cache_dir)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o666 & ~_UMASK)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return path
 
 
-def shakespeare_text(inputs):
+def books_sources(inputs, cache_dir):
+    """The books as sources (one document each, in BOOKS order) and a record per book for meta.json.
+
+    Local copies given with --input (files named like the books, or folders holding such files) are
+    used as given, with a note when their checksum differs; the other books are downloaded into
+    cache_dir (DownloadError when offline). Reading a file is the text source's reading, so
+    `books --input` of the four files writes the same tokens as `text --input` of them.
+    """
+    local = {}
+    for p in inputs:
+        if os.path.isdir(p):
+            files = sorted(os.path.join(p, f) for f in os.listdir(p) if f.endswith(".txt"))
+        elif os.path.isfile(p):
+            files = [p]
+        else:
+            raise SystemExit(f"--input {p}: no such file or folder")
+        for fp in files:
+            stem = os.path.splitext(os.path.basename(fp))[0]
+            if stem not in BOOK_BY_NAME:
+                raise SystemExit(f"--input {fp}: '{stem}' is not one of the books: name the files "
+                                 f"{', '.join(b.name + '.txt' for b in BOOKS)} (other text: the text source)")
+            local[stem] = fp
+    paths = {b.name: local.get(b.name) or download_book(b, cache_dir) for b in BOOKS}  # all, before writing
+    sources, records = [], []
+    for b in BOOKS:
+        with open(paths[b.name], "rb") as f:
+            got = hashlib.sha256(f.read()).hexdigest()
+        if got != b.sha256:
+            print(f"note: {paths[b.name]} is not the copy the CPU studies used (sha256 {got[:16]}..., expected "
+                  f"{b.sha256[:16]}...): using it as given; meta.json records its checksum")
+        try:
+            with open(paths[b.name], encoding="utf-8") as f:
+                sources.append([f.read()])
+        except UnicodeDecodeError:
+            raise SystemExit(f"{paths[b.name]}: not UTF-8 text") from None
+        records.append({"name": b.name, "sha256": got, "canonical": got == b.sha256})
+    return sources, records
+
+
+def shakespeare_text(inputs, data_dir):
     if inputs:
         return "".join("".join(d) for d in read_text_inputs(inputs))
     if os.path.isfile(SHARED_SHAKESPEARE):
         print(f"reading {os.path.normpath(SHARED_SHAKESPEARE)} (the char-rnn tinyshakespeare input.txt)")
         with open(SHARED_SHAKESPEARE, encoding="utf-8") as f:
             return f.read()
-    return download_text(SHAKESPEARE_URL, "tinyshakespeare")
+    try:
+        path = download_book(BOOK_BY_NAME["tinyshakespeare"], os.path.join(data_dir, DOWNLOADS))
+    except DownloadError as e:
+        raise SystemExit(f"{e}; offline, pass a local copy with --input PATH") from None
+    with open(path, encoding="utf-8") as f:
+        return f.read()
 
 
 def _need(module, pip):
@@ -523,8 +647,8 @@ def _prepare(args):
     name = args.name or default_name(args.source, tok, args.input)
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]*", name):
         raise SystemExit(f"bad --name '{name}': use letters, digits, '_', '-', '.' only")
-    if args.input and args.source not in ("text", "shakespeare", "shakespeare_char"):
-        raise SystemExit(f"--input is for the text and shakespeare sources, not {args.source}")
+    if args.input and args.source not in ("text", "books", "shakespeare", "shakespeare_char"):
+        raise SystemExit(f"--input is for the text, books and shakespeare sources, not {args.source}")
     if args.source == "fineweb10B":
         return prepare_fineweb10B(args, name)
 
@@ -533,7 +657,15 @@ def _prepare(args):
     if args.source == "python_docs":
         sources = [python_docs_documents()]
     elif args.source in ("shakespeare", "shakespeare_char"):
-        sources = [[shakespeare_text(args.input)]]
+        sources = [[shakespeare_text(args.input, args.data_dir)]]
+    elif args.source == "books":
+        try:
+            sources, meta_extra["books"] = books_sources(args.input, os.path.join(args.data_dir, DOWNLOADS))
+        except DownloadError as e:
+            fallback = "python_docs" if tok == SOURCES["python_docs"][0] else f"python_docs_{tok}"
+            print(f"{e}: no network? using the offline python_docs dataset (CPython's reference text) "
+                  f"instead of the books", flush=True)
+            return ensure_prepared(fallback, args.data_dir)
     elif args.source == "text":
         sources = read_text_inputs(args.input)
     else:
@@ -592,10 +724,18 @@ def ensure_prepared(name, data_dir="data"):
                 raise
             raise SystemExit(f"{e} (then: `python prepare.py {source} --input input.txt --name {name} "
                              f"--data_dir {data_dir}`)") from None
-    src = name if name in SOURCES and name != "text" else None
-    cmd = (f"python prepare.py {src} --data_dir {data_dir}" if src else
-           f"python prepare.py text --input FILE_OR_FOLDER --name {name} --data_dir {data_dir}")
-    raise SystemExit(f"dataset '{name}' is not prepared in {folder}; run `{cmd}` first")
+    raise SystemExit(f"dataset '{name}' is not prepared in {folder}; run `{prepare_command(name, data_dir)}` first")
+
+
+def prepare_command(name, data_dir, overwrite=False):
+    """The prepare.py command that writes data_dir/name (a source's default name, else the text source)."""
+    m = re.fullmatch(r"(.+?)(?:_(char|gpt2|t5))?", name)  # a source's default name: SOURCE or SOURCE_TOKENIZER
+    src, tok = m.group(1), m.group(2)
+    if src in SOURCES and src != "text" and (tok is None or tok in SOURCES[src][1]):
+        cmd = f"python prepare.py {src}" + (f" --tokenizer={tok}" if tok else "") + f" --data_dir {data_dir}"
+    else:
+        cmd = f"python prepare.py text --input FILE_OR_FOLDER --name {name} --data_dir {data_dir}"
+    return cmd + (" --overwrite" if overwrite else "")
 
 
 def allowed_or_none(source):
@@ -665,7 +805,7 @@ def main(argv=None):
     ap.add_argument("--tokenizer", choices=["char", "gpt2"], default=None,
                     help="char or gpt2 (default: char for python_docs/shakespeare_char, else gpt2)")
     ap.add_argument("--name", default=None, help="dataset name -> data_dir/NAME (default: from source/tokenizer)")
-    ap.add_argument("--input", nargs="+", default=[], help="local files or folders (text, shakespeare*)")
+    ap.add_argument("--input", nargs="+", default=[], help="local files or folders (text, books, shakespeare*)")
     ap.add_argument("--data_dir", default="data", help="parent folder of datasets (default data)")
     ap.add_argument("--val_frac", type=float, default=0.1, help="last fraction of each source's tokens for val")
     ap.add_argument("--shards", type=int, default=None,
