@@ -49,7 +49,7 @@ CPU_STUDY = {
 }
 # 130M preset: the LLaMA-130M setup of the Curse-of-Depth / Mix-LN papers (config/llama-130m.py) on one GPU
 BIG_CONFIG = "config/llama-130m.py"
-BIG_BASE = dict(dataset="fineweb_edu", always_save_checkpoint=True)
+BIG_BASE = dict(dataset="c4", always_save_checkpoint=True)  # the papers' data: prepare.py c4
 BIG_STUDY = {"norm": {}, "depth": {}, "optim": {}}
 ANALYSIS = {"cpu": dict(batches=2, batch_size=8), "130m": dict(batches=8, batch_size=16)}
 DEFAULT_DEPTHS = {"cpu": [6, 12], "130m": [12]}

@@ -19,6 +19,7 @@ Usage:
   python prepare.py fineweb10B --shards 8            # llm.c shards from kjj0/fineweb10B-gpt2
   python prepare.py fineweb_edu --shards 1           # HuggingFaceFW/fineweb-edu sample-10BT, tokenized here
   python prepare.py tinystories
+  python prepare.py c4 --tokens=2.7e9                # allenai/c4 en + T5 tokenizer (the LNS / Mix-LN papers' data)
 Library: write_shard, read_shard, load_meta, get_tokenizer, ensure_prepared, BatchSampler.
 """
 import argparse
@@ -40,6 +41,14 @@ HEADER_INTS = 256
 HEADER_BYTES = HEADER_INTS * 4
 GPT2_EOT = 50256
 GPT2_VOCAB = 50257
+# T5 tokenizer of the LNS / Mix-LN code (AutoTokenizer.from_pretrained("t5-base")): 32,000 SentencePiece
+# pieces, </s> = 1 after every document (as its add_special_tokens does), <unk> = 2. Its 100 <extra_id_N>
+# sentinels (ids 32000-32099) are not language: the papers' model has vocab 32000, so they map to <unk>.
+T5_NAME = "google-t5/t5-base"
+T5_VOCAB = 32000
+T5_EOS, T5_UNK = 1, 2
+C4_VAL_TOKENS = 10_000_000  # the papers' evaluation reads 10M tokens of C4's validation split
+C4_DEFAULT_TOKENS = 20000 * 512 * 256  # one pass of config/llama-130m.py: 20k steps x 512 x 256 tokens
 SHARD_SIZE = 10**8  # tokens per shard, as llm.c
 REPO_ROOT = os.path.dirname(os.path.abspath(__file__))
 SHARED_SHAKESPEARE = os.path.join(REPO_ROOT, "..", "shared", "corpus", "tinyshakespeare.txt")
@@ -80,11 +89,12 @@ DOWNLOADS = "_downloads"  # data_dir/_downloads/: verified downloads, reused by 
 
 # source -> (default tokenizer, allowed tokenizers)
 SOURCES = {
-    "python_docs": ("char", ("char", "gpt2")),
-    "books": ("char", ("char", "gpt2")),
+    "python_docs": ("char", ("char", "gpt2", "t5")),
+    "books": ("char", ("char", "gpt2", "t5")),
     "shakespeare_char": ("char", ("char",)),
     "shakespeare": ("gpt2", ("gpt2", "char")),
-    "text": ("gpt2", ("gpt2", "char")),
+    "text": ("gpt2", ("gpt2", "char", "t5")),
+    "c4": ("t5", ("t5", "gpt2")),
     "tinystories": ("gpt2", ("gpt2", "char")),
     "fineweb_edu": ("gpt2", ("gpt2",)),
     "fineweb10B": ("gpt2", ("gpt2",)),
@@ -200,6 +210,62 @@ def _gpt2():
                          f"TIKTOKEN_CACHE_DIR to a folder holding tiktoken's cached gpt2 files, or use --tokenizer=char")
 
 
+_T5 = {}
+
+
+def _load_t5(name):
+    """transformers' T5 tokenizer (the fast one: no sentencepiece needed); tests stand in for it here."""
+    try:
+        from transformers import AutoTokenizer
+    except ImportError:
+        raise SystemExit("the t5 tokenizer needs the optional package transformers: `pip install transformers` "
+                         "(or use --tokenizer=gpt2)") from None
+    try:
+        tok = AutoTokenizer.from_pretrained(name)
+    except Exception as e:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise SystemExit(f"could not load the T5 tokenizer {name} ({type(e).__name__}: {msg[:200]}); it comes from "
+                         f"the Hugging Face hub once and is cached in HF_HOME; offline, use --tokenizer=gpt2 or char") from None
+    tok.model_max_length = 10**12  # we tokenize whole documents; no "longer than 512" warnings
+    return tok
+
+
+def _t5(name=T5_NAME):
+    if name not in _T5:
+        _T5[name] = _load_t5(name)
+    return _T5[name]
+
+
+def t5_ids(tok, texts):
+    """Token ids (list of int64 arrays) of a batch of texts, no </s>; sentinel ids mapped to <unk>."""
+    out = []
+    for ids in tok(list(texts), add_special_tokens=False)["input_ids"]:
+        a = np.asarray(ids, dtype=np.int64)
+        a[a >= T5_VOCAB] = T5_UNK
+        out.append(a)
+    return out
+
+
+def t5_tokenize_docs(docs, total=None, batch=1024):
+    """Yield one uint16 array (tokens + </s>) per document; batches go to the fast tokenizer's threads."""
+    import itertools
+    tok = _t5()
+    docs = iter(docs)
+
+    def run():
+        while True:
+            block = list(itertools.islice(docs, batch))
+            if not block:
+                return
+            for a in t5_ids(tok, block):
+                yield np.append(a, T5_EOS).astype(np.uint16)
+    yield from _progress(run(), total=total, desc="tokenizing", unit="docs")
+
+
+def t5_meta():
+    return {"tokenizer": "t5", "tokenizer_name": T5_NAME, "vocab_size": T5_VOCAB, "eot": T5_EOS}
+
+
 def get_tokenizer(meta):
     """(encode: str -> list[int], decode: list[int] -> str) for a dataset's meta dict."""
     kind = meta.get("tokenizer", "gpt2")
@@ -220,7 +286,10 @@ def get_tokenizer(meta):
     if kind == "gpt2":
         enc = _gpt2()
         return (lambda s: enc.encode(s, allowed_special={"<|endoftext|>"})), (lambda ids: enc.decode([int(i) for i in ids]))
-    raise ValueError(f"bad tokenizer '{kind}' in meta.json: choose from char, gpt2")
+    if kind == "t5":
+        tok = _t5(meta.get("tokenizer_name", T5_NAME))
+        return (lambda s: [int(i) for i in t5_ids(tok, [s])[0]]), (lambda ids: tok.decode([int(i) for i in ids]))
+    raise ValueError(f"bad tokenizer '{kind}' in meta.json: choose from char, gpt2, t5")
 
 
 def char_vocab(text):
@@ -378,6 +447,17 @@ class DatasetWriter:
             self.count["train"] -= take
             self.add("val", allt[len(allt) - take:])
 
+    def add_budget(self, split, arrays, budget):
+        """Append documents to one split until it holds budget tokens (the last one is cut); returns the count."""
+        n = 0
+        for a in arrays:
+            take = a[: budget - n]
+            self.add(split, take)
+            n += len(take)
+            if n >= budget:
+                break
+        return n
+
     def commit(self, meta):
         """Flush partial shards, write meta.json, and move the folder into place."""
         for split in ("val", "train"):
@@ -425,6 +505,10 @@ def write_documents(writer, sources, tokenizer, val_frac, num_proc=None):
         for t in texts:
             writer.add_source(char_encode(t, chars), val_frac)
         return {"tokenizer": "char", "vocab_size": len(chars), "chars": chars, "eot": None}
+    if tokenizer == "t5":
+        for docs in sources:
+            writer.add_stream(t5_tokenize_docs(docs, total=len(docs)), val_frac)
+        return t5_meta()
     for docs in sources:
         big = sum(len(d) for d in docs) >= PARALLEL_MIN_CHARS and len(docs) > 1
         writer.add_stream(gpt2_tokenize_docs(docs, total=len(docs), num_proc=num_proc, big=big), val_frac)
@@ -615,6 +699,27 @@ def prepare_fineweb10B(args, name):
                           "source": "kjj0/fineweb10B-gpt2"})
 
 
+def prepare_c4(writer, tok, tokens, val_tokens, num_proc=None):
+    """allenai/c4 en, streamed: the first val_tokens of its validation split to val, the first tokens of
+    its train split to train (documents in the dataset's order, the last one cut). Returns meta."""
+    if tok == "t5":
+        _t5()  # fail fast, before any download
+    else:
+        _gpt2()
+
+    def tokenized(split):
+        rows = hf_text_stream("allenai/c4", "en", split, True, f"allenai/c4 en {split}")
+        docs = (row["text"] for row in rows)
+        return t5_tokenize_docs(docs) if tok == "t5" else gpt2_tokenize_docs(docs, num_proc=num_proc, big=True)
+
+    got = {"val": writer.add_budget("val", tokenized("validation"), val_tokens),
+           "train": writer.add_budget("train", tokenized("train"), tokens)}
+    for split, want in (("val", val_tokens), ("train", tokens)):
+        if got[split] < want:
+            print(f"warning: C4's {split} split ended after {got[split]:,} of the {want:,} tokens asked for")
+    return t5_meta() if tok == "t5" else {"tokenizer": "gpt2", "vocab_size": GPT2_VOCAB, "eot": GPT2_EOT}
+
+
 def default_name(source, tokenizer, inputs):
     if source == "text":
         if not inputs:
@@ -624,11 +729,11 @@ def default_name(source, tokenizer, inputs):
 
 
 def prepare(source, tokenizer=None, name=None, inputs=None, data_dir="data", val_frac=0.1, shards=None,
-            shard_size=SHARD_SIZE, overwrite=False, num_proc=None):
+            shard_size=SHARD_SIZE, overwrite=False, num_proc=None, tokens=None, val_tokens=None):
     """Prepare one dataset (library form of the CLI); returns the folder written."""
     args = argparse.Namespace(source=source, tokenizer=tokenizer, name=name, input=inputs or [], data_dir=data_dir,
                               val_frac=val_frac, shards=shards, shard_size=shard_size, overwrite=overwrite,
-                              num_proc=num_proc)
+                              num_proc=num_proc, tokens=tokens, val_tokens=val_tokens)
     return _prepare(args)
 
 
@@ -644,6 +749,12 @@ def _prepare(args):
         raise SystemExit(f"bad --val_frac {args.val_frac}: must be in [0, 1)")
     if args.shards is not None and args.shards < 1:
         raise SystemExit(f"bad --shards {args.shards}: must be >= 1")
+    for flag in ("tokens", "val_tokens"):
+        value = getattr(args, flag, None)
+        if value is not None and args.source != "c4":
+            raise SystemExit(f"--{flag} is for the c4 source, not {args.source}")
+        if value is not None and value < 1:
+            raise SystemExit(f"bad --{flag} {value}: must be >= 1")
     name = args.name or default_name(args.source, tok, args.input)
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]*", name):
         raise SystemExit(f"bad --name '{name}': use letters, digits, '_', '-', '.' only")
@@ -674,6 +785,10 @@ def _prepare(args):
     try:
         if sources is not None:
             meta = write_documents(writer, sources, tok, args.val_frac, args.num_proc)
+        elif args.source == "c4":
+            meta = prepare_c4(writer, tok, args.tokens or C4_DEFAULT_TOKENS, args.val_tokens or C4_VAL_TOKENS,
+                              args.num_proc)
+            meta_extra["source"] = "allenai/c4 en (val: the first tokens of its validation split)"
         else:
             if args.source == "tinystories":
                 ds = hf_text_stream("roneneldan/TinyStories", None, "train", False, "roneneldan/TinyStories")
@@ -710,7 +825,7 @@ def ensure_prepared(name, data_dir="data"):
     folder = os.path.join(data_dir, name)
     if list_shards(folder, "train"):
         return folder
-    m = re.fullmatch(r"(python_docs|shakespeare_char|shakespeare)(?:_(char|gpt2))?", name)
+    m = re.fullmatch(r"(python_docs|shakespeare_char|shakespeare)(?:_(char|gpt2|t5))?", name)
     if m and m.group(2) in allowed_or_none(m.group(1)):
         source, tok = m.group(1), m.group(2)
         if os.path.exists(folder):
@@ -797,13 +912,24 @@ class BatchSampler:
 
 # ----------------------------------------------------------------------------------------------
 
+def _count(text):
+    """A token count written as 2700000000, 2.7e9 or 2_700_000_000."""
+    try:
+        value = float(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bad count '{text}': use a number such as 2.7e9") from None
+    if value != int(value):
+        raise argparse.ArgumentTypeError(f"bad count '{text}': must be a whole number of tokens")
+    return int(value)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(
         description="Write data/NAME/ as llm.c token shards (+ meta.json).",
         epilog="Offline: python_docs always works; gpt2 needs TIKTOKEN_CACHE_DIR with tiktoken's cached files.")
     ap.add_argument("source", choices=list(SOURCES), help="what to prepare")
-    ap.add_argument("--tokenizer", choices=["char", "gpt2"], default=None,
-                    help="char or gpt2 (default: char for python_docs/shakespeare_char, else gpt2)")
+    ap.add_argument("--tokenizer", choices=["char", "gpt2", "t5"], default=None,
+                    help="char, gpt2 or t5 (default: char for python_docs/books/shakespeare_char, t5 for c4, else gpt2)")
     ap.add_argument("--name", default=None, help="dataset name -> data_dir/NAME (default: from source/tokenizer)")
     ap.add_argument("--input", nargs="+", default=[], help="local files or folders (text, books, shakespeare*)")
     ap.add_argument("--data_dir", default="data", help="parent folder of datasets (default data)")
@@ -812,6 +938,10 @@ def main(argv=None):
                     help="train shards to produce/download (fineweb*: default 1; tinystories: default all)")
     ap.add_argument("--shard_size", type=int, default=SHARD_SIZE, help="tokens per shard (default 1e8)")
     ap.add_argument("--num_proc", type=int, default=None, help="tokenizer processes for big inputs")
+    ap.add_argument("--tokens", type=_count, default=None,
+                    help=f"c4: training tokens (default {C4_DEFAULT_TOKENS:,}, one pass of config/llama-130m.py)")
+    ap.add_argument("--val_tokens", type=_count, default=None,
+                    help=f"c4: validation tokens from C4's validation split (default {C4_VAL_TOKENS:,}, as the papers)")
     ap.add_argument("--overwrite", action="store_true", help="replace an existing data_dir/NAME")
     args = ap.parse_args(argv)
     if args.shard_size < 1:

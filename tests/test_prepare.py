@@ -490,3 +490,108 @@ def test_damaged_meta_train_cli_one_line(tmp_path, tiny_dataset):
     assert r.returncode != 0 and len(err) == 1 and "Traceback" not in r.stderr, r.stderr
     assert str(tmp_path / "python_docs" / "meta.json") in err[0] and "damaged" in err[0]
     assert f"python prepare.py python_docs --data_dir {tmp_path} --overwrite" in err[0]
+
+
+# ---------------------------------------------------------------- T5 tokenizer and C4 (offline stand-ins)
+
+class StandInT5:
+    """Byte-level stand-in for transformers' T5 tokenizer (same call signature): id = byte + 3, and the
+    sentinel <extra_id_0> -> 32000 as in the real one."""
+
+    def __call__(self, texts, add_special_tokens=True):
+        assert add_special_tokens is False  # prepare.py appends </s> itself
+        out = []
+        for t in texts:
+            ids = []
+            for k, part in enumerate(t.split("<extra_id_0>")):
+                ids += ([32000] if k else []) + [b + 3 for b in part.encode()]
+            out.append(ids)
+        return {"input_ids": out}
+
+    def decode(self, ids):
+        return bytes(i - 3 for i in ids if 3 <= i < 259).decode("utf-8", errors="replace")
+
+
+@pytest.fixture
+def stand_in_t5(monkeypatch):
+    loaded = []
+
+    def load(name):
+        loaded.append(name)
+        return StandInT5()
+    monkeypatch.setattr(prepare, "_T5", {})
+    monkeypatch.setattr(prepare, "_load_t5", load)
+    return loaded
+
+
+def test_text_t5_tokenizer(tmp_path, stand_in_t5):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "a.txt").write_text("first document <extra_id_0> with a sentinel")
+    (folder / "b.txt").write_text("second document")
+    out = prepare.prepare("text", inputs=[str(folder)], tokenizer="t5", name="t", data_dir=str(tmp_path), val_frac=0.0)
+    meta = load_meta(str(tmp_path), "t")
+    assert (meta["tokenizer"], meta["vocab_size"], meta["eot"]) == ("t5", 32000, 1)
+    assert meta["tokenizer_name"] == "google-t5/t5-base" and stand_in_t5 == ["google-t5/t5-base"]
+    toks = read_shard(prepare.list_shards(out, "train")[0])
+    assert int((toks == 1).sum()) == 2 and toks[-1] == 1  # </s> after each document
+    assert toks.max() < 32000 and int((toks == 2).sum()) == 1  # the sentinel became <unk>
+    enc, dec = get_tokenizer(meta)
+    assert dec(toks) == "first document  with a sentinelsecond document"
+    assert enc("hi") == [ord("h") + 3, ord("i") + 3]
+
+
+def test_t5_missing_transformers_is_one_line(monkeypatch):
+    monkeypatch.setattr(prepare, "_T5", {})
+    monkeypatch.setitem(sys.modules, "transformers", None)  # import transformers -> ImportError
+    with pytest.raises(SystemExit) as e:
+        get_tokenizer({"tokenizer": "t5", "vocab_size": 32000})
+    assert "pip install transformers" in _one_line(e)
+
+
+def _fake_datasets(monkeypatch, splits):
+    """A stand-in `datasets` module whose load_dataset streams rows from splits; returns its call log."""
+    import types
+    calls = []
+
+    def load_dataset(repo, name=None, split=None, streaming=False):
+        calls.append((repo, name, split, streaming))
+        return ({"text": t, "timestamp": "2019"} for t in splits[split])  # an IterableDataset yields dicts
+    monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=load_dataset))
+    return calls
+
+
+def test_c4_streams_train_and_validation_with_budgets(tmp_path, monkeypatch, stand_in_t5, capsys):
+    train_docs = [f"train document {i} " * 5 for i in range(200)]
+    val_docs = [f"validation document {i} " * 5 for i in range(50)]
+    calls = _fake_datasets(monkeypatch, {"train": train_docs, "validation": val_docs})
+    out = prepare.prepare("c4", data_dir=str(tmp_path), tokens=1000, val_tokens=300, shard_size=400)
+    assert out == str(tmp_path / "c4")
+    assert calls == [("allenai/c4", "en", "validation", True), ("allenai/c4", "en", "train", True)]
+    meta = load_meta(str(tmp_path), "c4")
+    assert (meta["tokenizer"], meta["vocab_size"], meta["train_tokens"], meta["val_tokens"]) == ("t5", 32000, 1000, 300)
+    assert meta["source"].startswith("allenai/c4 en")
+    train = np.concatenate([read_shard(p) for p in prepare.list_shards(out, "train")])
+    val = np.concatenate([read_shard(p) for p in prepare.list_shards(out, "val")])
+    assert len(prepare.list_shards(out, "train")) == 3  # 400 + 400 + 200
+    _, dec = get_tokenizer(meta)
+    first = StandInT5()([train_docs[0]], add_special_tokens=False)["input_ids"][0]
+    assert list(train[:len(first) + 1]) == first + [1]  # documents in order, each followed by </s>
+    assert dec(train).startswith("".join(train_docs[:5])) and dec(val).startswith(val_docs[0] + val_docs[1])
+    # a split that ends before the budget: all of it, and a warning
+    _fake_datasets(monkeypatch, {"train": train_docs[:3], "validation": val_docs[:1]})
+    prepare.prepare("c4", data_dir=str(tmp_path), name="small", tokens=10**6)
+    assert "C4's train split ended after" in capsys.readouterr().out
+    assert load_meta(str(tmp_path), "small")["val_tokens"] == len(val_docs[0]) + 1
+
+
+def test_c4_needs_datasets_and_writes_nothing(tmp_path, monkeypatch, stand_in_t5):
+    monkeypatch.setitem(sys.modules, "datasets", None)
+    with pytest.raises(SystemExit) as e:
+        prepare.prepare("c4", data_dir=str(tmp_path), tokens=100)
+    assert "pip install datasets" in _one_line(e)
+    assert os.listdir(tmp_path) == []
+    r = _run("c4", "--tokens=1.5", "--data_dir", str(tmp_path))
+    assert r.returncode != 0 and "whole number" in r.stderr
+    r = _run("text", "--input", "x.txt", "--tokens=100", "--data_dir", str(tmp_path))
+    assert r.returncode != 0 and "--tokens is for the c4 source" in r.stderr
