@@ -3,8 +3,9 @@ Data preparation, shard I/O and batch sampling for nanonorm.
 
 Shards use llm.c's format (so the pre-tokenized FineWeb shards of llm.c / modded-nanogpt drop in
 unchanged): a header of 256 int32 = [20240520 (magic), 1 (version), ntokens, 0, ...] then ntokens
-uint16 tokens. With the GPT-2 tokenizer every document is prefixed by EOT (50256); char-level data
-has no EOT (documents are joined with "\n\n", as nanoGPT's shakespeare_char).
+uint16 tokens. With the GPT-2 tokenizer every document is prefixed by EOT (50256); with the T5 tokenizer
+(the LNS / Mix-LN papers' C4 setup) followed by </s> (1); char-level data has no EOT (documents are
+joined with "\n\n", as nanoGPT's shakespeare_char).
 Layout: data/NAME/NAME_val_000000.bin, data/NAME/NAME_train_000001.bin, ... + data/NAME/meta.json.
 Split: the last --val_frac of the tokens of each source go to val (nanoGPT's 90/10 for val_frac=0.1).
 
@@ -926,7 +927,8 @@ def _count(text):
 def main(argv=None):
     ap = argparse.ArgumentParser(
         description="Write data/NAME/ as llm.c token shards (+ meta.json).",
-        epilog="Offline: python_docs always works; gpt2 needs TIKTOKEN_CACHE_DIR with tiktoken's cached files.")
+        epilog="Offline: python_docs always works (books falls back to it); gpt2 needs TIKTOKEN_CACHE_DIR with "
+               "tiktoken's cached files, t5 the Hugging Face cache (HF_HOME).")
     ap.add_argument("source", choices=list(SOURCES), help="what to prepare")
     ap.add_argument("--tokenizer", choices=["char", "gpt2", "t5"], default=None,
                     help="char, gpt2 or t5 (default: char for python_docs/books/shakespeare_char, t5 for c4, else gpt2)")
