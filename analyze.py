@@ -36,9 +36,11 @@ import torch
 
 def angular_distance(a, b, eps=1e-12):
     """arccos(cos_sim(a, b)) / pi over the last dim, in float64 (float32 arccos near 1 is too coarse)."""
+    # exercise: angular_distance
     a, b = a.double(), b.double()
     cos = (a * b).sum(-1) / (a.norm(dim=-1) * b.norm(dim=-1)).clamp_min(eps)
     return torch.arccos(cos.clamp(-1.0, 1.0)) / math.pi
+    # end exercise
 
 
 def angular_distance_matrix(states, last_token=True):
@@ -54,10 +56,12 @@ def angular_distance_matrix(states, last_token=True):
 
 def excess_kurtosis(x):
     """Per-token excess kurtosis over the last dim, central-moment form: E[(x-mu)^4]/var^2 - 3."""
+    # exercise: excess_kurtosis
     x = x.double()
     c = x - x.mean(dim=-1, keepdim=True)
     var = c.square().mean(dim=-1)
     return c.pow(4).mean(dim=-1) / var.square().clamp_min(1e-300) - 3.0
+    # end exercise
 
 
 def kurtosis_profile(states, clamp=True):

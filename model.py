@@ -171,16 +171,28 @@ class MLP(nn.Module):
         return self.dropout(self.c_proj(u))
 
 
+def mix_ln_placement(layer_idx, n_layer, mix_ratio):
+    """Mix-LN: "post" for the first floor(mix_ratio * n_layer) blocks (layer_idx counts from 0), "pre" after."""
+    # exercise: mix_ln
+    return "post" if layer_idx < math.floor(mix_ratio * n_layer) else "pre"
+    # end exercise
+
+
+def layernorm_scaling(l):
+    """LayerNorm Scaling: s_l = 1/sqrt(l) for block l = 1..L."""
+    # exercise: layernorm_scaling
+    return 1.0 / math.sqrt(l)
+    # end exercise
+
+
 class Block(nn.Module):
     def __init__(self, c, layer_idx):
         super().__init__()
-        L, pos = c.n_layer, c.norm_pos
-        if pos == "mix":  # Mix-LN: Post-LN for the first floor(ratio*L) blocks, Pre-LN after
-            pos = "post" if layer_idx < math.floor(c.mix_ratio * L) else "pre"
-        self.pos = pos
+        L = c.n_layer
+        self.pos = pos = mix_ln_placement(layer_idx, L, c.mix_ratio) if c.norm_pos == "mix" else c.norm_pos
         self.alpha = (2 * L) ** 0.25 if pos == "deepnorm" else 1.0
-        # LayerNorm Scaling: s_l = 1/sqrt(l), l = layer_idx + 1, where a norm feeds the sublayer
-        self.depth_scale = 1.0 / math.sqrt(layer_idx + 1) if c.depth_scale else 1.0
+        # LayerNorm Scaling on the norm output feeding block l's sublayers, l = layer_idx + 1
+        self.depth_scale = layernorm_scaling(layer_idx + 1) if c.depth_scale else 1.0
         self.attn, self.mlp = CausalSelfAttention(c), MLP(c)
         norm = lambda: make_norm(c.norm, c.n_embd, c.norm_eps, c.bias)  # noqa: E731
         self.ln_1, self.ln_2 = (norm(), norm()) if pos != "reorder" else (None, None)
@@ -378,8 +390,10 @@ class GPT(nn.Module):
 def make_stream_zero_mean(model, compress):
     """Every module that writes into the residual stream writes P y, or C P y when compress (crms)."""
     def centre(module, inputs, y):
+        # exercise: centre_writer
         y = y - y.mean(-1, keepdim=True)  # P y
         return y[..., :-1] if compress else y  # C P y: the last coordinate is implied
+        # end exercise
     tr = model.transformer
     writers = [tr.emb_proj_in] if tr.emb_proj_in is not None else [tr.wte, tr.wpe]  # P(a + b) = P a + P b
     for block in tr.h:

@@ -49,11 +49,18 @@ class RMSNorm(nn.Module):
         self.bias = nn.Parameter(torch.zeros(dim)) if bias else None
 
     def forward(self, x):
-        xf = at_least_float32(x)
-        y = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
-        if self.bias is not None:
-            y = y + self.bias
-        return y.type_as(x)
+        return rms_norm(x, self.weight, self.bias, self.eps)
+
+
+def rms_norm(x, gain, bias, eps):
+    """x / sqrt(mean(x^2) + eps) * gain (+ bias) over the last dim; gain is a d-vector or one scalar (SSNorm)."""
+    # exercise: rmsnorm
+    xf = at_least_float32(x)
+    y = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps) * gain
+    if bias is not None:
+        y = y + bias
+    return y.type_as(x)
+    # end exercise
 
 
 class CRMSNorm(nn.Module):
@@ -71,6 +78,7 @@ class CRMSNorm(nn.Module):
         self.bias = nn.Parameter(torch.zeros(dim)) if (affine and bias) else None
 
     def forward(self, z):
+        # exercise: crms
         zf = at_least_float32(z)
         mean_square = (zf.pow(2).sum(-1, keepdim=True) + zf.sum(-1, keepdim=True).pow(2)) / self.dim
         y = zf * torch.rsqrt(mean_square + self.eps)
@@ -80,6 +88,7 @@ class CRMSNorm(nn.Module):
         if self.bias is not None:
             y = y + self.bias
         return y.type_as(z)
+        # end exercise
 
 
 def decompress(z):
@@ -88,7 +97,7 @@ def decompress(z):
 
 
 class SSNorm(nn.Module):
-    """Single-Scale RMSNorm (OSP): one learnable scalar gamma instead of a d-dim gain."""
+    """Single-Scale RMSNorm (OSP): RMSNorm with one learnable scalar gamma instead of a d-dim gain."""
 
     def __init__(self, dim, eps=1e-5):
         super().__init__()
@@ -96,8 +105,7 @@ class SSNorm(nn.Module):
         self.gain = nn.Parameter(torch.ones(()))
 
     def forward(self, x):
-        xf = at_least_float32(x)
-        return (self.gain * xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)).type_as(x)
+        return rms_norm(x, self.gain, None, self.eps)
 
 
 def make_norm(norm, dim, eps=1e-5, bias=True):

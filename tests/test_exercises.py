@@ -1,0 +1,419 @@
+"""
+The exercises of EXERCISES.md, graded without holding their answers, and the tool that cuts them out.
+
+Grading tests are named test_<exercise>_...: `python exercises.py grade` runs them and gives one row per
+exercise. Each compares the code with outputs and float64 gradients recorded from the reference on fixed
+random inputs (tests/exercise_data/, `python exercises.py record`) and checks mathematical properties, so
+a correct implementation written differently passes and a wrong one says which output differs and by
+how much.
+The test_tool_... tests check `exercises.py make` itself (a student copy holds no solution, still trains
+the default model, each switch names its exercise, one solution put back passes exactly that exercise);
+they need the reference code with its markers and skip in a student copy.
+"""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import exercises
+
+ROOT = exercises.ROOT
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+def check_recorded(name):
+    """The code's outputs on the recorded inputs equal the reference's, within the exercise's tolerance."""
+    data = exercises.load_recorded(name)
+    _, outputs = exercises.CASES[name]
+    problem = exercises.compare(name, outputs(data["inputs"]), data["outputs"])
+    if problem:
+        pytest.fail(problem, pytrace=False)
+
+
+def assert_close(got, want, what, atol=1e-10, rtol=1e-10):
+    assert got.shape == want.shape, f"{what}: shape {tuple(got.shape)}, expected {tuple(want.shape)}"
+    err = (got.double() - want.double()).abs()
+    tol = atol + rtol * want.double().abs()
+    assert bool((err <= tol).all()), f"{what}: differs by up to {err.max().item():.3g} (tolerance {atol:.0e})"
+
+
+def gen(seed):
+    return torch.Generator().manual_seed(seed)
+
+
+def randn(g, *shape, dtype=torch.float64):
+    return torch.randn(*shape, generator=g, dtype=torch.float64).to(dtype)
+
+
+# ---------------------------------------------------------------------------------------------
+# rmsnorm: norms.rms_norm
+
+def test_rmsnorm_matches_recorded_outputs_and_gradients():
+    check_recorded("rmsnorm")
+
+
+def test_rmsnorm_properties():
+    from norms import RMSNorm, SSNorm
+    g = gen(10)
+    x = randn(g, 4, 64)
+    norm = RMSNorm(64, eps=1e-5).double()
+    y = norm(x)
+    ms = y.pow(2).mean(-1)
+    assert_close(ms, x.pow(2).mean(-1) / (x.pow(2).mean(-1) + 1e-5), "mean(RMSNorm(x)^2) with unit gain")
+    no_eps = RMSNorm(64, eps=0.0).double()
+    assert_close(no_eps(7.0 * x), no_eps(x), "RMSNorm(7 x) vs RMSNorm(x) with eps=0 (scale invariance)")
+    ss = SSNorm(64, eps=1e-5).double()
+    with torch.no_grad():
+        ss.gain.fill_(2.5)
+    assert_close(ss(x), 2.5 * y, "SSNorm with gain 2.5 vs 2.5 * RMSNorm (SSNorm reuses rms_norm)")
+    for dtype in (torch.float32, torch.bfloat16):
+        out = RMSNorm(64).to(dtype)(x.to(dtype))
+        assert out.dtype == dtype, f"RMSNorm of a {dtype} input gives {out.dtype}: keep the input's dtype"
+        assert_close(out, y, f"RMSNorm in {dtype}", atol=0.05 if dtype == torch.bfloat16 else 1e-5)
+
+
+# ---------------------------------------------------------------------------------------------
+# crms: norms.CRMSNorm.forward
+
+def test_crms_matches_recorded_outputs_and_gradients():
+    check_recorded("crms")
+
+
+def test_crms_on_the_first_d_minus_1_coordinates_is_layernorm():
+    """Jiang et al.: for a zero-mean x, CRMS(x[:d-1]) with LN's gain and bias is LN(x); no gain: LN(x)[:d-1]."""
+    from norms import CRMSNorm
+    g = gen(11)
+    x = randn(g, 3, 5, 16)
+    x = x - x.mean(-1, keepdim=True)
+    weight, bias = 1 + 0.3 * randn(g, 16), 0.3 * randn(g, 16)
+    norm = CRMSNorm(16, eps=1e-5).double()
+    with torch.no_grad():
+        norm.weight.copy_(weight)
+        norm.bias.copy_(bias)
+    assert_close(norm(x[..., :-1]), F.layer_norm(x, (16,), weight, bias, 1e-5), "CRMSNorm(affine) vs LayerNorm")
+    compact = CRMSNorm(16, eps=1e-5, affine=False)
+    assert_close(compact(x[..., :-1]), F.layer_norm(x, (16,), eps=1e-5)[..., :-1],
+                 "CRMSNorm(affine=False) vs the first d-1 coordinates of LayerNorm without gain")
+    out = CRMSNorm(16).to(torch.bfloat16)(x[..., :-1].to(torch.bfloat16))
+    assert out.dtype == torch.bfloat16, f"CRMSNorm of a bfloat16 input gives {out.dtype}: keep the input's dtype"
+
+
+# ---------------------------------------------------------------------------------------------
+# layernorm_scaling: model.layernorm_scaling
+
+def test_layernorm_scaling_matches_recorded_scales_and_gpt():
+    check_recorded("layernorm_scaling")
+
+
+# ---------------------------------------------------------------------------------------------
+# mix_ln: model.mix_ln_placement
+
+def test_mix_ln_matches_recorded_placements_and_gpt():
+    from model import mix_ln_placement
+    recorded = exercises.load_recorded("mix_ln")["outputs"]
+    for L in range(1, 25):
+        for r, want in zip(exercises.MIX_RATIOS, recorded[f"placements for n_layer={L}"].tolist()):
+            got = [mix_ln_placement(l, L, r) for l in range(L)]
+            want = ["post" if w else "pre" for w in want]
+            if got != want:
+                pytest.fail(f"mix_ln: n_layer={L}, mix_ratio={r:.4g}: got {got.count('post')} post blocks "
+                            f"{got}, the reference has {want.count('post')}: {want}", pytrace=False)
+    check_recorded("mix_ln")
+
+
+def test_mix_ln_post_blocks_come_first():
+    from model import mix_ln_placement
+    for L in (1, 5, 12, 24):
+        for r in exercises.MIX_RATIOS:
+            kinds = [mix_ln_placement(l, L, r) for l in range(L)]
+            assert set(kinds) <= {"pre", "post"}, f"mix_ln_placement returned {sorted(set(kinds))}: use 'pre' or 'post'"
+            n_post = kinds.count("post")
+            assert kinds == ["post"] * n_post + ["pre"] * (L - n_post), \
+                f"n_layer={L}, mix_ratio={r:.4g}: {kinds}: the Post-LN blocks must come first"
+
+
+# ---------------------------------------------------------------------------------------------
+# centre_writer: the hook in model.make_stream_zero_mean
+
+def test_centre_writer_matches_recorded_outputs():
+    check_recorded("centre_writer")
+
+
+def test_centre_writer_writes_p_y():
+    """P y is the only vector that is zero-mean and differs from y by a constant: check both properties."""
+    from norms import decompress
+    data = exercises.load_recorded("centre_writer")["inputs"]
+    from model import GPT, GPTConfig
+    with torch.no_grad():
+        plain = GPT(GPTConfig(**{**data["gpt"]["config"], "zero_mean": False})).double()
+        plain.load_state_dict(data["gpt"]["state"])
+        raw = {"embedding": plain.embed(data["gpt"]["idx"]), "attention": plain.transformer.h[0].attn(data["h"]),
+               "MLP": plain.transformer.h[0].mlp(data["h"])}
+        for compress in (False, True):
+            written = exercises.writer_outputs(data["gpt"], data["h"], compress)
+            for name, y in written.items():
+                d = raw[name].shape[-1]
+                want_width = d - 1 if compress else d
+                assert y.shape[-1] == want_width, \
+                    f"{name} writes {y.shape[-1]} coordinates with compress={compress}, expected {want_width}"
+                full = decompress(y) if compress else y
+                assert full.mean(-1).abs().max() < 1e-12, \
+                    f"{name} output (compress={compress}) has mean up to {full.mean(-1).abs().max():.3g}, not 0"
+                shift = raw[name] - full
+                spread = (shift.amax(-1) - shift.amin(-1)).max()
+                assert spread < 1e-12, (f"{name} output (compress={compress}) differs from the uncentred output by "
+                                        f"more than a constant per vector (spread {spread:.3g})")
+
+
+def test_centre_writer_keeps_the_pre_ln_model():
+    """With LayerNorm, a zero-mean stream changes nothing: same loss and gradients, float64."""
+    data = exercises.load_recorded("centre_writer")["inputs"]["gpt"]
+    centred = exercises.tiny_gpt_outputs(data)
+    plain = exercises.tiny_gpt_outputs({**data, "config": {**data["config"], "zero_mean": False}})
+    for key, want in plain.items():
+        assert_close(centred[key], want, f"zero_mean=True vs the plain Pre-LN model: {key}", atol=1e-10, rtol=1e-8)
+
+
+# ---------------------------------------------------------------------------------------------
+# newton_schulz: optim.zeropower_via_newtonschulz5
+
+def test_newton_schulz_matches_recorded_outputs():
+    check_recorded("newton_schulz")
+
+
+def test_newton_schulz_properties():
+    from optim import zeropower_via_newtonschulz5 as ns
+    g = gen(12)
+    # G = U diag(s) V^T with singular values in [0.1, 1]: the result has them in about [0.68, 1.13]
+    U, _ = torch.linalg.qr(randn(g, 6, 6))
+    V, _ = torch.linalg.qr(randn(g, 9, 6))
+    G = U @ torch.diag(torch.linspace(0.1, 1.0, 6, dtype=torch.float64)) @ V.T
+    X = ns(G)
+    assert X.shape == G.shape and X.dtype == torch.float64, \
+        f"a float64 {tuple(G.shape)} matrix on CPU gives {X.dtype} {tuple(X.shape)}"
+    s = torch.linalg.svdvals(X)
+    assert s.min() > 0.6 and s.max() < 1.2, f"singular values after 5 steps {s.tolist()}, expected within [0.6, 1.2]"
+    Q, _ = torch.linalg.qr(randn(g, 6, 6))
+    assert_close(ns(Q @ G), Q @ X, "NS(Q G) vs Q NS(G) for an orthogonal Q", atol=1e-9)
+    assert_close(ns(G.T), X.T, "NS(G^T) vs NS(G)^T", atol=1e-9)
+    assert_close(ns(10.0 * G), X, "NS(10 G) vs NS(G) (the normalization removes the scale)", atol=1e-6)
+    batch = torch.stack([G, 2 * G, U @ G])
+    assert_close(ns(batch), torch.stack([ns(m) for m in batch]), "a batch of matrices vs one at a time", atol=1e-9)
+
+
+# ---------------------------------------------------------------------------------------------
+# angular_distance: analyze.angular_distance
+
+def test_angular_distance_matches_recorded_outputs():
+    check_recorded("angular_distance")
+
+
+def test_angular_distance_properties():
+    from analyze import angular_distance as ad
+    g = gen(13)
+    a, b = randn(g, 5, 7, 16), randn(g, 5, 7, 16)
+    d = ad(a, b)
+    assert d.shape == (5, 7) and d.dtype == torch.float64, f"shape {tuple(d.shape)} {d.dtype}, expected (5, 7) float64"
+    assert bool(((d >= 0) & (d <= 1)).all()), "angular distance outside [0, 1]"
+    assert_close(ad(a, a), torch.zeros(5, 7, dtype=torch.float64), "d(a, a)", atol=1e-7)
+    assert_close(ad(a, -a), torch.ones(5, 7, dtype=torch.float64), "d(a, -a)", atol=1e-7)
+    assert_close(ad(b, a), d, "d(b, a) vs d(a, b)")
+    assert_close(ad(3.0 * a, 0.5 * b), d, "d(3a, 0.5b) vs d(a, b)")
+    e = torch.eye(4, dtype=torch.float64)
+    assert_close(ad(e[0], e[1]), torch.tensor(0.5, dtype=torch.float64), "d of two orthogonal vectors")
+    f = randn(g, 3, 64, dtype=torch.float32)
+    assert ad(f, f).max() < 1e-6, f"float32 d(a, a) = {ad(f, f).max().item():.2g}: compute in float64"
+
+
+# ---------------------------------------------------------------------------------------------
+# excess_kurtosis: analyze.excess_kurtosis
+
+def test_excess_kurtosis_matches_recorded_outputs():
+    check_recorded("excess_kurtosis")
+
+
+def test_excess_kurtosis_properties():
+    from analyze import excess_kurtosis as ek
+    g = gen(14)
+    x = randn(g, 3, 4, 50)
+    k = ek(x)
+    assert k.shape == (3, 4) and k.dtype == torch.float64, f"shape {tuple(k.shape)} {k.dtype}, expected (3, 4) float64"
+    assert_close(ek(2.5 * x + 7.0), k, "kurtosis of 2.5 x + 7 vs of x (shift and scale invariance)", atol=1e-9)
+    signs = torch.tensor([1.0, -1.0] * 8, dtype=torch.float64)
+    assert_close(ek(signs), torch.tensor(-2.0, dtype=torch.float64), "excess kurtosis of +-1 values")
+    big = ek(randn(g, 200_000))
+    assert abs(big.item()) < 0.1, f"excess kurtosis of 200k Gaussian samples {big.item():.3f}, expected about 0"
+    assert ek(randn(g, 32, dtype=torch.float32)).dtype == torch.float64, "compute in float64"
+
+
+# ---------------------------------------------------------------------------------------------
+# the tool: make, grade, record (needs the reference code; skipped in a student copy)
+
+def reference_bodies():
+    try:
+        return exercises.marked_bodies(ROOT)
+    except exercises.ExerciseError:
+        return {}
+
+
+REFERENCE = bool(reference_bodies())
+tool = pytest.mark.skipif(not REFERENCE, reason="a student copy: no exercise markers to cut")
+TINY_TRAIN = ["--n_layer=2", "--n_head=2", "--n_embd=16", "--block_size=16", "--batch_size=2", "--eval_iters=1",
+              "--log_interval=1", "--dtype=float32", "--device=cpu", "--save_checkpoint=False", "--warmup_iters=1"]
+
+
+@tool
+def test_tool_every_exercise_is_marked():
+    """All exercises are marked in the reference. (newton_schulz is marked in optim.py by the lead's merge.)"""
+    bodies = reference_bodies()
+    missing = [f"{n} (in {ex.file}: {ex.where})" for n, ex in exercises.EXERCISES.items() if n not in bodies]
+    for name, (path, lines) in bodies.items():
+        assert path == exercises.EXERCISES[name].file, f"{name} is marked in {path}, not {exercises.EXERCISES[name].file}"
+        assert exercises.solution_lines(bodies, name), f"{name}: no line of its body is its own; the leak check is blind"
+    assert not missing, f"no markers for {', '.join(missing)}"
+
+
+@tool
+def test_tool_recorded_inputs_are_reproducible():
+    for name, (make_inputs, _) in exercises.CASES.items():
+        stored = exercises.load_recorded(name)["inputs"]
+        fresh = make_inputs(torch.Generator().manual_seed(sum(map(ord, name))))
+        for key, value in flatten(fresh).items():
+            assert torch.equal(value, flatten(stored)[key]), f"{name}: input {key} changed: run python exercises.py record"
+
+
+def flatten(d, prefix=""):
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(flatten(v, f"{prefix}{k}."))
+        elif isinstance(v, torch.Tensor):
+            out[prefix + k] = v
+    return out
+
+
+@tool
+def test_tool_make_refuses_and_checks_only(tmp_path, capsys):
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x").write_text("mine")
+    for argv in (["make", str(tmp_path / "full")], ["make", os.path.join(ROOT, "inside")],
+                 ["make", str(tmp_path / "a"), "--only=rmsnorm,nope"], ["grade", "--only=rmsnorm"], ["frobnicate"]):
+        assert exercises.main(argv) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error:") and len(err.splitlines()) == 1, err
+    assert (tmp_path / "full" / "x").read_text() == "mine" and not os.path.exists(os.path.join(ROOT, "inside"))
+    dest = tmp_path / "only"
+    assert exercises.main(["make", str(dest), "--only=rmsnorm,mix_ln"]) == 0
+    norms, model = (dest / "norms.py").read_text(), (dest / "model.py").read_text()
+    assert exercises.stub("rmsnorm", "    ") in norms and exercises.stub("mix_ln", "    ") in model
+    bodies = reference_bodies()
+    for kept in ("crms", "layernorm_scaling", "centre_writer"):
+        assert "\n".join(bodies[kept][1]) in (dest / bodies[kept][0]).read_text(), f"{kept} lost its solution"
+    assert "exercise:" not in norms + model and not (dest / "tests" / "test_model.py").exists()
+    assert (dest / "tests" / "test_optim.py").exists() and not (dest / ".git").exists()
+
+
+@pytest.fixture(scope="module")
+def student_copy(tmp_path_factory):
+    dest = tmp_path_factory.mktemp("copy") / "student"
+    exercises.make(str(dest), log=lambda *a, **k: None)
+    return dest
+
+
+def copy_files(folder):
+    return {p: (folder / p).read_bytes() for p in exercises.project_files(str(folder))}
+
+
+@tool
+def test_tool_copy_holds_no_solution(student_copy):
+    bodies = reference_bodies()
+    files = copy_files(student_copy)
+    assert "exercises.py" in files and "EXERCISES.md" in files and "tests/test_exercises.py" in files
+    assert not any(p.startswith((".git/", "results/", "data/")) or p == ".git" for p in files)
+    for name, (path, _) in bodies.items():
+        assert exercises.stub(name, "").strip() in files[path].decode(), f"{path} lacks the stub of {name}"
+        assert (student_copy / exercises.DATA_DIR / f"{name}.pt").exists()
+        for test_file in exercises.SOLUTION_TESTS[name]:
+            assert test_file not in files, f"{test_file} (holds the solution of {name}) is in the copy"
+        for line in exercises.solution_lines(bodies, name):
+            holders = [p for p, data in files.items() if line.encode() in data]
+            assert not holders, f"the copy holds the solution of {name}: {line!r} in {holders}"
+    for path, data in files.items():
+        if path.endswith(".py"):
+            assert not exercises.find_markers(data.decode(), path), f"markers left in {path}"
+
+
+@tool
+def test_tool_copy_grades_zero(student_copy):
+    p = subprocess.run([sys.executable, "exercises.py", "grade"], cwd=student_copy, env=ENV, capture_output=True,
+                       text=True, timeout=300)
+    assert p.returncode == 1, p.stdout + p.stderr
+    rows = {line.split()[0]: line for line in p.stdout.splitlines()}
+    for name in reference_bodies():
+        assert "FAIL" in rows[name] and f"NotImplementedError: exercise {name}:" in rows[name], p.stdout
+
+
+@tool
+def test_tool_each_switch_names_its_exercise(tmp_path, tiny_dataset):
+    """Cut one exercise at a time: its train.py switch stops with its NotImplementedError; all cut: one of them."""
+    data_dir, name = tiny_dataset
+    jobs = []
+    for ex_name, ex in exercises.EXERCISES.items():
+        if ex_name in reference_bodies():
+            exercises.make(str(tmp_path / ex_name), only=ex_name, log=lambda *a, **k: None)
+            jobs.append((ex_name, str(tmp_path / ex_name), ["--max_iters=1", *ex.switch]))
+    exercises.make(str(tmp_path / "all"), log=lambda *a, **k: None)
+    jobs += [(f"all:{n}", str(tmp_path / "all"), flags) for n, _, flags in jobs]
+    jobs.append(("default", str(tmp_path / "all"), ["--max_iters=5"]))  # every exercise cut: still trains
+    base = [*TINY_TRAIN, f"--data_dir={data_dir}", f"--dataset={name}", f"--out_dir={tmp_path / 'o'}"]
+    script = (
+        "import json, os, sys\n"
+        "results = {}\n"
+        f"for label, folder, flags in {jobs!r}:\n"
+        "    for m in ('train', 'model', 'norms', 'optim', 'analyze', 'convert', 'prepare', 'configurator'):\n"
+        "        sys.modules.pop(m, None)\n"
+        "    sys.path.insert(0, folder); os.chdir(folder)\n"
+        "    import train\n"
+        "    try:\n"
+        f"        train.main({base!r} + flags); results[label] = 'ran'\n"
+        "    except NotImplementedError as e:\n"
+        "        results[label] = str(e)\n"
+        "    except SystemExit as e:\n"
+        "        results[label] = f'exit {e.code}'\n"
+        "    sys.path.remove(folder)\n"
+        "print('RESULTS', json.dumps(results))\n")
+    p = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=ENV, capture_output=True, text=True,
+                       timeout=300)
+    assert p.returncode == 0, p.stderr[-3000:]
+    results = json.loads(p.stdout.split("RESULTS", 1)[1])
+    assert results.pop("default") == "ran", f"the default run fails with every exercise cut:\n{p.stdout[-3000:]}"
+    assert "iter 5" in p.stdout, p.stdout[-3000:]
+    for label, message in results.items():
+        ex_name = label.removeprefix("all:")
+        allowed = (ex_name,) + (exercises.EXERCISES[ex_name].needs if label.startswith("all:") else ())
+        named = [n for n in allowed if message.startswith(f"exercise {n}: see EXERCISES.md#{n}")]
+        assert named, f"{label}: switch {exercises.EXERCISES[ex_name].switch} gave {message!r}"
+
+
+@tool
+def test_tool_one_solution_back_passes_exactly_that_exercise(tmp_path):
+    bodies = reference_bodies()
+    back = "rmsnorm"
+    dest = tmp_path / "student"
+    exercises.make(str(dest), log=lambda *a, **k: None)
+    path, lines = bodies[back]
+    text = (dest / path).read_text()
+    stub_line = next(l for l in text.splitlines(keepends=True) if f'"exercise {back}:' in l)
+    (dest / path).write_text(text.replace(stub_line, "".join(l + "\n" for l in lines)))
+    p = subprocess.run([sys.executable, "exercises.py", "grade"], cwd=dest, env=ENV, capture_output=True, text=True,
+                       timeout=300)
+    rows = {line.split()[0]: line.split() for line in p.stdout.splitlines() if line.strip()}
+    passed = [n for n in exercises.EXERCISES if rows[n][2] == "pass"]
+    cut = [n for n in bodies if n != back]
+    assert passed == [back] + [n for n in exercises.EXERCISES if n not in bodies], p.stdout
+    assert all(rows[n][2] == "FAIL" for n in cut), p.stdout
+    assert p.returncode == 1
