@@ -19,7 +19,7 @@ zero_mean and norm=crms make Pre-RMSNorm and Pre-CRMSNorm exactly the Pre-LN mod
 
 import math
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
@@ -451,11 +451,3 @@ def peak_flops_for(device=None):
     matches = [key for key in PEAK_FLOPS if f" {key.upper()} " in f" {words} "]  # whole words only
     return PEAK_FLOPS[max(matches, key=len)] if matches else None
 
-
-def model_config_keys():
-    return [f.name for f in fields(GPTConfig)]
-
-
-if __name__ == "__main__":
-    import json
-    print(json.dumps(asdict(GPTConfig()), indent=1))
