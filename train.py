@@ -23,12 +23,11 @@ each of world_size ranks runs gradient_accumulation_steps / world_size of them, 
 `micro` of rank `rank` at iteration `it` is batch index (it * accum + micro) * world_size + rank,
 so 2 ranks x accum 1 see exactly the batches of 1 rank x accum 2.
 Tokens per step = batch_size * block_size * gradient_accumulation_steps.
-
-Reading order: main() is setup, then the training loop (one optimizer step on one screen), then the end;
-the helpers it calls follow it. Checkpoint files, RNG state and stop signals live in checkpoint.py.
+main() reads top-down: setup, the training loop (one optimizer step on one screen), the end; its helpers
+follow it. Resuming, GPT-2 weights, checkpoint and log files, RNG state and signals: checkpoint.py.
 """
 
-import json
+import importlib.util
 import math
 import os
 import random
@@ -36,7 +35,7 @@ import signal
 import sys
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
@@ -49,7 +48,8 @@ import torch.distributed as dist  # noqa: E402
 from torch.nn.parallel import DistributedDataParallel as DDP  # noqa: E402
 
 import prepare  # noqa: E402
-from checkpoint import StopSignal, read_checkpoint, remove_stale_temporaries, save_checkpoint, set_rng_state  # noqa: E402
+from checkpoint import (RunLog, StopSignal, fmt_duration, pretrained, remove_stale_temporaries, resume,  # noqa: E402
+                        save_checkpoint, set_rng_state)
 from configurator import ConfigError, config_field, parse_config, split_config  # noqa: E402
 from model import GPT, GPTConfig  # noqa: E402
 from optim import OptimConfig, build_optimizers, check_config as check_optim_config  # noqa: E402
@@ -103,12 +103,11 @@ class TrainConfig:
 
 
 def main(argv=None):
-    argv = sys.argv[1:] if argv is None else argv
     t_start = time.time()
 
     # ---- config: defaults < config files < --key=value
     try:
-        cfg = parse_config(argv, GPTConfig, OptimConfig, TrainConfig)
+        cfg = parse_config(sys.argv[1:] if argv is None else argv, GPTConfig, OptimConfig, TrainConfig)
         tc, oc = split_config(cfg, TrainConfig), split_config(cfg, OptimConfig)
         check_train_config(tc)
         check_optim_config(oc)
@@ -118,16 +117,15 @@ def main(argv=None):
     # ---- distributed (torchrun sets RANK, LOCAL_RANK, WORLD_SIZE), device, precision, seeds
     ddp = "RANK" in os.environ and "WORLD_SIZE" in os.environ
     rank, local_rank = int(os.environ.get("RANK", 0)), int(os.environ.get("LOCAL_RANK", 0))
-    world_size = int(os.environ.get("WORLD_SIZE", 1))
-    master = rank == 0
+    world_size, master = int(os.environ.get("WORLD_SIZE", 1)), rank == 0
     try:
         device_type, device = resolve_device(tc.device, local_rank)
         dtype = resolve_dtype(tc.dtype, device_type)
+        if tc.gradient_accumulation_steps % world_size:
+            raise ValueError(f"bad value {tc.gradient_accumulation_steps} for gradient_accumulation_steps: must be "
+                             f"divisible by the {world_size} ranks (it is the global number of micro-batches per step)")
     except ValueError as e:
         fail(e, code=2)
-    if tc.gradient_accumulation_steps % world_size:
-        fail(f"bad value {tc.gradient_accumulation_steps} for gradient_accumulation_steps: must be divisible by "
-             f"the {world_size} ranks (it is the global number of micro-batches per step)", code=2)
     accum = tc.gradient_accumulation_steps // world_size  # micro-batches per rank per step
     if ddp:
         if device_type == "cuda":
@@ -161,7 +159,17 @@ def main(argv=None):
     if master and (removed := remove_stale_temporaries(ckpt_path)):
         print(f"removed {', '.join(removed)} from {tc.out_dir}: unfinished checkpoint writes of killed runs")
     try:
-        model, ckpt = init_model(tc, cfg, meta, ckpt_path, device, master)
+        if tc.init_from == "scratch":
+            cfg["vocab_size"] = meta["vocab_size"]  # the dataset's vocabulary, padded to 64 by the model
+            model, ckpt = GPT(split_config(cfg, GPTConfig)), None
+        elif tc.init_from == "resume":  # the checkpoint's architecture and dtype win over the command line
+            model, ckpt = resume(ckpt_path, cfg, meta, tc.dataset, device, master)
+        else:
+            model, ckpt = pretrained(tc.init_from, cfg, meta, tc.dataset, master), None
+        if meta["vocab_size"] > model.config.vocab_size:
+            raise ValueError(f"dataset {tc.dataset} has {meta['vocab_size']} tokens but the model only "
+                             f"{model.config.vocab_size}")
+        cfg.update(asdict(model.config))
         model.to(device=device, dtype=param_dtype(dtype))  # no-op for a checkpoint saved in this dtype
         optimizers = build_optimizers(model, oc, device_type)
         if ckpt is not None:
@@ -175,9 +183,7 @@ def main(argv=None):
     scaler = torch.amp.GradScaler(device_type, enabled=(dtype == "float16"))
     raw_model = model  # the plain GPT: checkpoints, gradient clipping, MFU
     if use_compile:
-        if master:
-            print("compiling the model (first iterations are slow) ...")
-        model = torch.compile(model)
+        model = torch.compile(model)  # compiles at the first forward: the first iterations are slow
     eval_model = model  # evaluation skips DDP's gradient machinery
     if ddp:
         model = DDP(model, device_ids=[local_rank] if device_type == "cuda" else None)
@@ -192,15 +198,14 @@ def main(argv=None):
     ctx = autocast_context(dtype, device_type)
 
     # ---- logging (rank 0); the RNGs are restored last so dropout continues where the checkpoint left it
-    run_log, analyze = None, None
+    run_log = None
+    analyze = importlib.import_module("analyze") if master and tc.analyze_interval else None  # only when asked
     if master:
-        run_log = RunLog(tc, cfg, iter_num if ckpt is not None else None, raw_model, tokens_per_iter, world_size, device)
+        run_log = RunLog(tc, cfg, iter_num if ckpt else None, raw_model, tokens_per_iter, world_size, device)
         print(f"device {device}, dtype {dtype}, compile {use_compile}, {world_size} rank(s) x {accum} micro-batches "
               f"x {tc.batch_size} x {block_size} tokens = {tokens_per_iter:,} tokens/step")
         print(f"model: {raw_model.num_params() / 1e6:.2f}M parameters (without position embeddings)")
         print(optimizers.describe())
-        if tc.analyze_interval > 0:
-            import analyze  # loaded only when asked for
     if ckpt is not None:
         set_rng_state(ckpt["rng"])
         if ddp and rank:  # only rank 0's stream is saved; keep the other ranks' dropout distinct
@@ -213,31 +218,29 @@ def main(argv=None):
     min_ratio = min_lr_ratio(tc, oc)
     step_losses, grad_norm, val_loss, t_last = [], None, None, time.time()
 
-    def log_train_losses():
-        """Write the row of the steps since the last one; stop at a non-finite loss. The losses stay on the
-        device until here (one sync per row). Returns whether a stop was requested (DDP: on any rank)."""
+    def log_train_losses(stopping=False):
+        """Check and log the losses of the steps since the last row (they stay on the device until here: one
+        sync per row); then stop if Ctrl-C/SIGTERM came (DDP: to any rank; the ranks agree here)."""
         nonlocal step_losses, t_last
         requested = bool(stop.signum)
-        if not step_losses and not ddp:
-            return requested
         losses = torch.stack(step_losses) if step_losses else torch.zeros(0, device=device)
         if ddp:  # the mean over ranks and any rank's stop request, in one all-reduce
             buf = torch.cat([losses, torch.tensor([float(requested)], device=device, dtype=losses.dtype)])
             dist.all_reduce(buf)
             losses, requested = buf[:-1] / world_size, bool(buf[-1].item() > 0)
-        values, step_losses = losses.tolist(), []
+        values, step_losses, now = losses.tolist(), [], time.time()
         for i, v in enumerate(values):
             if not math.isfinite(v):
                 kept = (f"the last good checkpoint {ckpt_path} (iter {last_saved_iter}) is kept"
                         if last_saved_iter != start_iter or tc.init_from == "resume" else "no checkpoint was written")
                 fail(f"non-finite loss ({v}) at iter {iter_num - len(values) + i}; stopping, {kept}. Lower "
                      f"learning_rate, keep grad_clip > 0, or use bfloat16/float32 instead of float16")
-        now = time.time()
         if values and master:
             lr = oc.learning_rate * lr_multiplier(iter_num - 1, tc, min_ratio)
             run_log.train_row(iter_num - 1, values, now - t_last, lr, grad_norm)
         t_last = now
-        return requested
+        if requested and not stopping:
+            stop_and_exit()
 
     def save():
         """Checkpoint the last completed iteration unless it is saved already (or saving is off)."""
@@ -252,8 +255,9 @@ def main(argv=None):
         last_saved_iter = iter_num
         return True
 
-    def stop_and_exit(signum):
-        log_train_losses()  # never save an iteration whose loss was not checked
+    def stop_and_exit():
+        signum = stop.signum or signal.SIGTERM  # DDP: the signal may have reached another rank
+        log_train_losses(stopping=True)  # never save an iteration whose loss was not checked
         saved = save()
         if master:
             what = f"saved {ckpt_path} at iter {iter_num}" if saved else f"{ckpt_path} is at iter {last_saved_iter}"
@@ -265,8 +269,7 @@ def main(argv=None):
     def evaluate_and_save():
         """Eval losses (and analyze metrics) into the log; a checkpoint when val improves (or always)."""
         nonlocal best_val_loss, val_loss, t_last
-        if log_train_losses():
-            stop_and_exit(stop.signum or signal.SIGTERM)
+        log_train_losses()
         losses = evaluate(eval_model, eval_samplers, tc.eval_iters, ctx, device, rank, world_size)
         val_loss = losses["val"]
         if not math.isfinite(val_loss):
@@ -275,10 +278,9 @@ def main(argv=None):
         row = {"iter": iter_num, "val_loss": val_loss, "train_loss": losses["train"]}
         if analyze is not None and (iter_num % tc.analyze_interval == 0 or iter_num >= tc.max_iters):
             row.update(analyze.quick_metrics(raw_model, *get_batch(eval_samplers["val"], 0, device)))
-        saved = False
-        if val_loss < best_val_loss or tc.always_save_checkpoint:
-            best_val_loss = min(best_val_loss, val_loss)
-            saved = iter_num > start_iter and save()  # at start_iter nothing is trained yet
+        improved, best_val_loss = val_loss < best_val_loss, min(best_val_loss, val_loss)
+        # at start_iter nothing is trained yet (or the checkpoint was just loaded)
+        saved = (improved or tc.always_save_checkpoint) and iter_num > start_iter and save()
         if master:
             run_log.eval_row(row, ckpt_path if saved else None)
         t_last = time.time()  # keep evaluation out of ms/iter
@@ -287,7 +289,7 @@ def main(argv=None):
     x, y = get_batch(train_sampler, iter_num * accum * world_size + rank, device)
     while True:
         if stop.signum and not ddp:  # DDP ranks agree on stopping in log_train_losses
-            stop_and_exit(stop.signum)
+            stop_and_exit()
         optimizers.set_lr_multiplier(lr_multiplier(iter_num, tc, min_ratio))
         optimizers.set_muon_momentum(iter_num)
         if iter_num % tc.eval_interval == 0 or iter_num >= tc.max_iters:
@@ -319,8 +321,7 @@ def main(argv=None):
         step_losses.append(step_loss)
         iter_num += 1
         if iter_num % tc.log_interval == 0 or iter_num == start_iter + 1:
-            if log_train_losses():
-                stop_and_exit(stop.signum or signal.SIGTERM)
+            log_train_losses()
 
     # ---- the end: save the final state and say how to use it
     saved = save()
@@ -348,12 +349,11 @@ def fail(msg, code=1):
 
 def check_train_config(tc):
     """One-line ValueError for the first bad TrainConfig value (types and choices: configurator)."""
-    for key in ("eval_interval", "eval_iters", "log_interval", "batch_size", "gradient_accumulation_steps"):
-        if getattr(tc, key) < 1:
-            raise ValueError(f"bad value {getattr(tc, key)} for {key}: must be >= 1")
-    for key in ("max_iters", "warmup_iters", "analyze_interval"):
-        if getattr(tc, key) < 0:
-            raise ValueError(f"bad value {getattr(tc, key)} for {key}: must be >= 0")
+    at_least = {"eval_interval": 1, "eval_iters": 1, "log_interval": 1, "batch_size": 1,
+                "gradient_accumulation_steps": 1, "max_iters": 0, "warmup_iters": 0, "analyze_interval": 0}
+    for key, low in at_least.items():
+        if getattr(tc, key) < low:
+            raise ValueError(f"bad value {getattr(tc, key)} for {key}: must be >= {low}")
     if tc.lr_decay_iters is not None and tc.lr_decay_iters <= tc.warmup_iters and tc.lr_schedule == "cosine":
         raise ValueError(f"bad value {tc.lr_decay_iters} for lr_decay_iters: must exceed warmup_iters={tc.warmup_iters}")
     if tc.min_lr is not None and not (tc.min_lr >= 0 and math.isfinite(tc.min_lr)):
@@ -363,6 +363,8 @@ def check_train_config(tc):
     if tc.analyze_interval % tc.eval_interval:
         raise ValueError(f"bad value {tc.analyze_interval} for analyze_interval: must be 0 or a multiple of "
                          f"eval_interval={tc.eval_interval} (metrics are taken at evaluations)")
+    if tc.wandb_log and importlib.util.find_spec("wandb") is None:
+        raise ValueError("wandb_log=True but wandb is not installed: pip install wandb (or drop --wandb_log)")
     if tc.init_from not in ("scratch", "resume") + PRETRAINED and not os.path.isdir(tc.init_from):
         raise ValueError(f"bad value {tc.init_from!r} for init_from: choose from scratch, resume, "
                          f"{', '.join(PRETRAINED)} or an existing Hugging Face GPT-2 folder")
@@ -370,31 +372,23 @@ def check_train_config(tc):
 
 # device and precision
 
-def cpu_supports_bf16():
-    """bf16 autocast pays off on CPUs with native bf16 dot products (AVX512-BF16 or AMX)."""
-    try:
-        return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
-    except AttributeError:  # older torch without the probes
-        return False
-
-
 def resolve_device(name, local_rank=0):
     """(device_type, device string) for auto|cpu|cuda|mps; one-line ValueError when unavailable."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else ("mps" if torch.backends.mps.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("bad value 'cuda' for device: CUDA is not available here (choose from auto, cpu)")
-    if name == "mps" and not torch.backends.mps.is_available():
-        raise ValueError("bad value 'mps' for device: MPS is not available here (choose from auto, cpu)")
+    available = {"cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available(), "cpu": True}
+    name = next(n for n in available if available[n]) if name == "auto" else name
+    if not available[name]:
+        raise ValueError(f"bad value {name!r} for device: {name} is not available here (choose from auto, cpu)")
     return name, (f"cuda:{local_rank}" if name == "cuda" else name)
 
 
 def resolve_dtype(name, device_type):
-    """The dtype name to run in; auto = bfloat16 where it is fast, else float32."""
+    """The dtype name to run in; auto = bfloat16 where it is fast (CUDA with bf16, CPUs with AVX512-BF16
+    or AMX), float16 on older CUDA GPUs, else float32."""
+    if name == "auto" and device_type == "cuda":
+        return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
     if name == "auto":
-        if device_type == "cuda":
-            return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
-        return "bfloat16" if device_type == "cpu" and cpu_supports_bf16() else "float32"
+        cpu_bf16 = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()  # torch >= 2.4
+        return "bfloat16" if device_type == "cpu" and cpu_bf16 else "float32"
     if name == "float64" and device_type == "mps":
         raise ValueError("bad value 'float64' for dtype on mps: MPS has no float64 (choose from auto, float32, "
                          "bfloat16, float16)")
@@ -410,57 +404,6 @@ def autocast_context(dtype, device_type):
 
 def param_dtype(dtype):
     return torch.float64 if dtype == "float64" else torch.float32
-
-
-# model
-
-def init_model(tc, cfg, meta, ckpt_path, device, master):
-    """(model, checkpoint dict or None) for init_from = resume | scratch | GPT-2 weights; cfg gets the
-    model's config. A checkpoint keeps the dtype it was saved in (a float64 run resumes unrounded)."""
-    ckpt = None
-    if tc.init_from == "resume":
-        if not os.path.exists(ckpt_path):
-            fail(f"init_from=resume but {ckpt_path} does not exist (wrong --out_dir, or train from scratch first)")
-        model, ckpt = read_checkpoint(ckpt_path, device, "delete it or restore a copy (training from scratch "
-                                      "needs --init_from=scratch)")
-        # the checkpoint's architecture wins over the command line; say what was ignored
-        user_set = {f.name for f in fields(GPTConfig) if cfg[f.name] != f.default} - {"vocab_size"}
-        ignored = [f"{k}={cfg[k]!r} (checkpoint: {ckpt['model_config'][k]!r})" for k in sorted(user_set)
-                   if k in ckpt["model_config"] and cfg[k] != ckpt["model_config"][k]]
-        if ignored and master:
-            print(f"resume: model config comes from the checkpoint; ignored {', '.join(ignored)}")
-        if ckpt.get("dataset") != tc.dataset:
-            if "meta" in ckpt and not same_tokenizer(ckpt["meta"], meta):
-                fail(f"checkpoint was trained on dataset {ckpt.get('dataset')!r}, whose tokenizer differs from "
-                     f"{tc.dataset!r}: pass --dataset={ckpt.get('dataset')}", code=2)
-            if master:
-                print(f"resume: checkpoint was trained on {ckpt.get('dataset')!r}, continuing on {tc.dataset!r}")
-    elif tc.init_from == "scratch":
-        cfg["vocab_size"] = meta["vocab_size"]  # the dataset's vocabulary, padded to 64 by the model
-        model = GPT(split_config(cfg, GPTConfig))
-    else:
-        if meta.get("tokenizer", "gpt2") != "gpt2":
-            fail(f"init_from={tc.init_from} needs a GPT-2-tokenized dataset; {tc.dataset} is "
-                 f"{meta.get('tokenizer')}-level (e.g. `python prepare.py shakespeare`)", code=2)
-        if master:
-            print(f"loading pretrained weights {tc.init_from} ...")
-        try:
-            model = GPT.from_pretrained(tc.init_from, dropout=cfg["dropout"])
-        except OSError as e:  # offline, or a folder without a Hugging Face GPT-2
-            fail(f"could not load {tc.init_from}: {str(e).strip().splitlines()[0]}")
-        if cfg["block_size"] > model.config.block_size:
-            fail(f"bad value {cfg['block_size']} for block_size: {tc.init_from} has only "
-                 f"{model.config.block_size} positions", code=2)
-        model.crop_block_size(cfg["block_size"])  # train (and later sample) with the shorter context
-    if meta["vocab_size"] > model.config.vocab_size:
-        fail(f"dataset {tc.dataset} has {meta['vocab_size']} tokens but the model only {model.config.vocab_size}", 2)
-    cfg.update(asdict(model.config))
-    return model, ckpt
-
-
-def same_tokenizer(a, b):
-    return (a.get("tokenizer", "gpt2"), a.get("vocab_size"), a.get("chars")) == \
-           (b.get("tokenizer", "gpt2"), b.get("vocab_size"), b.get("chars"))
 
 
 # batches, evaluation, schedule
@@ -514,67 +457,8 @@ def lr_multiplier(it, tc, min_ratio):
 
 
 def min_lr_ratio(tc, oc):
-    if tc.min_lr is None:
-        return 0.1
-    return tc.min_lr / oc.learning_rate if oc.learning_rate > 0 else 0.0
-
-
-# logging
-
-class RunLog:
-    """Rank 0's console lines, log.jsonl rows (one JSON object per line) and, optionally, wandb."""
-
-    def __init__(self, tc, cfg, resume_iter, model, tokens_per_iter, world_size, device):
-        self.path = os.path.join(tc.out_dir, "log.jsonl")
-        self.model, self.tokens_per_iter, self.world_size, self.device = model, tokens_per_iter, world_size, device
-        self.max_iters = tc.max_iters
-        self.wandb_run = None
-        if tc.wandb_log:
-            try:
-                import wandb
-            except ImportError:
-                fail("wandb_log=True but wandb is not installed: pip install wandb (or drop --wandb_log)", code=2)
-            self.wandb_run = wandb.init(project=tc.wandb_project, name=tc.wandb_run_name or tc.out_dir, config=cfg)
-        rows = []
-        if resume_iter is not None and os.path.exists(self.path):
-            # keep the history up to the checkpoint; rows logged after it are redone by this run
-            with open(self.path) as f:
-                rows = [line for line in f if line.strip() and json.loads(line)["iter"] < resume_iter]
-        with open(self.path, "w") as f:
-            f.writelines(rows)
-
-    def write(self, row):
-        with open(self.path, "a") as f:
-            f.write(json.dumps(row, default=float) + "\n")
-        if self.wandb_run is not None:
-            self.wandb_run.log(row, step=row["iter"])
-
-    def train_row(self, it, losses, seconds, lr, grad_norm):
-        """The mean loss of the len(losses) steps up to iteration it, which took seconds."""
-        n = len(losses)
-        row = {"iter": it, "loss": sum(losses) / n, "lr": lr, "tok_per_s": self.tokens_per_iter * n / seconds,
-               "ms": 1000 * seconds / n}
-        if grad_norm is not None:
-            row["grad_norm"] = grad_norm.item()
-        self.write(row)
-        mfu = self.model.estimate_mfu(row["tok_per_s"] / self.world_size, device=self.device)
-        eta = fmt_duration((self.max_iters - it - 1) * seconds / n)
-        print(f"iter {it}: loss {row['loss']:.4f}, lr {lr:.2e}, {row['ms']:.1f} ms/iter, {row['tok_per_s']:,.0f} "
-              f"tok/s" + (f", mfu {100 * mfu:.1f}%" if mfu is not None else "") + f", eta {eta}", flush=True)
-
-    def eval_row(self, row, saved_path=None):
-        self.write(row)
-        print(f"eval iter {row['iter']}: train loss {row['train_loss']:.4f}, val loss {row['val_loss']:.4f}"
-              + (f", saved {saved_path}" if saved_path else ""), flush=True)
-
-    def finish(self):
-        if self.wandb_run is not None:
-            self.wandb_run.finish()
-
-
-def fmt_duration(s):
-    s = int(round(s))
-    return f"{s // 3600}h{s // 60 % 60:02d}m" if s >= 3600 else (f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s")
+    """r = min_lr / learning_rate, 0.1 when min_lr is None."""
+    return 0.1 if tc.min_lr is None else (tc.min_lr / oc.learning_rate if oc.learning_rate > 0 else 0.0)
 
 
 if __name__ == "__main__":
