@@ -25,7 +25,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN = os.path.join(ROOT, "train.py")
 SAMPLE = os.path.join(ROOT, "sample.py")
 TINY = ["--n_layer=2", "--n_head=2", "--n_embd=32", "--block_size=32", "--batch_size=4",
-        "--eval_iters=2", "--log_interval=1", "--dtype=float32"]
+        "--eval_iters=2", "--log_interval=1", "--dtype=float32"]  # a later --dtype wins
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
 
@@ -53,13 +53,19 @@ def log_rows(out_dir):
 # ---------------------------------------------------------------------------------------------------
 # exactness
 
-def test_resume_is_exact(tiny_dataset, tmp_path):
+@pytest.mark.parametrize("dtype, optimizer", [("float32", "adamw"), ("float64", "muon")])
+def test_resume_is_exact(tiny_dataset, tmp_path, dtype, optimizer):
+    """20 straight steps == 10 steps + resume + 10 steps, bit for bit: the weights (float64 too), optimizer
+    moments (Muon's momentum buffers too), every RNG and the data position are restored exactly."""
     # dropout makes the torch RNG part of the state; lr_decay_iters pins the schedule to 20 steps
-    common = ["--dropout=0.1", "--eval_interval=5", "--warmup_iters=2", "--lr_decay_iters=20"]
+    common = ["--dropout=0.1", "--eval_interval=5", "--warmup_iters=2", "--lr_decay_iters=20",
+              f"--dtype={dtype}", f"--optimizer={optimizer}"]
     straight, split = tmp_path / "straight", tmp_path / "split"
     run(TRAIN, tiny_args(tiny_dataset, straight, *common, "--max_iters=20"), tmp_path)
     run(TRAIN, tiny_args(tiny_dataset, split, *common, "--max_iters=10"), tmp_path)
-    assert torch.load(split / "ckpt.pt", weights_only=True)["iter_num"] == 10
+    ckpt = torch.load(split / "ckpt.pt", weights_only=True)
+    assert ckpt["iter_num"] == 10
+    assert ckpt["model"]["lm_head.weight"].dtype == getattr(torch, dtype)
     run(TRAIN, tiny_args(tiny_dataset, split, *common, "--max_iters=20", "--init_from=resume"), tmp_path)
 
     rows_a, train_a, eval_a = log_rows(straight)
@@ -69,6 +75,9 @@ def test_resume_is_exact(tiny_dataset, tmp_path):
     assert eval_a == eval_b
     assert len(rows_a) == len(rows_b)  # the resumed log has no duplicated rows
     assert train_a[19] < train_a[0]
+    final_a = torch.load(straight / "ckpt.pt", weights_only=True)["model"]
+    final_b = torch.load(split / "ckpt.pt", weights_only=True)["model"]
+    assert all(torch.equal(final_a[k], final_b[k]) for k in final_a)  # the same weights, to the last bit
 
 
 @pytest.mark.parametrize("optimizer", ["adamw", "muon"])
