@@ -153,6 +153,24 @@ def test_nonfinite_loss_stops_and_keeps_checkpoint(tiny_dataset, tmp_path):
     assert all(math.isfinite(r.get("loss", r.get("val_loss"))) for r in rows)  # no NaN row was written
 
 
+def test_stale_temporaries_of_killed_runs_are_removed(tiny_dataset, tmp_path):
+    """A kill -9 during torch.save leaves ckpt.pt.tmp<PID>; the next run in that out_dir deletes it, but
+    never a live writer's temporary or a file that is not ours."""
+    out = tmp_path / "out"
+    out.mkdir()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # a PID that no longer runs
+    stale, live = f"ckpt.pt.tmp{dead.pid}", f"ckpt.pt.tmp{os.getpid()}"
+    others = ["ckpt.pt.tmpx1", "other.pt.tmp1", "ckpt.pt.tmp1.bak"]
+    for name in [stale, live, *others]:
+        (out / name).write_bytes(b"partial")
+    p = run(TRAIN, tiny_args(tiny_dataset, out, "--max_iters=0", "--eval_iters=1"), tmp_path)
+    notes = [line for line in p.stdout.splitlines() if "removed" in line]
+    assert len(notes) == 1 and stale in notes[0] and str(out) in notes[0], p.stdout
+    assert not (out / stale).exists()
+    assert all((out / name).exists() for name in [live, *others])
+
+
 # ---------------------------------------------------------------------------------------------------
 # end to end
 
