@@ -109,7 +109,7 @@ def read_checkpoint(path, device, advice):
         lines = str(e).strip().splitlines() or [type(e).__name__]
         if lines[0].startswith("Error(s) in loading state_dict"):  # readable, but not this model.py's GPT
             raise ValueError(f"checkpoint {path} does not fit this model.py: {' '.join(lines[:2])}") from None
-        reason = f"damaged checkpoint {path}: {lines[0]}"
+        reason = f"damaged checkpoint {path}: {lines[0].split('. ')[0]}"  # torch adds several sentences of advice
     raise ValueError(f"{reason}; {advice}")
 
 

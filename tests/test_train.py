@@ -16,6 +16,7 @@ import time
 import pytest
 import torch
 
+import sample
 import train
 from configurator import parse_config
 from model import GPTConfig, load_checkpoint
@@ -174,10 +175,18 @@ def test_stale_temporaries_of_killed_runs_are_removed(tiny_dataset, tmp_path):
 # ---------------------------------------------------------------------------------------------------
 # end to end
 
-def test_train_then_sample(tiny_dataset, tmp_path):
-    out = tmp_path / "out"
+@pytest.fixture(scope="module")
+def trained(tiny_dataset, tmp_path_factory):
+    """(out_dir, train.py's stdout) of one 30-step tiny run, shared by the tests that only read it."""
+    tmp = tmp_path_factory.mktemp("trained")
+    out = tmp / "out"
     p = run(TRAIN, tiny_args(tiny_dataset, out, "--max_iters=30", "--eval_interval=15", "--learning_rate=3e-3",
-                             "--log_interval=10", "--analyze_interval=15"), tmp_path)
+                             "--log_interval=10", "--analyze_interval=15"), tmp)
+    return out, p
+
+
+def test_train_then_sample(trained, tmp_path):
+    out, p = trained
     assert f"try it: python sample.py --out_dir={out}" in p.stdout
     assert "parameter routing" in p.stdout and "parameters" in p.stdout
     ckpt = torch.load(out / "ckpt.pt", weights_only=True)
@@ -200,6 +209,51 @@ def test_train_then_sample(tiny_dataset, tmp_path):
     texts = [t for t in samples[0].split("---------------\n") if t]
     assert len(texts) == 2 and all(t.startswith("The ") and len(t) == len("The ") + 20 + 1 for t in texts)
     assert samples[0] == samples[1]  # same seed, same prompt (from the file) -> same text
+
+
+def _sample(capsys, out_dir, *args):
+    sample.main([f"--out_dir={out_dir}", "--start=The ", "--num_samples=2", "--max_new_tokens=40",
+                 "--dtype=float32", *args])
+    return capsys.readouterr().out
+
+
+def test_converted_checkpoint_samples_the_same_text(trained, tiny_dataset, tmp_path, capsys):
+    """convert.py --to=crms gives a compact model with the same logits; sample.py seeds right before
+    generating, so at the same seed both give the same text, greedy and with temperature."""
+    import convert
+    out, _ = trained
+    # noise on every weight: the tiny trained model's greedy text is all spaces, which would prove nothing
+    ckpt = torch.load(out / "ckpt.pt", weights_only=True)
+    noise = torch.Generator().manual_seed(0)
+    ckpt["model"] = {k: v + 0.3 * torch.randn(v.shape, generator=noise) for k, v in ckpt["model"].items()}
+    (tmp_path / "ln").mkdir()
+    torch.save(ckpt, tmp_path / "ln" / "ckpt.pt")
+    convert.main([str(tmp_path / "ln"), str(tmp_path / "crms" / "ckpt.pt"), "--to=crms"])
+    capsys.readouterr()
+    data_dir = f"--data_dir={tiny_dataset[0]}"  # for a converted checkpoint without the tokenizer (meta)
+    for args in (["--temperature=0"], ["--temperature=1.0", "--top_k=20", "--seed=3"]):
+        original, converted = (_sample(capsys, tmp_path / d, data_dir, *args) for d in ("ln", "crms"))
+        assert original == converted
+        assert len(set(original.split("---------------")[0])) > 10  # varied text, not one repeated character
+    assert _sample(capsys, tmp_path / "ln", "--seed=4") != _sample(capsys, tmp_path / "ln", "--seed=5")
+
+
+def test_damaged_checkpoint_is_one_line(trained, tiny_dataset, tmp_path, capsys):
+    """A truncated ckpt.pt (partial copy, full disk): train.py --init_from=resume and sample.py say in one
+    line which file is damaged and what to do, without a traceback."""
+    out, _ = trained
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    data = (out / "ckpt.pt").read_bytes()
+    (broken / "ckpt.pt").write_bytes(data[:len(data) // 2])
+    data_dir, name = tiny_dataset
+    for main, argv in ((train.main, [f"--data_dir={data_dir}", f"--dataset={name}", "--init_from=resume"]),
+                       (sample.main, [])):
+        with pytest.raises(SystemExit) as e:
+            main([f"--out_dir={broken}", *argv])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert e.value.code != 0
+        assert len(err) == 1 and str(broken / "ckpt.pt") in err[0] and "restore a copy" in err[0], err
 
 
 def test_init_from_local_hf_gpt2_folder(tmp_path):
