@@ -4,7 +4,10 @@ Run a named ablation study as a sequence of train.py runs, analyze each run, and
     python ablate.py norm  --scale=cpu                 # ln vs rms vs rms+zero_mean vs crms (Jiang et al. 2023)
     python ablate.py depth --scale=cpu --depths=6,12   # pre/post/mix/LNS/sandwich/peri/deepnorm (Curse of Depth, Mix-LN)
     python ablate.py optim --scale=cpu                 # adamw, muon, muon+ss, muon+ss+emb_proj (OSP)
-    python ablate.py depth --scale=130m --set max_iters=2000 --dry_run
+    python ablate.py depth --scale=130m --dry_run      # commands, tokens, FLOPs, H100 hours at 40% MFU
+
+At --scale=130m the depth study writes the paper's C4 perplexity (Sun et al. 2025, Table 1) beside ours for
+the runs that have one (12 layers on c4: pre, post, mix, pre_lns, deepnorm).
 
 Each run is `python train.py [config file] --key=value ...` with out_dir runs_dir/<run> (default
 ablations/<study>_<scale>/<run>). A run is finished when its folder holds ckpt.pt and a `done` marker
@@ -49,8 +52,15 @@ CPU_STUDY = {
 }
 # 130M preset: the LLaMA-130M setup of the Curse-of-Depth / Mix-LN papers (config/llama-130m.py) on one GPU
 BIG_CONFIG = "config/llama-130m.py"
-BIG_BASE = dict(dataset="fineweb_edu", always_save_checkpoint=True)
+BIG_BASE = dict(dataset="c4", always_save_checkpoint=True)  # the papers' data: prepare.py c4
 BIG_STUDY = {"norm": {}, "depth": {}, "optim": {}}
+# Published C4 validation perplexity of the 130M depth-study runs (12 layers): Sun et al. 2025, "The Curse of
+# Depth in Large Language Models", Table 1 (Mix-LN's paper reports the same setup); written beside ours.
+PAPER_PPL_130M = {"post": 26.95, "deepnorm": 27.17, "mix": 26.07, "pre": 26.73, "pre_lns": 25.76}
+PAPER_SOURCE = "Sun et al. 2025, The Curse of Depth in LLMs, Table 1 (C4 val ppl, LLaMA-130M)"
+# --dry_run projection: H100 SXM dense bf16 peak at a stated model FLOPs utilization
+H100_PEAK_FLOPS = 989e12
+DRY_RUN_MFU = 0.40
 ANALYSIS = {"cpu": dict(batches=2, batch_size=8), "130m": dict(batches=8, batch_size=16)}
 DEFAULT_DEPTHS = {"cpu": [6, 12], "130m": [12]}
 EXACTNESS_TEST = "tests/test_model.py::test_pre_ln_rms_crms_train_identically"
@@ -104,7 +114,11 @@ def plan(study, scale, depths, overrides):
         for name, label, args in names:
             a = {**base, **args, **({"n_layer": L} if L else {}), **overrides}
             suffix = f"_L{L}" if L else ""
-            runs.append(Run(name + suffix, a, config_file, group=f"L{L}" if L else "", label=label))
+            extra = {}
+            if scale == "130m" and study == "depth" and name in PAPER_PPL_130M and a.get("n_layer", 12) == 12 \
+                    and a.get("dataset") == "c4":  # the paper's number only where the setup is the paper's
+                extra = {"paper_val_ppl": PAPER_PPL_130M[name]}
+            runs.append(Run(name + suffix, a, config_file, group=f"L{L}" if L else "", label=label, extra=extra))
     return runs
 
 
@@ -117,6 +131,31 @@ def train_command(run, out_dir, resume=False):
     cmd += [f"--{k}={fmt(v)}" for k, v in run.args.items()]
     cmd += [f"--out_dir={out_dir}"] + (["--init_from=resume"] if resume else [])
     return cmd
+
+
+def projection(run):
+    """Tokens, FLOPs per token (PaLM appendix B, as GPT.flops_per_token) and total FLOPs of a run, from its
+    config: tokens = max_iters x batch_size x gradient_accumulation_steps x block_size. The vocabulary is the
+    prepared dataset's, else the T5 tokenizer's 32,000 for c4 (as train.py would read from its meta.json)."""
+    import torch
+
+    import prepare
+    import train
+    from model import GPT, GPTConfig
+    argv = ([run.config_file] if run.config_file else []) + [f"--{k}={fmt(v)}" for k, v in run.args.items()]
+    cfg = train.parse_config(argv, GPTConfig, train.OptimConfig, train.TrainConfig)
+    tc = train.split_config(cfg, train.TrainConfig)
+    try:
+        cfg["vocab_size"] = prepare.load_meta(tc.data_dir, tc.dataset)["vocab_size"]
+    except (OSError, ValueError):
+        if tc.dataset == "c4":
+            cfg["vocab_size"] = prepare.T5_VOCAB
+    with torch.device("meta"):  # shapes only: no memory, no init time
+        model = GPT(train.split_config(cfg, GPTConfig))
+    tokens = tc.max_iters * tc.batch_size * tc.gradient_accumulation_steps * model.config.block_size
+    per_token = model.flops_per_token()
+    return {"tokens": tokens, "flops_per_token": per_token, "flops": tokens * per_token,
+            "h100_hours": tokens * per_token / (H100_PEAK_FLOPS * DRY_RUN_MFU) / 3600}
 
 
 def run_train(cmd, log_path, threads=None):
@@ -141,21 +180,23 @@ def read_log(out_dir):
 
 
 def ensure_dataset(args):
-    """corpus_char is prepared from ../shared/corpus when missing; without the corpus, use python_docs."""
+    """The CPU studies' corpus_char is prepared on first use: `prepare.py books --name corpus_char` (four
+    public-domain books, downloaded once into data/_downloads and checked against their SHA-256). Without
+    the books (offline, or a download that fails its checksum) the studies run on python_docs, said in one
+    line. Local copies: run `python prepare.py books --input FOLDER --name corpus_char` first."""
     name, data_dir = args.get("dataset"), args.get("data_dir", "data")
     if name != "corpus_char" or os.path.isdir(os.path.join(data_dir, name)):
         return name
-    corpus = os.path.join("..", "shared", "corpus")
-    files = sorted(os.path.join(corpus, f) for f in os.listdir(corpus) if f.endswith(".txt")) \
-        if os.path.isdir(corpus) else []
-    if not files:
-        print(f"{corpus} not found: using the python_docs dataset instead of corpus_char", flush=True)
-        return "python_docs"
-    cmd = [sys.executable, "prepare.py", "text", "--input", *files, "--tokenizer=char", "--name", name,
-           "--data_dir", data_dir]
-    print("preparing: " + " ".join(cmd[1:]), flush=True)
-    subprocess.run(cmd, check=True)
-    return name
+    import prepare
+    print(f"preparing {os.path.join(data_dir, name)}: python prepare.py books --name {name} --data_dir {data_dir}",
+          flush=True)
+    try:
+        return os.path.basename(prepare.prepare("books", name=name, data_dir=data_dir))
+    except SystemExit as e:  # a download that failed its checksum: one line, then the offline data
+        if not isinstance(e.code, str):
+            raise
+        print(f"{e.code}\nusing the offline python_docs dataset instead of {name}", flush=True)
+        return os.path.basename(prepare.ensure_prepared("python_docs", data_dir))
 
 
 # --------------------------------------------------------------------------------------------
@@ -224,7 +265,7 @@ def analyze_run(run, out_dir, analysis, device):
 
 def run_metrics(run, record, out_dir):
     train_rows, eval_rows = read_log(out_dir)
-    m = {"label": run.label, "group": run.group, "cmd": record["cmd"], "wall_s": record.get("wall_s")}
+    m = {"label": run.label, "group": run.group, "cmd": record["cmd"], "wall_s": record.get("wall_s"), **run.extra}
     if record.get("failed"):
         m["failed"] = record["failed"]
     if eval_rows:
@@ -283,6 +324,9 @@ def main_table(runs, metrics, study):
     header = ["run", "setting", "final train loss", "final val loss", "val ppl", "ms/iter", "wall s",
               "drop <1% share", "max drop %", "adjacent ang. dist", "rms x_L/x_1", "grad norm first/last", "grad norm CV",
               "excess kurtosis"]
+    paper = any("paper_val_ppl" in metrics[r.name] for r in runs)
+    if paper:
+        header.insert(5, "paper val ppl")
     rows = []
     for run in runs:
         m = metrics[run.name]
@@ -296,6 +340,8 @@ def main_table(runs, metrics, study):
                      f4(a.get("ang_adjacent"), 3), f4(a.get("rms_growth_deep"), 2),
                      f4(a.get("grad_norm_first_over_last"), 2), f4(a.get("grad_norm_cv"), 2),
                      f"{f4(a.get('kurtosis_mean'), 2)} (raw {f4(a.get('kurtosis_raw_mean'), 2)})"])
+        if paper:
+            rows[-1].insert(5, f4(m.get("paper_val_ppl"), 2))
     return table(header, rows)
 
 
@@ -429,6 +475,8 @@ def write_results(study, scale, runs, records, runs_dir, results_dir, commands, 
         if g:
             md += [f"## depth {g[1:]}", ""]
         md += [main_table(group, metrics, study), ""]
+    if any("paper_val_ppl" in m for m in metrics.values()):
+        md += [f"paper val ppl: {PAPER_SOURCE}; the same model, data (C4 en, T5 tokenizer) and schedule.", ""]
     md += ["Columns: final train loss = mean of the last log_interval steps; val loss from the last evaluation; "
            "ms/iter = median step time (shared CPU: noisy); drop <1% share = share of blocks whose removal raises "
            "the val loss by <1%; max drop = the costliest single block; adjacent ang. dist = mean "
@@ -536,11 +584,22 @@ def main(argv=None):
     if args.analyze_batch_size:
         analysis["batch_size"] = args.analyze_batch_size
     if args.dry_run:
+        total = 0.0
         for run in runs:
             out_dir = os.path.join(runs_dir, run.name)
             done = os.path.exists(os.path.join(out_dir, "done"))
             print(("# done, would be skipped: " if done else "") + "python "
                   + " ".join(train_command(run, out_dir)[1:]))
+            if args.scale == "130m":
+                p = projection(run)
+                total += 0 if done else p["h100_hours"]
+                paper = run.extra.get("paper_val_ppl")
+                print(f"#   {p['tokens']:,} tokens x {p['flops_per_token'] / 1e6:,.0f} MFLOP/token = {p['flops']:.3g} FLOPs:"
+                      f" {p['h100_hours']:.3g} h on one H100 at {DRY_RUN_MFU:.0%} MFU"
+                      + (f"; paper C4 val ppl {paper}" if paper else ""))
+        if args.scale == "130m":
+            print(f"# total: {total:.1f} H100-hours for the runs not done yet (H100 SXM bf16 peak "
+                  f"{H100_PEAK_FLOPS / 1e12:.0f} TFLOP/s x {DRY_RUN_MFU:.0%} MFU); paper numbers: {PAPER_SOURCE}")
         return None
     dataset = ensure_dataset(runs[0].args)
     if dataset != runs[0].args.get("dataset"):
@@ -563,6 +622,9 @@ def main(argv=None):
     command = "python ablate.py " + " ".join(argv)
     summary = write_results(args.study, args.scale, shown, records, runs_dir, results_dir, command,
                             time.time() - t0, exact)
+    for name, m in summary["runs"].items():
+        if "paper_val_ppl" in m:
+            print(f"{name}: val ppl {f4(m.get('val_ppl'), 2)}, paper {m['paper_val_ppl']:.2f} ({PAPER_SOURCE})")
     failed = [n for n, m in summary["runs"].items() if m.get("failed")]
     print(f"wrote {results_dir}/results.md, summary.json and plots in {time.time() - t0:.0f} s"
           + (f"; FAILED runs: {', '.join(failed)}" if failed else ""))

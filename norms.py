@@ -1,33 +1,33 @@
 """
-Normalization layers of nanonorm, one small class each, and the factory model.py uses.
+Normalization layers of nanonorm: each forward is its formula, in plain PyTorch.
 
-  ln    LayerNorm (Ba et al., 2016)           LN(x)   = (x - mean(x)) / sqrt(var(x) + eps) * g + b
-  rms   RMSNorm (Zhang & Sennrich, 2019)      RMS(x)  = x / sqrt(mean(x^2) + eps) * g (+ b)
-  crms  Compressed RMSNorm (Jiang et al., NeurIPS 2023, arXiv 2305.14858)
-        on the first d-1 coordinates x of a zero-mean d-vector:
-                                              CRMS(x) = x / sqrt((sum_i x_i^2 + (sum_i x_i)^2) / d + eps)
-  ss    Single-Scale RMSNorm (Outlier-Safe Pre-Training, OSP)
-                                              SS(x)   = gamma * x / sqrt(mean(x^2) + eps), gamma a scalar
+  ln    LayerNorm (Ba et al., 2016)       LN(x)   = (x - mean(x)) / sqrt(var(x) + eps) * g + b
+  rms   RMSNorm (Zhang & Sennrich, 2019)  RMS(x)  = x / sqrt(mean(x^2) + eps) * g (+ b)
+  crms  Compressed RMSNorm (Jiang et al., NeurIPS 2023, arXiv 2305.14858): the stream keeps only the
+        first d-1 coordinates z of a zero-mean d-vector x (the last one is -sum(z)), and
+                                          CRMS(z) = z / sqrt((sum_i z_i^2 + (sum_i z_i)^2) / d + eps)
+        which equals the first d-1 coordinates of RMS(x) without paying for the d-th.
+  ss    Single-Scale RMSNorm (OSP)        SS(x)   = gamma * x / sqrt(mean(x^2) + eps), gamma one scalar
   none  identity
 
 Why RMSNorm may carry a bias: for a zero-mean x, LN(x) == RMS(x) including the affine part, so a
 Pre-RMSNorm model that is to be *exactly* the Pre-LN model keeps LN's bias (bias=True models only).
-
-CRMSNorm keeps LN's gain and bias as parameters (so it stores exactly what Pre-LN stores), but its
-forward only normalizes: the gain and bias are folded into the layer that reads the output (model.py,
-`fold_into_consumer`), because a (d-1)-dim vector cannot carry a d-dim gain.
+Statistics are taken in at least float32 (bf16 inputs under autocast), float64 stays float64.
 """
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.autograd.function import once_differentiable
 
 NORM_TYPES = ("ln", "rms", "crms", "ss", "none")
 
 
+def at_least_float32(x):
+    return x.float() if x.element_size() < 4 else x
+
+
 class LayerNorm(nn.Module):
-    """LN(x) = (x - mean) / sqrt(var + eps) * g + b  (b only when bias=True)."""
+    """LN(x) = (x - mean) / sqrt(var + eps) * g + b; torch's fused kernel computes exactly this formula."""
 
     def __init__(self, dim, eps=1e-5, bias=True):
         super().__init__()
@@ -49,17 +49,19 @@ class RMSNorm(nn.Module):
         self.bias = nn.Parameter(torch.zeros(dim)) if bias else None
 
     def forward(self, x):
-        y = RMSFunction.apply(x, x.shape[-1], self.eps, False)
-        y = y * self.weight if self.bias is None else torch.addcmul(self.bias, y, self.weight)
-        return y.type_as(x)  # bf16 in (QK-norm under autocast), bf16 out, as F.rms_norm
+        xf = at_least_float32(x)
+        y = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+        if self.bias is not None:
+            y = y + self.bias
+        return y.type_as(x)
 
 
 class CRMSNorm(nn.Module):
     """
-    Compressed RMSNorm: input is z = x[..., :d-1] of a zero-mean d-vector x (the last coordinate is
-    implied: x[d-1] = -sum(z)). Output is the *un-scaled* normalized z; `affine` gives the gain and
-    bias (each d-dim) that the next layer folds into its weights. With affine=False (a compact model
-    after convert_to_crms) the norm has no parameters at all.
+    CRMS(z) on the compressed stream z = x[..., :d-1]. In training (affine=True) the output goes back to
+    d dims, D y = [y, -sum(y)], and takes LN's gain and bias: g * D y + b, exactly LN(x). The compact
+    inference model (convert.py) folds g, b and D into the next linear layer, so there the norm has no
+    parameters and returns y itself (d-1 dims).
     """
 
     def __init__(self, dim, eps=1e-5, bias=True, affine=True):
@@ -69,48 +71,20 @@ class CRMSNorm(nn.Module):
         self.bias = nn.Parameter(torch.zeros(dim)) if (affine and bias) else None
 
     def forward(self, z):
-        return RMSFunction.apply(z, self.dim, self.eps, True)
+        zf = at_least_float32(z)
+        mean_square = (zf.pow(2).sum(-1, keepdim=True) + zf.sum(-1, keepdim=True).pow(2)) / self.dim
+        y = zf * torch.rsqrt(mean_square + self.eps)
+        if self.weight is None:  # compact inference model: gain, bias and D live in the next layer
+            return y.type_as(z)
+        y = decompress(y) * self.weight
+        if self.bias is not None:
+            y = y + self.bias
+        return y.type_as(z)
 
-    @staticmethod
-    def decompress(z):
-        """D z: append the implied last coordinate, -sum(z), giving back the zero-mean d-vector."""
-        return torch.cat([z, -z.sum(-1, keepdim=True)], dim=-1)
 
-
-class RMSFunction(torch.autograd.Function):
-    """
-    y = x * r, r = 1 / sqrt(ms + eps): the normalization of RMSNorm, SSNorm and CRMSNorm (no affine),
-        full        ms = |x|^2 / d                    (x is the whole d-vector)
-        compressed  ms = (|z|^2 + (1^T z)^2) / d      (z = first d-1 coordinates of a zero-mean d-vector)
-    with its gradient written out (dr/dz = -r^3 (z + 1^T z) / d, without the 1^T z term when full):
-        dz = r * (dy - (y + t) * <dy, y> / d),  t = 1^T y (compressed) or 0 (full)
-    Three passes over the activations forward and three backward, keeping only y for the backward.
-    Autograd of the formula (and torch's F.rms_norm, a composite of ~6 ops on CPU) takes 2-4x longer
-    and keeps several activation-sized tensors, which made rms and crms slower than LayerNorm's fused
-    kernels on CPU. Statistics in fp32 for bf16/fp16 inputs; float64 stays float64.
-    """
-
-    @staticmethod
-    def forward(ctx, x, d, eps, compressed):
-        xf = x.float() if x.element_size() < 4 else x
-        ms = torch.linalg.vector_norm(xf, dim=-1, keepdim=True).square()
-        total = xf.sum(-1, keepdim=True) if compressed else None
-        if compressed:
-            ms = ms + total * total
-        r = torch.rsqrt(ms / d + eps)
-        y = xf * r
-        ctx.save_for_backward(y, r, total * r if compressed else None)
-        ctx.d = d
-        return y.type_as(x)
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, dy):
-        y, r, y_sum = ctx.saved_tensors
-        ra = (dy * y).sum(-1, keepdim=True) * (r / ctx.d)  # r <dy, y> / d
-        dx = dy * r if y_sum is None else torch.addcmul(-ra * y_sum, dy, r)  # r dy (- r a 1^T y)
-        dx.addcmul_(y, ra, value=-1)  # ... - r a y
-        return dx.type_as(dy), None, None, None
+def decompress(z):
+    """D z = [z, -sum(z)]: the implied last coordinate gives back the zero-mean d-vector."""
+    return torch.cat([z, -z.sum(-1, keepdim=True)], dim=-1)
 
 
 class SSNorm(nn.Module):
@@ -118,21 +92,22 @@ class SSNorm(nn.Module):
 
     def __init__(self, dim, eps=1e-5):
         super().__init__()
-        self.dim, self.eps = dim, eps
+        self.eps = eps
         self.gain = nn.Parameter(torch.ones(()))
 
     def forward(self, x):
-        return self.gain * RMSFunction.apply(x, self.dim, self.eps, False)
+        xf = at_least_float32(x)
+        return (self.gain * xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)).type_as(x)
 
 
-def make_norm(norm, dim, eps=1e-5, bias=True, affine=True):
+def make_norm(norm, dim, eps=1e-5, bias=True):
     """The one place a norm is built. `bias` follows the model's bias switch (ln, rms, crms)."""
     if norm == "ln":
         return LayerNorm(dim, eps, bias)
     if norm == "rms":
         return RMSNorm(dim, eps, bias)
     if norm == "crms":
-        return CRMSNorm(dim, eps, bias, affine)
+        return CRMSNorm(dim, eps, bias)
     if norm == "ss":
         return SSNorm(dim, eps)
     if norm == "none":

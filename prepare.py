@@ -3,8 +3,9 @@ Data preparation, shard I/O and batch sampling for nanonorm.
 
 Shards use llm.c's format (so the pre-tokenized FineWeb shards of llm.c / modded-nanogpt drop in
 unchanged): a header of 256 int32 = [20240520 (magic), 1 (version), ntokens, 0, ...] then ntokens
-uint16 tokens. With the GPT-2 tokenizer every document is prefixed by EOT (50256); char-level data
-has no EOT (documents are joined with "\n\n", as nanoGPT's shakespeare_char).
+uint16 tokens. With the GPT-2 tokenizer every document is prefixed by EOT (50256); with the T5 tokenizer
+(the LNS / Mix-LN papers' C4 setup) followed by </s> (1); char-level data has no EOT (documents are
+joined with "\n\n", as nanoGPT's shakespeare_char).
 Layout: data/NAME/NAME_val_000000.bin, data/NAME/NAME_train_000001.bin, ... + data/NAME/meta.json.
 Split: the last --val_frac of the tokens of each source go to val (nanoGPT's 90/10 for val_frac=0.1).
 
@@ -13,13 +14,18 @@ Usage:
   python prepare.py python_docs --tokenizer=gpt2     # -> data/python_docs_gpt2
   python prepare.py shakespeare_char [--input input.txt]
   python prepare.py shakespeare                      # GPT-2 BPE
+  python prepare.py books                            # 4 public-domain books (the CPU studies' corpus), char-level
+  python prepare.py books --input DIR_OR_FILES       # the same from local copies (checked against the checksums)
   python prepare.py text --input a.txt folder/ --name mytext --tokenizer=char|gpt2
   python prepare.py fineweb10B --shards 8            # llm.c shards from kjj0/fineweb10B-gpt2
   python prepare.py fineweb_edu --shards 1           # HuggingFaceFW/fineweb-edu sample-10BT, tokenized here
   python prepare.py tinystories
+  python prepare.py c4 --tokens=2.7e9                # allenai/c4 en + T5 tokenizer (the LNS / Mix-LN papers' data)
 Library: write_shard, read_shard, load_meta, get_tokenizer, ensure_prepared, BatchSampler.
 """
 import argparse
+import hashlib
+import http.client
 import json
 import os
 import re
@@ -36,8 +42,15 @@ HEADER_INTS = 256
 HEADER_BYTES = HEADER_INTS * 4
 GPT2_EOT = 50256
 GPT2_VOCAB = 50257
+# T5 tokenizer of the LNS / Mix-LN code (AutoTokenizer.from_pretrained("t5-base")): 32,000 SentencePiece
+# pieces, </s> = 1 after every document (as its add_special_tokens does), <unk> = 2. Its 100 <extra_id_N>
+# sentinels (ids 32000-32099) are not language: the papers' model has vocab 32000, so they map to <unk>.
+T5_NAME = "google-t5/t5-base"
+T5_VOCAB = 32000
+T5_EOS, T5_UNK = 1, 2
+C4_VAL_TOKENS = 10_000_000  # the papers' evaluation reads 10M tokens of C4's validation split
+C4_DEFAULT_TOKENS = 20000 * 512 * 256  # one pass of config/llama-130m.py: 20k steps x 512 x 256 tokens
 SHARD_SIZE = 10**8  # tokens per shard, as llm.c
-SHAKESPEARE_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
 REPO_ROOT = os.path.dirname(os.path.abspath(__file__))
 SHARED_SHAKESPEARE = os.path.join(REPO_ROOT, "..", "shared", "corpus", "tinyshakespeare.txt")
 PARALLEL_MIN_CHARS = 4_000_000  # below this, tokenizing in-process beats starting a Pool
@@ -45,12 +58,44 @@ SHARD_RE = re.compile(r"^(.*)_(train|val)_(\d+)\.bin$")
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)  # read once: temp files/folders get the modes a plain open()/mkdir would give
 
+
+class Book:
+    """One file of the books corpus: where to download it and the SHA-256 of the file as served."""
+
+    def __init__(self, name, title, url, sha256):
+        self.name, self.title, self.url, self.sha256 = name, title, url, sha256
+
+
+# The corpus of the CPU studies (README "Results"): ~8.8M characters, 2.4M GPT-2 tokens. The checksums are
+# those of the files the studies used: Project Gutenberg's UTF-8 releases of 2016-2018 (CRLF line endings,
+# read as LF) and char-rnn's input.txt at a fixed commit. Gutenberg revises its ebooks now and then: a
+# revised release fails the check and nothing is written (the message says how to use it anyway).
+BOOKS = [
+    Book("les_miserables", "Les Miserables, Victor Hugo (tr. Isabel F. Hapgood), Gutenberg #135",
+         "https://www.gutenberg.org/files/135/135-0.txt",
+         "a878fd45f6d14808624d71154c1c1c75f64cb71ca5537f79bed1454255329004"),
+    Book("moby_dick", "Moby Dick; or The Whale, Herman Melville, Gutenberg #2701",
+         "https://www.gutenberg.org/files/2701/2701-0.txt",
+         "baf9b04fcf6e0008f30eaaa6697277751448c1070b20175e0082f28cbb161fd3"),
+    Book("tinyshakespeare", "tiny Shakespeare (Karpathy's char-rnn input.txt, 1,115,394 bytes)",
+         "https://raw.githubusercontent.com/karpathy/char-rnn/6f9487a6fe5b420b7ca9afb0d7c078e37c1d1b4e/"
+         "data/tinyshakespeare/input.txt",
+         "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"),
+    Book("war_and_peace", "War and Peace, Leo Tolstoy (tr. Louise and Aylmer Maude), Gutenberg #2600",
+         "https://www.gutenberg.org/files/2600/2600-0.txt",
+         "6cbcc5ca5e590fb9ace161a5b93e4ecf280d7118104be0d63b686c004cfa70ae"),
+]
+BOOK_BY_NAME = {b.name: b for b in BOOKS}
+DOWNLOADS = "_downloads"  # data_dir/_downloads/: verified downloads, reused by later runs
+
 # source -> (default tokenizer, allowed tokenizers)
 SOURCES = {
-    "python_docs": ("char", ("char", "gpt2")),
+    "python_docs": ("char", ("char", "gpt2", "t5")),
+    "books": ("char", ("char", "gpt2", "t5")),
     "shakespeare_char": ("char", ("char",)),
     "shakespeare": ("gpt2", ("gpt2", "char")),
-    "text": ("gpt2", ("gpt2", "char")),
+    "text": ("gpt2", ("gpt2", "char", "t5")),
+    "c4": ("t5", ("t5", "gpt2")),
     "tinystories": ("gpt2", ("gpt2", "char")),
     "fineweb_edu": ("gpt2", ("gpt2",)),
     "fineweb10B": ("gpt2", ("gpt2",)),
@@ -128,8 +173,16 @@ def load_meta(data_dir, name):
     folder = os.path.join(data_dir, name)
     path = os.path.join(folder, "meta.json")
     if os.path.exists(path):
-        with open(path) as f:
-            return json.load(f)
+        try:
+            with open(path, encoding="utf-8") as f:
+                meta = json.load(f)
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:  # a partial copy, a hand edit gone wrong
+            raise ValueError(f"{path} is damaged ({e}); re-create the dataset: "
+                             f"`{prepare_command(name, data_dir, overwrite=True)}`") from None
+        if not isinstance(meta, dict) or not isinstance(meta.get("vocab_size"), int):
+            raise ValueError(f"{path} is damaged (no integer vocab_size); re-create the dataset: "
+                             f"`{prepare_command(name, data_dir, overwrite=True)}`")
+        return meta
     if list_shards(folder, "train") or list_shards(folder, "val"):
         return {"tokenizer": "gpt2", "vocab_size": GPT2_VOCAB, "eot": GPT2_EOT,
                 "train_tokens": sum(read_header(p) for p in list_shards(folder, "train")),
@@ -158,6 +211,62 @@ def _gpt2():
                          f"TIKTOKEN_CACHE_DIR to a folder holding tiktoken's cached gpt2 files, or use --tokenizer=char")
 
 
+_T5 = {}
+
+
+def _load_t5(name):
+    """transformers' T5 tokenizer (the fast one: no sentencepiece needed); tests stand in for it here."""
+    try:
+        from transformers import AutoTokenizer
+    except ImportError:
+        raise SystemExit("the t5 tokenizer needs the optional package transformers: `pip install transformers` "
+                         "(or use --tokenizer=gpt2)") from None
+    try:
+        tok = AutoTokenizer.from_pretrained(name)
+    except Exception as e:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise SystemExit(f"could not load the T5 tokenizer {name} ({type(e).__name__}: {msg[:200]}); it comes from "
+                         f"the Hugging Face hub once and is cached in HF_HOME; offline, use --tokenizer=gpt2 or char") from None
+    tok.model_max_length = 10**12  # we tokenize whole documents; no "longer than 512" warnings
+    return tok
+
+
+def _t5(name=T5_NAME):
+    if name not in _T5:
+        _T5[name] = _load_t5(name)
+    return _T5[name]
+
+
+def t5_ids(tok, texts):
+    """Token ids (list of int64 arrays) of a batch of texts, no </s>; sentinel ids mapped to <unk>."""
+    out = []
+    for ids in tok(list(texts), add_special_tokens=False)["input_ids"]:
+        a = np.asarray(ids, dtype=np.int64)
+        a[a >= T5_VOCAB] = T5_UNK
+        out.append(a)
+    return out
+
+
+def t5_tokenize_docs(docs, total=None, batch=1024):
+    """Yield one uint16 array (tokens + </s>) per document; batches go to the fast tokenizer's threads."""
+    import itertools
+    tok = _t5()
+    docs = iter(docs)
+
+    def run():
+        while True:
+            block = list(itertools.islice(docs, batch))
+            if not block:
+                return
+            for a in t5_ids(tok, block):
+                yield np.append(a, T5_EOS).astype(np.uint16)
+    yield from _progress(run(), total=total, desc="tokenizing", unit="docs")
+
+
+def t5_meta():
+    return {"tokenizer": "t5", "tokenizer_name": T5_NAME, "vocab_size": T5_VOCAB, "eot": T5_EOS}
+
+
 def get_tokenizer(meta):
     """(encode: str -> list[int], decode: list[int] -> str) for a dataset's meta dict."""
     kind = meta.get("tokenizer", "gpt2")
@@ -178,7 +287,10 @@ def get_tokenizer(meta):
     if kind == "gpt2":
         enc = _gpt2()
         return (lambda s: enc.encode(s, allowed_special={"<|endoftext|>"})), (lambda ids: enc.decode([int(i) for i in ids]))
-    raise ValueError(f"bad tokenizer '{kind}' in meta.json: choose from char, gpt2")
+    if kind == "t5":
+        tok = _t5(meta.get("tokenizer_name", T5_NAME))
+        return (lambda s: [int(i) for i in t5_ids(tok, [s])[0]]), (lambda ids: tok.decode([int(i) for i in ids]))
+    raise ValueError(f"bad tokenizer '{kind}' in meta.json: choose from char, gpt2, t5")
 
 
 def char_vocab(text):
@@ -336,6 +448,17 @@ class DatasetWriter:
             self.count["train"] -= take
             self.add("val", allt[len(allt) - take:])
 
+    def add_budget(self, split, arrays, budget):
+        """Append documents to one split until it holds budget tokens (the last one is cut); returns the count."""
+        n = 0
+        for a in arrays:
+            take = a[: budget - n]
+            self.add(split, take)
+            n += len(take)
+            if n >= budget:
+                break
+        return n
+
     def commit(self, meta):
         """Flush partial shards, write meta.json, and move the folder into place."""
         for split in ("val", "train"):
@@ -383,6 +506,10 @@ def write_documents(writer, sources, tokenizer, val_frac, num_proc=None):
         for t in texts:
             writer.add_source(char_encode(t, chars), val_frac)
         return {"tokenizer": "char", "vocab_size": len(chars), "chars": chars, "eot": None}
+    if tokenizer == "t5":
+        for docs in sources:
+            writer.add_stream(t5_tokenize_docs(docs, total=len(docs)), val_frac)
+        return t5_meta()
     for docs in sources:
         big = sum(len(d) for d in docs) >= PARALLEL_MIN_CHARS and len(docs) > 1
         writer.add_stream(gpt2_tokenize_docs(docs, total=len(docs), num_proc=num_proc, big=big), val_frac)
@@ -424,25 +551,107 @@ def read_text_inputs(paths):
     return sources
 
 
-def download_text(url, what):
+class DownloadError(OSError):
+    """A file could not be fetched (no network, a server error): the caller may fall back to offline data."""
+
+
+def _open_url(url):
+    """The HTTP response for url (its own function so that tests can stand in for the network)."""
     import urllib.request
-    print(f"downloading {what} from {url} ...")
+    return urllib.request.urlopen(url, timeout=60)
+
+
+def download_book(book, cache_dir):
+    """Path of the verified copy of a book in cache_dir; downloads it when missing or damaged.
+
+    The file appears only once its checksum matched (written to a temp file, then renamed), so an
+    interrupted or rejected download leaves nothing behind. DownloadError when the server cannot be
+    reached; SystemExit when what it sent is not the expected text.
+    """
+    path = os.path.join(cache_dir, book.name + ".txt")
+    if os.path.exists(path):
+        with open(path, "rb") as f:
+            if hashlib.sha256(f.read()).hexdigest() == book.sha256:
+                return path
+        print(f"{path} does not match its checksum (damaged?): downloading it again")
+    print(f"downloading {book.name} from {book.url} ...", flush=True)
     try:
-        with urllib.request.urlopen(url, timeout=30) as r:
-            return r.read().decode("utf-8")
-    except Exception as e:
-        raise SystemExit(f"could not download {what} ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
-                         f"offline, pass a local copy with --input PATH, or use `python prepare.py text --input FILE --name NAME`")
+        with _open_url(book.url) as response:
+            data = response.read()
+    except (OSError, http.client.HTTPException) as e:  # URLError, HTTPError, timeouts, a cut connection
+        msg = str(e).splitlines()[0] if str(e) else ""
+        raise DownloadError(f"could not download {book.name} from {book.url} ({type(e).__name__}: {msg[:200]})") from None
+    got = hashlib.sha256(data).hexdigest()
+    if got != book.sha256:
+        raise SystemExit(f"{book.url} sent {len(data):,} bytes with sha256 {got}, not the expected {book.sha256} "
+                         f"({book.title}); nothing was written. A damaged download: try again; a revised ebook: pass "
+                         f"your copy as --input FOLDER_OR_FILE named {book.name}.txt (the data then differs from the README's)")
+    os.makedirs(cache_dir, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{book.name}.tmp-", dir=cache_dir)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o666 & ~_UMASK)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return path
 
 
-def shakespeare_text(inputs):
+def books_sources(inputs, cache_dir):
+    """The books as sources (one document each, in BOOKS order) and a record per book for meta.json.
+
+    Local copies given with --input (files named like the books, or folders holding such files) are
+    used as given, with a note when their checksum differs; the other books are downloaded into
+    cache_dir (DownloadError when offline). Reading a file is the text source's reading, so
+    `books --input` of the four files writes the same tokens as `text --input` of them.
+    """
+    local = {}
+    for p in inputs:
+        if os.path.isdir(p):
+            files = sorted(os.path.join(p, f) for f in os.listdir(p) if f.endswith(".txt"))
+        elif os.path.isfile(p):
+            files = [p]
+        else:
+            raise SystemExit(f"--input {p}: no such file or folder")
+        for fp in files:
+            stem = os.path.splitext(os.path.basename(fp))[0]
+            if stem not in BOOK_BY_NAME:
+                raise SystemExit(f"--input {fp}: '{stem}' is not one of the books: name the files "
+                                 f"{', '.join(b.name + '.txt' for b in BOOKS)} (other text: the text source)")
+            local[stem] = fp
+    paths = {b.name: local.get(b.name) or download_book(b, cache_dir) for b in BOOKS}  # all, before writing
+    sources, records = [], []
+    for b in BOOKS:
+        with open(paths[b.name], "rb") as f:
+            got = hashlib.sha256(f.read()).hexdigest()
+        if got != b.sha256:
+            print(f"note: {paths[b.name]} is not the copy the CPU studies used (sha256 {got[:16]}..., expected "
+                  f"{b.sha256[:16]}...): using it as given; meta.json records its checksum")
+        try:
+            with open(paths[b.name], encoding="utf-8") as f:
+                sources.append([f.read()])
+        except UnicodeDecodeError:
+            raise SystemExit(f"{paths[b.name]}: not UTF-8 text") from None
+        records.append({"name": b.name, "sha256": got, "canonical": got == b.sha256})
+    return sources, records
+
+
+def shakespeare_text(inputs, data_dir):
     if inputs:
         return "".join("".join(d) for d in read_text_inputs(inputs))
     if os.path.isfile(SHARED_SHAKESPEARE):
         print(f"reading {os.path.normpath(SHARED_SHAKESPEARE)} (the char-rnn tinyshakespeare input.txt)")
         with open(SHARED_SHAKESPEARE, encoding="utf-8") as f:
             return f.read()
-    return download_text(SHAKESPEARE_URL, "tinyshakespeare")
+    try:
+        path = download_book(BOOK_BY_NAME["tinyshakespeare"], os.path.join(data_dir, DOWNLOADS))
+    except DownloadError as e:
+        raise SystemExit(f"{e}; offline, pass a local copy with --input PATH") from None
+    with open(path, encoding="utf-8") as f:
+        return f.read()
 
 
 def _need(module, pip):
@@ -491,6 +700,27 @@ def prepare_fineweb10B(args, name):
                           "source": "kjj0/fineweb10B-gpt2"})
 
 
+def prepare_c4(writer, tok, tokens, val_tokens, num_proc=None):
+    """allenai/c4 en, streamed: the first val_tokens of its validation split to val, the first tokens of
+    its train split to train (documents in the dataset's order, the last one cut). Returns meta."""
+    if tok == "t5":
+        _t5()  # fail fast, before any download
+    else:
+        _gpt2()
+
+    def tokenized(split):
+        rows = hf_text_stream("allenai/c4", "en", split, True, f"allenai/c4 en {split}")
+        docs = (row["text"] for row in rows)
+        return t5_tokenize_docs(docs) if tok == "t5" else gpt2_tokenize_docs(docs, num_proc=num_proc, big=True)
+
+    got = {"val": writer.add_budget("val", tokenized("validation"), val_tokens),
+           "train": writer.add_budget("train", tokenized("train"), tokens)}
+    for split, want in (("val", val_tokens), ("train", tokens)):
+        if got[split] < want:
+            print(f"warning: C4's {split} split ended after {got[split]:,} of the {want:,} tokens asked for")
+    return t5_meta() if tok == "t5" else {"tokenizer": "gpt2", "vocab_size": GPT2_VOCAB, "eot": GPT2_EOT}
+
+
 def default_name(source, tokenizer, inputs):
     if source == "text":
         if not inputs:
@@ -500,11 +730,11 @@ def default_name(source, tokenizer, inputs):
 
 
 def prepare(source, tokenizer=None, name=None, inputs=None, data_dir="data", val_frac=0.1, shards=None,
-            shard_size=SHARD_SIZE, overwrite=False, num_proc=None):
+            shard_size=SHARD_SIZE, overwrite=False, num_proc=None, tokens=None, val_tokens=None):
     """Prepare one dataset (library form of the CLI); returns the folder written."""
     args = argparse.Namespace(source=source, tokenizer=tokenizer, name=name, input=inputs or [], data_dir=data_dir,
                               val_frac=val_frac, shards=shards, shard_size=shard_size, overwrite=overwrite,
-                              num_proc=num_proc)
+                              num_proc=num_proc, tokens=tokens, val_tokens=val_tokens)
     return _prepare(args)
 
 
@@ -520,11 +750,17 @@ def _prepare(args):
         raise SystemExit(f"bad --val_frac {args.val_frac}: must be in [0, 1)")
     if args.shards is not None and args.shards < 1:
         raise SystemExit(f"bad --shards {args.shards}: must be >= 1")
+    for flag in ("tokens", "val_tokens"):
+        value = getattr(args, flag, None)
+        if value is not None and args.source != "c4":
+            raise SystemExit(f"--{flag} is for the c4 source, not {args.source}")
+        if value is not None and value < 1:
+            raise SystemExit(f"bad --{flag} {value}: must be >= 1")
     name = args.name or default_name(args.source, tok, args.input)
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]*", name):
         raise SystemExit(f"bad --name '{name}': use letters, digits, '_', '-', '.' only")
-    if args.input and args.source not in ("text", "shakespeare", "shakespeare_char"):
-        raise SystemExit(f"--input is for the text and shakespeare sources, not {args.source}")
+    if args.input and args.source not in ("text", "books", "shakespeare", "shakespeare_char"):
+        raise SystemExit(f"--input is for the text, books and shakespeare sources, not {args.source}")
     if args.source == "fineweb10B":
         return prepare_fineweb10B(args, name)
 
@@ -533,7 +769,15 @@ def _prepare(args):
     if args.source == "python_docs":
         sources = [python_docs_documents()]
     elif args.source in ("shakespeare", "shakespeare_char"):
-        sources = [[shakespeare_text(args.input)]]
+        sources = [[shakespeare_text(args.input, args.data_dir)]]
+    elif args.source == "books":
+        try:
+            sources, meta_extra["books"] = books_sources(args.input, os.path.join(args.data_dir, DOWNLOADS))
+        except DownloadError as e:
+            fallback = "python_docs" if tok == SOURCES["python_docs"][0] else f"python_docs_{tok}"
+            print(f"{e}: no network? using the offline python_docs dataset (CPython's reference text) "
+                  f"instead of the books", flush=True)
+            return ensure_prepared(fallback, args.data_dir)
     elif args.source == "text":
         sources = read_text_inputs(args.input)
     else:
@@ -542,6 +786,10 @@ def _prepare(args):
     try:
         if sources is not None:
             meta = write_documents(writer, sources, tok, args.val_frac, args.num_proc)
+        elif args.source == "c4":
+            meta = prepare_c4(writer, tok, args.tokens or C4_DEFAULT_TOKENS, args.val_tokens or C4_VAL_TOKENS,
+                              args.num_proc)
+            meta_extra["source"] = "allenai/c4 en (val: the first tokens of its validation split)"
         else:
             if args.source == "tinystories":
                 ds = hf_text_stream("roneneldan/TinyStories", None, "train", False, "roneneldan/TinyStories")
@@ -578,7 +826,7 @@ def ensure_prepared(name, data_dir="data"):
     folder = os.path.join(data_dir, name)
     if list_shards(folder, "train"):
         return folder
-    m = re.fullmatch(r"(python_docs|shakespeare_char|shakespeare)(?:_(char|gpt2))?", name)
+    m = re.fullmatch(r"(python_docs|shakespeare_char|shakespeare)(?:_(char|gpt2|t5))?", name)
     if m and m.group(2) in allowed_or_none(m.group(1)):
         source, tok = m.group(1), m.group(2)
         if os.path.exists(folder):
@@ -592,10 +840,18 @@ def ensure_prepared(name, data_dir="data"):
                 raise
             raise SystemExit(f"{e} (then: `python prepare.py {source} --input input.txt --name {name} "
                              f"--data_dir {data_dir}`)") from None
-    src = name if name in SOURCES and name != "text" else None
-    cmd = (f"python prepare.py {src} --data_dir {data_dir}" if src else
-           f"python prepare.py text --input FILE_OR_FOLDER --name {name} --data_dir {data_dir}")
-    raise SystemExit(f"dataset '{name}' is not prepared in {folder}; run `{cmd}` first")
+    raise SystemExit(f"dataset '{name}' is not prepared in {folder}; run `{prepare_command(name, data_dir)}` first")
+
+
+def prepare_command(name, data_dir, overwrite=False):
+    """The prepare.py command that writes data_dir/name (a source's default name, else the text source)."""
+    m = re.fullmatch(r"(.+?)(?:_(char|gpt2|t5))?", name)  # a source's default name: SOURCE or SOURCE_TOKENIZER
+    src, tok = m.group(1), m.group(2)
+    if src in SOURCES and src != "text" and (tok is None or tok in SOURCES[src][1]):
+        cmd = f"python prepare.py {src}" + (f" --tokenizer={tok}" if tok else "") + f" --data_dir {data_dir}"
+    else:
+        cmd = f"python prepare.py text --input FILE_OR_FOLDER --name {name} --data_dir {data_dir}"
+    return cmd + (" --overwrite" if overwrite else "")
 
 
 def allowed_or_none(source):
@@ -657,21 +913,37 @@ class BatchSampler:
 
 # ----------------------------------------------------------------------------------------------
 
+def _count(text):
+    """A token count written as 2700000000, 2.7e9 or 2_700_000_000."""
+    try:
+        value = float(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bad count '{text}': use a number such as 2.7e9") from None
+    if value != int(value):
+        raise argparse.ArgumentTypeError(f"bad count '{text}': must be a whole number of tokens")
+    return int(value)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(
         description="Write data/NAME/ as llm.c token shards (+ meta.json).",
-        epilog="Offline: python_docs always works; gpt2 needs TIKTOKEN_CACHE_DIR with tiktoken's cached files.")
+        epilog="Offline: python_docs always works (books falls back to it); gpt2 needs TIKTOKEN_CACHE_DIR with "
+               "tiktoken's cached files, t5 the Hugging Face cache (HF_HOME).")
     ap.add_argument("source", choices=list(SOURCES), help="what to prepare")
-    ap.add_argument("--tokenizer", choices=["char", "gpt2"], default=None,
-                    help="char or gpt2 (default: char for python_docs/shakespeare_char, else gpt2)")
+    ap.add_argument("--tokenizer", choices=["char", "gpt2", "t5"], default=None,
+                    help="char, gpt2 or t5 (default: char for python_docs/books/shakespeare_char, t5 for c4, else gpt2)")
     ap.add_argument("--name", default=None, help="dataset name -> data_dir/NAME (default: from source/tokenizer)")
-    ap.add_argument("--input", nargs="+", default=[], help="local files or folders (text, shakespeare*)")
+    ap.add_argument("--input", nargs="+", default=[], help="local files or folders (text, books, shakespeare*)")
     ap.add_argument("--data_dir", default="data", help="parent folder of datasets (default data)")
     ap.add_argument("--val_frac", type=float, default=0.1, help="last fraction of each source's tokens for val")
     ap.add_argument("--shards", type=int, default=None,
                     help="train shards to produce/download (fineweb*: default 1; tinystories: default all)")
     ap.add_argument("--shard_size", type=int, default=SHARD_SIZE, help="tokens per shard (default 1e8)")
     ap.add_argument("--num_proc", type=int, default=None, help="tokenizer processes for big inputs")
+    ap.add_argument("--tokens", type=_count, default=None,
+                    help=f"c4: training tokens (default {C4_DEFAULT_TOKENS:,}, one pass of config/llama-130m.py)")
+    ap.add_argument("--val_tokens", type=_count, default=None,
+                    help=f"c4: validation tokens from C4's validation split (default {C4_VAL_TOKENS:,}, as the papers)")
     ap.add_argument("--overwrite", action="store_true", help="replace an existing data_dir/NAME")
     args = ap.parse_args(argv)
     if args.shard_size < 1:

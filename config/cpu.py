@@ -26,6 +26,7 @@ tie_embeddings = True           # LM head shares the token embedding matrix
 qk_norm = False                 # OLMo 2 QK-norm: RMSNorm over the full projected q and k
 emb_proj = False                # OSP embedding projection: d x d linear after the embedding and before the head
 scaled_init = False             # GPT-2 init std 0.02/sqrt(2*n_layer) on output projections
+init_std = 0.02                  # std of the normal init of every linear and embedding weight
 norm_eps = 1e-05                # epsilon inside every norm
 
 # optimizer (optim.OptimConfig)

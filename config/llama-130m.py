@@ -3,16 +3,20 @@ The LLaMA-130M setup of LayerNorm Scaling ("The Curse of Depth", Sun et al. 2025
 ICLR 2025): RMSNorm (eps 1e-6), SwiGLU (hidden 2048), RoPE, no biases, untied head, init std 0.02,
 12 layers x 768 x 12 heads, sequence length 256, global batch 512 sequences (64 x 8 accumulation steps),
 Adam lr 1e-3 with 2000 warm-up steps and cosine decay to 0.1x over 20000 steps, weight decay 0,
-no gradient clipping, bf16. (The papers train on C4 with the T5 tokenizer; here FineWeb-Edu with GPT-2 BPE.)
-Published C4 val perplexity at 130M: Pre-LN 26.73, Pre-LN + LNS 25.76, Mix-LN 26.07, Post-LN 26.95.
-    python prepare.py fineweb_edu --shards 27     # 2.7B tokens: one pass over 20000 x 131,072
+no gradient clipping, bf16, on C4 (en) with the T5 tokenizer (vocabulary 32,000), as the papers.
+Published C4 val perplexity at 130M (Sun et al. 2025, Table 1): Post-LN 26.95, DeepNorm 27.17,
+Mix-LN 26.07, Pre-LN 26.73, Pre-LN + LNS 25.76.
+    pip install datasets transformers
+    python prepare.py c4                       # 2.62B train tokens (one pass of 20000 x 131,072) + 10M val
     python train.py config/llama-130m.py                       # Pre-LN baseline
     python train.py config/llama-130m.py --depth_scale=True    # + LayerNorm Scaling
     python train.py config/llama-130m.py --norm_pos=mix        # Mix-LN
+Alternative data (not the papers'): python prepare.py fineweb_edu --shards 27, then --dataset=fineweb_edu
+(GPT-2 BPE; the model's vocabulary follows the dataset's meta.json).
 """
 
 out_dir = 'out-llama-130m'
-dataset = 'fineweb_edu'
+dataset = 'c4'                # data/c4: allenai/c4 en, T5 tokenizer (prepare.py c4)
 
 # model: LLaMA style
 n_layer = 12

@@ -4,7 +4,7 @@ block 256, batch 16, AdamW lr 1e-3 with cosine decay to 1e-4 over 600 iterations
 Target: val loss ~1.81 (nanoGPT's full GPU run, batch 64 x 5000 iterations with dropout 0.2, reaches ~1.47).
     python train.py config/shakespeare_char.py
     python sample.py --out_dir=out-shakespeare-char --start="ROMEO:"
-The data is prepared on first use from ../shared/corpus/tinyshakespeare.txt, else downloaded.
+The data is downloaded once (checksummed) on first use; offline, `python prepare.py shakespeare_char --input input.txt`.
 """
 
 out_dir = 'out-shakespeare-char'

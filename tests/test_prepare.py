@@ -329,3 +329,269 @@ def test_cli_errors(tmp_path):
     assert r.returncode != 0 and "choose from char" in r.stderr
     r = _run("text", "--input", str(tmp_path / "missing.txt"), "--data_dir", str(tmp_path))
     assert r.returncode != 0 and "missing.txt" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+# ---------------------------------------------------------------- books: download, checksum, cache, offline
+
+CORPUS = os.path.normpath(os.path.join(ROOT, "..", "shared", "corpus"))
+
+
+@pytest.fixture
+def fake_books(monkeypatch):
+    """Two tiny stand-in books served by a fake network; returns (served bytes by url, urls fetched)."""
+    import hashlib
+    import io
+    texts = {"alpha": "Alpha is the first book.\r\nIt has two lines.\r\n" * 20,
+             "beta": "Beta, the second, is a little longer than the first one. " * 30}
+    books = [prepare.Book(n, f"book {n}", f"https://example.org/{n}.txt",
+                          hashlib.sha256(t.encode()).hexdigest()) for n, t in texts.items()]
+    monkeypatch.setattr(prepare, "BOOKS", books)
+    monkeypatch.setattr(prepare, "BOOK_BY_NAME", {b.name: b for b in books})
+    served = {b.url: texts[b.name].encode() for b in books}
+    fetched = []
+
+    def open_url(url):
+        fetched.append(url)
+        return io.BytesIO(served[url])
+    monkeypatch.setattr(prepare, "_open_url", open_url)
+    return served, fetched
+
+
+def _dataset_text(folder):
+    meta = json.loads(open(os.path.join(folder, "meta.json")).read())
+    _, dec = get_tokenizer(meta)
+    return meta, {s: dec(np.concatenate([read_shard(p) for p in prepare.list_shards(folder, s)]))
+                  for s in ("train", "val")}
+
+
+def test_books_download_verify_and_cache(tmp_path, fake_books):
+    served, fetched = fake_books
+    data = str(tmp_path / "data")
+    out = prepare.prepare("books", data_dir=data)
+    assert out == os.path.join(data, "books") and len(fetched) == 2
+    assert sorted(os.listdir(os.path.join(data, "_downloads"))) == ["alpha.txt", "beta.txt"]
+    meta, text = _dataset_text(out)
+    # each book is one source, read as text (CRLF -> LF), the last 10% of each to val
+    src = [served[b.url].decode().replace("\r\n", "\n") for b in prepare.BOOKS]
+    src[1] = "\n\n" + src[1]
+    cut = [int(len(s) * 0.9) for s in src]
+    assert text["train"] == src[0][:cut[0]] + src[1][:cut[1]] and text["val"] == src[0][cut[0]:] + src[1][cut[1]:]
+    assert meta["source"] == "books" and [r["canonical"] for r in meta["books"]] == [True, True]
+    # a second run reads the verified cache; a damaged cached file is fetched again
+    prepare.prepare("books", data_dir=data, overwrite=True)
+    assert len(fetched) == 2
+    with open(os.path.join(data, "_downloads", "beta.txt"), "ab") as f:
+        f.write(b"garbage")
+    prepare.prepare("books", data_dir=data, overwrite=True)
+    assert fetched[2:] == ["https://example.org/beta.txt"]
+    assert _dataset_text(out)[1] == text
+
+
+def test_books_checksum_mismatch_writes_nothing(tmp_path, fake_books, capsys):
+    served, fetched = fake_books
+    served["https://example.org/beta.txt"] = served["https://example.org/beta.txt"][:-5]  # a truncated file
+    data = tmp_path / "data"
+    with pytest.raises(SystemExit) as e:
+        prepare.prepare("books", data_dir=str(data))
+    msg = _one_line(e)
+    assert "https://example.org/beta.txt" in msg and "sha256" in msg and "beta.txt" in msg
+    assert sorted(os.listdir(data)) == ["_downloads"]  # no dataset, no temp folder
+    assert os.listdir(data / "_downloads") == ["alpha.txt"]  # only the verified book, no partial beta
+
+
+def test_books_offline_falls_back_to_python_docs(tmp_path, fake_books, monkeypatch, capsys):
+    import urllib.error
+
+    class CutConnection:  # the server answers, then the connection drops while the body is read
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *a):
+            return False
+
+        def read(self, *a):
+            raise ConnectionResetError("connection reset by peer")
+    monkeypatch.setattr(prepare, "_open_url", lambda url: CutConnection())
+    data = tmp_path / "data"
+    out = prepare.prepare("books", data_dir=str(data))
+    assert out == str(data / "python_docs")
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if "python_docs dataset" in ln]
+    assert len(lines) == 1 and "could not download alpha" in lines[0] and "ConnectionResetError" in lines[0]
+    assert sorted(os.listdir(data)) == ["python_docs"]  # no books folder, no _downloads, no temp files
+
+    def no_network(url):
+        raise urllib.error.URLError("[Errno -2] Name or service not known")
+    monkeypatch.setattr(prepare, "_open_url", no_network)
+    r = prepare.prepare("books", tokenizer="char", data_dir=str(data))  # python_docs exists: reused
+    assert r == str(data / "python_docs") and "URLError" in capsys.readouterr().out
+
+
+def test_books_local_copies(tmp_path, fake_books, capsys):
+    served, fetched = fake_books
+    folder = tmp_path / "copies"
+    folder.mkdir()
+    (folder / "alpha.txt").write_bytes(served["https://example.org/alpha.txt"])
+    out = prepare.prepare("books", inputs=[str(folder)], data_dir=str(tmp_path / "data"))
+    assert fetched == ["https://example.org/beta.txt"]  # only the book without a local copy
+    assert "note:" not in capsys.readouterr().out
+    (folder / "alpha.txt").write_text("my own edition\n" * 50)
+    prepare.prepare("books", inputs=[str(folder / "alpha.txt")], data_dir=str(tmp_path / "data"), overwrite=True)
+    note = capsys.readouterr().out
+    assert "note:" in note and "alpha.txt is not the copy the CPU studies used" in note
+    meta, text = _dataset_text(out)
+    assert [r["canonical"] for r in meta["books"]] == [False, True] and text["train"].startswith("my own edition")
+    (folder / "gamma.txt").write_text("x")
+    with pytest.raises(SystemExit) as e:
+        prepare.prepare("books", inputs=[str(folder)], data_dir=str(tmp_path / "data"), overwrite=True)
+    assert "gamma" in _one_line(e) and "alpha.txt, beta.txt" in str(e.value.code)
+
+
+@pytest.mark.skipif(not os.path.isdir(CORPUS), reason="../shared/corpus absent")
+def test_books_canonical_checksums_and_same_tokens_as_text_source(tmp_path):
+    """The recorded checksums are those of ../shared/corpus, and `books --input` writes the tokens
+    `text --input` of the same four files wrote for the README's CPU studies."""
+    import hashlib
+    for b in prepare.BOOKS:
+        with open(os.path.join(CORPUS, b.name + ".txt"), "rb") as f:
+            assert hashlib.sha256(f.read()).hexdigest() == b.sha256, b.name
+    data = str(tmp_path / "data")
+    books = prepare.prepare("books", inputs=[CORPUS], data_dir=data)
+    files = sorted(os.path.join(CORPUS, f) for f in os.listdir(CORPUS) if f.endswith(".txt"))
+    text = prepare.prepare("text", inputs=files, tokenizer="char", name="corpus_char", data_dir=data)
+    for split in ("train", "val"):
+        a, b = prepare.list_shards(books, split), prepare.list_shards(text, split)
+        assert len(a) == len(b) == 1 and np.array_equal(read_shard(a[0]), read_shard(b[0]))
+    assert load_meta(data, "books")["chars"] == load_meta(data, "corpus_char")["chars"]
+
+
+# ---------------------------------------------------------------- damaged meta.json
+
+@pytest.mark.parametrize("content", ['{bad json', '"just a string"', '{"tokenizer": "char"}', b"\xff\xfe\x00"])
+def test_damaged_meta_names_the_file(tmp_path, content):
+    folder = tmp_path / "d"
+    folder.mkdir()
+    write_shard(str(folder / "d_train_000001.bin"), np.arange(100) % 7)
+    (folder / "meta.json").write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.raises(ValueError) as e:
+        load_meta(str(tmp_path), "d")
+    msg = _one_line(e)
+    assert str(folder / "meta.json") in msg and "damaged" in msg and "--overwrite" in msg
+
+
+def test_damaged_meta_train_cli_one_line(tmp_path, tiny_dataset):
+    import shutil
+    data_dir, name = tiny_dataset
+    shutil.copytree(os.path.join(data_dir, name), tmp_path / "python_docs")
+    (tmp_path / "python_docs" / "meta.json").write_text("{'tokenizer': 'char'}")  # Python, not JSON
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "train.py"), f"--data_dir={tmp_path}",
+                        "--dataset=python_docs", "--max_iters=1", "--device=cpu", f"--out_dir={tmp_path / 'out'}"],
+                       capture_output=True, text=True, cwd=ROOT, timeout=120)
+    err = r.stderr.strip().splitlines()
+    assert r.returncode != 0 and len(err) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert str(tmp_path / "python_docs" / "meta.json") in err[0] and "damaged" in err[0]
+    assert f"python prepare.py python_docs --data_dir {tmp_path} --overwrite" in err[0]
+
+
+# ---------------------------------------------------------------- T5 tokenizer and C4 (offline stand-ins)
+
+class StandInT5:
+    """Byte-level stand-in for transformers' T5 tokenizer (same call signature): id = byte + 3, and the
+    sentinel <extra_id_0> -> 32000 as in the real one."""
+
+    def __call__(self, texts, add_special_tokens=True):
+        assert add_special_tokens is False  # prepare.py appends </s> itself
+        out = []
+        for t in texts:
+            ids = []
+            for k, part in enumerate(t.split("<extra_id_0>")):
+                ids += ([32000] if k else []) + [b + 3 for b in part.encode()]
+            out.append(ids)
+        return {"input_ids": out}
+
+    def decode(self, ids):
+        return bytes(i - 3 for i in ids if 3 <= i < 259).decode("utf-8", errors="replace")
+
+
+@pytest.fixture
+def stand_in_t5(monkeypatch):
+    loaded = []
+
+    def load(name):
+        loaded.append(name)
+        return StandInT5()
+    monkeypatch.setattr(prepare, "_T5", {})
+    monkeypatch.setattr(prepare, "_load_t5", load)
+    return loaded
+
+
+def test_text_t5_tokenizer(tmp_path, stand_in_t5):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "a.txt").write_text("first document <extra_id_0> with a sentinel")
+    (folder / "b.txt").write_text("second document")
+    out = prepare.prepare("text", inputs=[str(folder)], tokenizer="t5", name="t", data_dir=str(tmp_path), val_frac=0.0)
+    meta = load_meta(str(tmp_path), "t")
+    assert (meta["tokenizer"], meta["vocab_size"], meta["eot"]) == ("t5", 32000, 1)
+    assert meta["tokenizer_name"] == "google-t5/t5-base" and stand_in_t5 == ["google-t5/t5-base"]
+    toks = read_shard(prepare.list_shards(out, "train")[0])
+    assert int((toks == 1).sum()) == 2 and toks[-1] == 1  # </s> after each document
+    assert toks.max() < 32000 and int((toks == 2).sum()) == 1  # the sentinel became <unk>
+    enc, dec = get_tokenizer(meta)
+    assert dec(toks) == "first document  with a sentinelsecond document"
+    assert enc("hi") == [ord("h") + 3, ord("i") + 3]
+
+
+def test_t5_missing_transformers_is_one_line(monkeypatch):
+    monkeypatch.setattr(prepare, "_T5", {})
+    monkeypatch.setitem(sys.modules, "transformers", None)  # import transformers -> ImportError
+    with pytest.raises(SystemExit) as e:
+        get_tokenizer({"tokenizer": "t5", "vocab_size": 32000})
+    assert "pip install transformers" in _one_line(e)
+
+
+def _fake_datasets(monkeypatch, splits):
+    """A stand-in `datasets` module whose load_dataset streams rows from splits; returns its call log."""
+    import types
+    calls = []
+
+    def load_dataset(repo, name=None, split=None, streaming=False):
+        calls.append((repo, name, split, streaming))
+        return ({"text": t, "timestamp": "2019"} for t in splits[split])  # an IterableDataset yields dicts
+    monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=load_dataset))
+    return calls
+
+
+def test_c4_streams_train_and_validation_with_budgets(tmp_path, monkeypatch, stand_in_t5, capsys):
+    train_docs = [f"train document {i} " * 5 for i in range(200)]
+    val_docs = [f"validation document {i} " * 5 for i in range(50)]
+    calls = _fake_datasets(monkeypatch, {"train": train_docs, "validation": val_docs})
+    out = prepare.prepare("c4", data_dir=str(tmp_path), tokens=1000, val_tokens=300, shard_size=400)
+    assert out == str(tmp_path / "c4")
+    assert calls == [("allenai/c4", "en", "validation", True), ("allenai/c4", "en", "train", True)]
+    meta = load_meta(str(tmp_path), "c4")
+    assert (meta["tokenizer"], meta["vocab_size"], meta["train_tokens"], meta["val_tokens"]) == ("t5", 32000, 1000, 300)
+    assert meta["source"].startswith("allenai/c4 en")
+    train = np.concatenate([read_shard(p) for p in prepare.list_shards(out, "train")])
+    val = np.concatenate([read_shard(p) for p in prepare.list_shards(out, "val")])
+    assert len(prepare.list_shards(out, "train")) == 3  # 400 + 400 + 200
+    _, dec = get_tokenizer(meta)
+    first = StandInT5()([train_docs[0]], add_special_tokens=False)["input_ids"][0]
+    assert list(train[:len(first) + 1]) == first + [1]  # documents in order, each followed by </s>
+    assert dec(train).startswith("".join(train_docs[:5])) and dec(val).startswith(val_docs[0] + val_docs[1])
+    # a split that ends before the budget: all of it, and a warning
+    _fake_datasets(monkeypatch, {"train": train_docs[:3], "validation": val_docs[:1]})
+    prepare.prepare("c4", data_dir=str(tmp_path), name="small", tokens=10**6)
+    assert "C4's train split ended after" in capsys.readouterr().out
+    assert load_meta(str(tmp_path), "small")["val_tokens"] == len(val_docs[0]) + 1
+
+
+def test_c4_needs_datasets_and_writes_nothing(tmp_path, monkeypatch, stand_in_t5):
+    monkeypatch.setitem(sys.modules, "datasets", None)
+    with pytest.raises(SystemExit) as e:
+        prepare.prepare("c4", data_dir=str(tmp_path), tokens=100)
+    assert "pip install datasets" in _one_line(e)
+    assert os.listdir(tmp_path) == []
+    r = _run("c4", "--tokens=1.5", "--data_dir", str(tmp_path))
+    assert r.returncode != 0 and "whole number" in r.stderr
+    r = _run("text", "--input", "x.txt", "--tokens=100", "--data_dir", str(tmp_path))
+    assert r.returncode != 0 and "--tokens is for the c4 source" in r.stderr
