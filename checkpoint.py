@@ -12,7 +12,6 @@ writing leaves its temporary behind; remove_stale_temporaries deletes those at t
 
 import json
 import os
-import pickle
 import random
 import re
 import signal
@@ -96,21 +95,18 @@ def remove_stale_temporaries(path):
     return removed
 
 
-def read_checkpoint(path, device, advice):
-    """model.load_checkpoint, with a damaged file (truncated copy, full disk) turned into one line that
-    names it and says what to do (advice); other ValueErrors (a config this code refuses) pass through."""
+def read_checkpoint(path, device, hint):
+    """model.load_checkpoint, every failure one line naming the file: a damaged file (load_checkpoint says
+    so and what to do; hint adds what this command offers), or a readable one that does not fit model.py."""
     try:
         return load_checkpoint(path, device)
     except ValueError as e:
-        if not str(e).startswith("damaged checkpoint"):
-            raise
-        reason = str(e)
-    except (RuntimeError, EOFError, pickle.UnpicklingError) as e:  # torch.load on a broken zip/pickle
-        lines = str(e).strip().splitlines() or [type(e).__name__]
-        if lines[0].startswith("Error(s) in loading state_dict"):  # readable, but not this model.py's GPT
-            raise ValueError(f"checkpoint {path} does not fit this model.py: {' '.join(lines[:2])}") from None
-        reason = f"damaged checkpoint {path}: {lines[0].split('. ')[0]}"  # torch adds several sentences of advice
-    raise ValueError(f"{reason}; {advice}")
+        if str(e).startswith("damaged checkpoint"):
+            raise ValueError(f"{e}; {hint}") from None
+        raise  # a configuration this code refuses: already one line
+    except RuntimeError as e:  # load_state_dict: missing or unexpected weights
+        lines = str(e).strip().splitlines()
+        raise ValueError(f"checkpoint {path} does not fit this model.py: {' '.join(lines[:2])}") from None
 
 
 def resume(path, cfg, meta, dataset, device, master):
@@ -118,8 +114,7 @@ def resume(path, cfg, meta, dataset, device, master):
     trained with another tokenizer. The checkpoint's architecture (and dtype) win over cfg."""
     if not os.path.exists(path):
         raise ValueError(f"init_from=resume but {path} does not exist (wrong --out_dir, or train from scratch first)")
-    model, ckpt = read_checkpoint(path, device, "delete it or restore a copy (training from scratch needs "
-                                  "--init_from=scratch)")
+    model, ckpt = read_checkpoint(path, device, "training from scratch needs --init_from=scratch")
     saved = ckpt["model_config"]
     user_set = {f.name for f in fields(model.config) if cfg[f.name] != f.default} - {"vocab_size"}
     ignored = [f"{k}={cfg[k]!r} (checkpoint: {saved[k]!r})" for k in sorted(user_set) if cfg[k] != saved.get(k, cfg[k])]

@@ -65,7 +65,7 @@ def main(argv=None):
         if not os.path.exists(ckpt_path):
             fail(f"no checkpoint at {ckpt_path}: train first (python train.py --out_dir={sc.out_dir}) or fix --out_dir")
         try:
-            model, ckpt = read_checkpoint(ckpt_path, device, "delete it or restore a copy, or train again")
+            model, ckpt = read_checkpoint(ckpt_path, device, f"or train again: python train.py --out_dir={sc.out_dir}")
         except ValueError as e:  # damaged, or a configuration this code refuses
             fail(e, code=2)
         meta = ckpt.get("meta")
