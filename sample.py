@@ -9,7 +9,8 @@ Generate text from a trained checkpoint (or from pretrained GPT-2 weights).
 Autoregressive sampling as in nanoGPT: at each step the logits of the last position (padding rows of
 the vocabulary dropped) are divided by the temperature, cut to the top_k largest, softmaxed and
 sampled (model.generate). The tokenizer is the dataset's (meta.json, stored in the checkpoint by
-train.py; prepare.get_tokenizer).
+train.py; prepare.get_tokenizer). The RNG is seeded right before generating, so a checkpoint and its
+convert.py conversion sample the same text at the same seed.
 """
 
 import os
@@ -20,7 +21,8 @@ import torch
 
 import prepare
 from configurator import ConfigError, config_field, parse_config, split_config
-from model import GPT, load_checkpoint
+from checkpoint import read_checkpoint
+from model import GPT
 from train import PRETRAINED, autocast_context, fail, param_dtype, resolve_device, resolve_dtype
 
 
@@ -54,9 +56,7 @@ def main(argv=None):
         dtype = resolve_dtype(sc.dtype, device_type)
     except (ConfigError, ValueError) as e:
         fail(e, code=2)
-    torch.manual_seed(sc.seed)
     if device_type == "cuda":
-        torch.cuda.manual_seed(sc.seed)
         torch.backends.cuda.matmul.allow_tf32 = True
 
     # model and tokenizer
@@ -64,7 +64,10 @@ def main(argv=None):
         ckpt_path = os.path.join(sc.out_dir, "ckpt.pt")
         if not os.path.exists(ckpt_path):
             fail(f"no checkpoint at {ckpt_path}: train first (python train.py --out_dir={sc.out_dir}) or fix --out_dir")
-        model, ckpt = load_checkpoint(ckpt_path, device)
+        try:
+            model, ckpt = read_checkpoint(ckpt_path, device, f"or train again: python train.py --out_dir={sc.out_dir}")
+        except ValueError as e:  # damaged, or a configuration this code refuses
+            fail(e, code=2)
         meta = ckpt.get("meta")
         if meta is None:
             try:
@@ -93,6 +96,9 @@ def main(argv=None):
         fail("bad value '' for start: the prompt must hold at least one token", code=2)
     x = torch.tensor(ids, dtype=torch.long, device=device)[None, ...]
 
+    # seed here, after building the model: a converted (compact) model draws a different number of random
+    # numbers for its discarded init, and must still sample the same text as the original
+    torch.manual_seed(sc.seed)
     with torch.no_grad(), autocast_context(dtype, device_type):
         for k in range(sc.num_samples):
             y = model.generate(x, sc.max_new_tokens, temperature=sc.temperature, top_k=sc.top_k)

@@ -23,17 +23,19 @@ each of world_size ranks runs gradient_accumulation_steps / world_size of them, 
 `micro` of rank `rank` at iteration `it` is batch index (it * accum + micro) * world_size + rank,
 so 2 ranks x accum 1 see exactly the batches of 1 rank x accum 2.
 Tokens per step = batch_size * block_size * gradient_accumulation_steps.
+main() reads top-down: setup, the training loop (one optimizer step on one screen), the end; its helpers
+follow it. Resuming, GPT-2 weights, checkpoint and log files, RNG state and signals: checkpoint.py.
 """
 
+import importlib.util
 import math
 import os
 import random
 import signal
 import sys
 import time
-import json
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
@@ -46,14 +48,14 @@ import torch.distributed as dist  # noqa: E402
 from torch.nn.parallel import DistributedDataParallel as DDP  # noqa: E402
 
 import prepare  # noqa: E402
+from checkpoint import (RunLog, StopSignal, fmt_duration, pretrained, remove_stale_temporaries, resume,  # noqa: E402
+                        save_checkpoint, set_rng_state)
 from configurator import ConfigError, config_field, parse_config, split_config  # noqa: E402
-from model import GPT, GPTConfig, load_checkpoint  # noqa: E402
+from model import GPT, GPTConfig  # noqa: E402
 from optim import OptimConfig, build_optimizers, check_config as check_optim_config  # noqa: E402
 
 PRETRAINED = ("gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl")
 EVAL_SEED = 4242  # fixed, so runs with different --seed are compared on the same eval batches
-
-
 
 
 @dataclass
@@ -100,231 +102,30 @@ class TrainConfig:
     seed: int = config_field(1337, "seed for the init, dropout and the training batches")
 
 
-def fail(msg, code=1):
-    """Stop with one line on stderr (config and data problems exit 2, runtime problems 1)."""
-    print(f"error: {msg}", file=sys.stderr, flush=True)
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
-    sys.exit(code)
-
-
-def check_train_config(tc):
-    """One-line ValueError for the first bad TrainConfig value (types and choices: configurator)."""
-    positive = ("eval_interval", "eval_iters", "log_interval", "batch_size", "gradient_accumulation_steps")
-    for key in positive:
-        if getattr(tc, key) < 1:
-            raise ValueError(f"bad value {getattr(tc, key)} for {key}: must be >= 1")
-    for key in ("max_iters", "warmup_iters", "analyze_interval"):
-        if getattr(tc, key) < 0:
-            raise ValueError(f"bad value {getattr(tc, key)} for {key}: must be >= 0")
-    if tc.lr_decay_iters is not None and tc.lr_decay_iters <= tc.warmup_iters and tc.lr_schedule == "cosine":
-        raise ValueError(f"bad value {tc.lr_decay_iters} for lr_decay_iters: must exceed warmup_iters={tc.warmup_iters}")
-    if tc.min_lr is not None and not (tc.min_lr >= 0 and math.isfinite(tc.min_lr)):
-        raise ValueError(f"bad value {tc.min_lr} for min_lr: must be a finite number >= 0 (or None)")
-    if not 0.0 <= tc.decay_frac <= 1.0:
-        raise ValueError(f"bad value {tc.decay_frac} for decay_frac: must be in [0, 1]")
-    if tc.analyze_interval % tc.eval_interval:
-        raise ValueError(f"bad value {tc.analyze_interval} for analyze_interval: must be 0 or a multiple of "
-                         f"eval_interval={tc.eval_interval} (metrics are taken at evaluations)")
-    if tc.init_from not in ("scratch", "resume") + PRETRAINED and not os.path.isdir(tc.init_from):
-        raise ValueError(f"bad value {tc.init_from!r} for init_from: choose from scratch, resume, "
-                         f"{', '.join(PRETRAINED)} or an existing Hugging Face GPT-2 folder")
-
-
-# -----------------------------------------------------------------------------
-# schedule
-
-def lr_multiplier(it, tc, min_ratio):
-    """Multiplier of every group's base lr at iteration it (see the module docstring)."""
-    if it < tc.warmup_iters:
-        return (it + 1) / (tc.warmup_iters + 1)
-    if tc.lr_schedule == "constant":
-        return 1.0
-    if tc.lr_schedule == "wsd":
-        decay_start = tc.max_iters - int(tc.decay_frac * tc.max_iters)
-        if it < decay_start:
-            return 1.0
-        progress = min((it - decay_start + 1) / (tc.max_iters - decay_start), 1.0)  # the last step reaches min
-        return 1.0 - progress * (1.0 - min_ratio)
-    decay_iters = tc.lr_decay_iters if tc.lr_decay_iters is not None else tc.max_iters
-    if it >= decay_iters:
-        return min_ratio
-    progress = (it - tc.warmup_iters) / max(decay_iters - tc.warmup_iters, 1)
-    return min_ratio + 0.5 * (1.0 + math.cos(math.pi * progress)) * (1.0 - min_ratio)
-
-
-def min_lr_ratio(tc, oc):
-    if tc.min_lr is None:
-        return 0.1
-    return tc.min_lr / oc.learning_rate if oc.learning_rate > 0 else 0.0
-
-
-# -----------------------------------------------------------------------------
-# device and precision
-
-def cpu_supports_bf16():
-    """bf16 autocast pays off on CPUs with native bf16 dot products (AVX512-BF16 or AMX)."""
-    try:
-        return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
-    except AttributeError:  # older torch without the probes
-        return False
-
-
-def resolve_device(name, local_rank=0):
-    """(device_type, device string) for auto|cpu|cuda|mps; one-line ValueError when unavailable."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else ("mps" if torch.backends.mps.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("bad value 'cuda' for device: CUDA is not available here (choose from auto, cpu)")
-    if name == "mps" and not torch.backends.mps.is_available():
-        raise ValueError("bad value 'mps' for device: MPS is not available here (choose from auto, cpu)")
-    return name, (f"cuda:{local_rank}" if name == "cuda" else name)
-
-
-def resolve_dtype(name, device_type):
-    """The dtype name to run in; auto = bfloat16 where it is fast, else float32."""
-    if name == "auto":
-        if device_type == "cuda":
-            return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
-        if device_type == "cpu" and cpu_supports_bf16():
-            return "bfloat16"
-        return "float32"
-    if name == "float64" and device_type == "mps":
-        raise ValueError("bad value 'float64' for dtype on mps: MPS has no float64 (choose from auto, float32, "
-                         "bfloat16, float16)")
-    return name
-
-
-def autocast_context(dtype, device_type):
-    """Mixed precision for bf16/fp16 (weights stay float32); plain execution for float32/float64."""
-    if dtype in ("bfloat16", "float16"):
-        return torch.autocast(device_type=device_type, dtype=getattr(torch, dtype))
-    return nullcontext()
-
-
-def param_dtype(dtype):
-    return torch.float64 if dtype == "float64" else torch.float32
-
-
-# -----------------------------------------------------------------------------
-# checkpoints
-
-def rng_state():
-    """Every RNG a run may draw from, as plain tensors/lists (torch.load(weights_only=True) reads them)."""
-    np_state = np.random.get_state()
-    return {
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]],
-        "python": random.getstate(),
-    }
-
-
-def set_rng_state(state):
-    torch.set_rng_state(state["torch"].cpu())
-    if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
-    name, keys, *rest = state["numpy"]
-    np.random.set_state((name, np.array(keys, dtype=np.uint32), *rest))
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-
-
-def params_finite(model):
-    return bool(torch.stack([p.isfinite().all() for p in model.parameters()]).all())
-
-
-def save_checkpoint(path, model, optimizers, cfg, iter_num, best_val_loss, dataset, meta):
-    """Atomic write: a half-written file never replaces a good checkpoint (crash, kill, full disk)."""
-    ckpt = {
-        "model": model.state_dict(),  # the plain GPT: no DDP `module.` or compile `_orig_mod.` prefixes
-        "model_config": asdict(model.config),
-        "config": cfg,
-        "optimizer": optimizers.state_dict(),
-        "iter_num": iter_num,
-        "best_val_loss": best_val_loss,
-        "rng": rng_state(),
-        "dataset": dataset,
-        "meta": meta,  # tokenizer description, so sample.py works without the data folder
-    }
-    tmp = f"{path}.tmp{os.getpid()}"
-    try:
-        torch.save(ckpt, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def explicit_keys(cfg, config_class):
-    """Keys of config_class whose value differs from its default (i.e. the user set them)."""
-    return {f.name for f in fields(config_class) if f.name in cfg and cfg[f.name] != f.default}
-
-
-def same_tokenizer(a, b):
-    return (a.get("tokenizer", "gpt2"), a.get("vocab_size"), a.get("chars")) == \
-           (b.get("tokenizer", "gpt2"), b.get("vocab_size"), b.get("chars"))
-
-
-# -----------------------------------------------------------------------------
-# logging
-
-def fmt_duration(s):
-    s = int(round(s))
-    return f"{s // 3600}h{s // 60 % 60:02d}m" if s >= 3600 else (f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s")
-
-
-class RunLog:
-    """log.jsonl rows (one JSON object per line) and, optionally, wandb; rank 0 only."""
-
-    def __init__(self, out_dir, resume_iter, wandb_run=None):
-        self.path = os.path.join(out_dir, "log.jsonl")
-        self.wandb_run = wandb_run
-        rows = []
-        if resume_iter is not None and os.path.exists(self.path):
-            # keep the history up to the checkpoint; rows logged after it are redone by this run
-            with open(self.path) as f:
-                rows = [line for line in f if line.strip() and json.loads(line)["iter"] < resume_iter]
-        with open(self.path, "w") as f:
-            f.writelines(rows)
-
-    def write(self, row):
-        with open(self.path, "a") as f:
-            f.write(json.dumps(row, default=float) + "\n")
-        if self.wandb_run is not None:
-            self.wandb_run.log(row, step=row["iter"])
-
-
-# -----------------------------------------------------------------------------
-
 def main(argv=None):
-    argv = sys.argv[1:] if argv is None else argv
     t_start = time.time()
 
-    # ---- config: defaults < config files < --key=value, then the values derived from them
+    # ---- config: defaults < config files < --key=value
     try:
-        cfg = parse_config(argv, GPTConfig, OptimConfig, TrainConfig)
-        tc = split_config(cfg, TrainConfig)
-        oc = split_config(cfg, OptimConfig)
+        cfg = parse_config(sys.argv[1:] if argv is None else argv, GPTConfig, OptimConfig, TrainConfig)
+        tc, oc = split_config(cfg, TrainConfig), split_config(cfg, OptimConfig)
         check_train_config(tc)
         check_optim_config(oc)
     except (ConfigError, ValueError) as e:
         fail(e, code=2)
 
-    # ---- distributed: torchrun sets RANK/LOCAL_RANK/WORLD_SIZE
+    # ---- distributed (torchrun sets RANK, LOCAL_RANK, WORLD_SIZE), device, precision, seeds
     ddp = "RANK" in os.environ and "WORLD_SIZE" in os.environ
-    rank = int(os.environ.get("RANK", 0))
-    local_rank = int(os.environ.get("LOCAL_RANK", 0))
-    world_size = int(os.environ.get("WORLD_SIZE", 1))
-    master = rank == 0
+    rank, local_rank = int(os.environ.get("RANK", 0)), int(os.environ.get("LOCAL_RANK", 0))
+    world_size, master = int(os.environ.get("WORLD_SIZE", 1)), rank == 0
     try:
         device_type, device = resolve_device(tc.device, local_rank)
         dtype = resolve_dtype(tc.dtype, device_type)
+        if tc.gradient_accumulation_steps % world_size:
+            raise ValueError(f"bad value {tc.gradient_accumulation_steps} for gradient_accumulation_steps: must be "
+                             f"divisible by the {world_size} ranks (it is the global number of micro-batches per step)")
     except ValueError as e:
         fail(e, code=2)
-    if tc.gradient_accumulation_steps % world_size:
-        fail(f"bad value {tc.gradient_accumulation_steps} for gradient_accumulation_steps: must be divisible by "
-             f"the {world_size} ranks (it is the global number of micro-batches per step)", code=2)
     accum = tc.gradient_accumulation_steps // world_size  # micro-batches per rank per step
     if ddp:
         if device_type == "cuda":
@@ -352,206 +153,112 @@ def main(argv=None):
     except (OSError, ValueError) as e:
         fail(e)
 
-    # ---- model
+    # ---- model and optimizers: from scratch, from out_dir/ckpt.pt, or from GPT-2 weights
     os.makedirs(tc.out_dir, exist_ok=True)
     ckpt_path = os.path.join(tc.out_dir, "ckpt.pt")
-    iter_num, best_val_loss, ckpt = 0, float("inf"), None
+    if master and (removed := remove_stale_temporaries(ckpt_path)):
+        print(f"removed {', '.join(removed)} from {tc.out_dir}: unfinished checkpoint writes of killed runs")
     try:
-        if tc.init_from == "resume":
-            if not os.path.exists(ckpt_path):
-                fail(f"init_from=resume but {ckpt_path} does not exist (wrong --out_dir, or train from scratch first)")
-            model, ckpt = load_checkpoint(ckpt_path, device)
-            iter_num, best_val_loss = ckpt["iter_num"], ckpt["best_val_loss"]
-            # the checkpoint's architecture wins over the command line; say what was ignored
-            ignored = [f"{k}={cfg[k]!r} (checkpoint: {ckpt['model_config'][k]!r})"
-                       for k in sorted(explicit_keys(cfg, GPTConfig) - {"vocab_size"})
-                       if k in ckpt["model_config"] and cfg[k] != ckpt["model_config"][k]]
-            if ignored and master:
-                print(f"resume: model config comes from the checkpoint; ignored {', '.join(ignored)}")
-            if ckpt.get("dataset") != tc.dataset:
-                if "meta" in ckpt and not same_tokenizer(ckpt["meta"], meta):
-                    fail(f"checkpoint was trained on dataset {ckpt.get('dataset')!r}, whose tokenizer differs from "
-                         f"{tc.dataset!r}: pass --dataset={ckpt.get('dataset')}", code=2)
-                if master:
-                    print(f"resume: checkpoint was trained on {ckpt.get('dataset')!r}, continuing on {tc.dataset!r}")
-            cfg.update(ckpt["model_config"])
-        elif tc.init_from == "scratch":
+        if tc.init_from == "scratch":
             cfg["vocab_size"] = meta["vocab_size"]  # the dataset's vocabulary, padded to 64 by the model
-            model = GPT(split_config(cfg, GPTConfig))
+            model, ckpt = GPT(split_config(cfg, GPTConfig)), None
+        elif tc.init_from == "resume":  # the checkpoint's architecture and dtype win over the command line
+            model, ckpt = resume(ckpt_path, cfg, meta, tc.dataset, device, master)
         else:
-            if meta.get("tokenizer", "gpt2") != "gpt2":
-                fail(f"init_from={tc.init_from} needs a GPT-2-tokenized dataset; {tc.dataset} is "
-                     f"{meta.get('tokenizer')}-level (e.g. `python prepare.py shakespeare`)", code=2)
-            if master:
-                print(f"loading pretrained weights {tc.init_from} ...")
-            try:
-                model = GPT.from_pretrained(tc.init_from, dropout=cfg["dropout"])
-            except OSError as e:  # offline, or a folder without a Hugging Face GPT-2
-                fail(f"could not load {tc.init_from}: {str(e).strip().splitlines()[0]}")
-            if cfg["block_size"] > model.config.block_size:
-                fail(f"bad value {cfg['block_size']} for block_size: {tc.init_from} has only "
-                     f"{model.config.block_size} positions", code=2)
-            model.crop_block_size(cfg["block_size"])  # train (and later sample) with the shorter context
-            cfg.update(asdict(model.config))
-    except ValueError as e:  # a bad architecture combination, a checkpoint that does not fit
-        fail(e, code=2)
-    if meta["vocab_size"] > model.config.vocab_size:
-        fail(f"dataset {tc.dataset} has {meta['vocab_size']} tokens but the model only {model.config.vocab_size}", 2)
-    model.to(device=device, dtype=param_dtype(dtype))
-    block_size = model.config.block_size
-    tokens_per_iter = tc.batch_size * block_size * tc.gradient_accumulation_steps
-
-    try:
+            model, ckpt = pretrained(tc.init_from, cfg, meta, tc.dataset, master), None
+        if meta["vocab_size"] > model.config.vocab_size:
+            raise ValueError(f"dataset {tc.dataset} has {meta['vocab_size']} tokens but the model only "
+                             f"{model.config.vocab_size}")
+        cfg.update(asdict(model.config))
+        model.to(device=device, dtype=param_dtype(dtype))  # no-op for a checkpoint saved in this dtype
         optimizers = build_optimizers(model, oc, device_type)
         if ckpt is not None:
             optimizers.load_state_dict(ckpt["optimizer"])  # moments; hyper-parameters stay this run's config
-    except ValueError as e:
+    except ValueError as e:  # a bad architecture combination, a checkpoint that is damaged or does not fit
         fail(e, code=2)
+    iter_num, best_val_loss = (ckpt["iter_num"], ckpt["best_val_loss"]) if ckpt else (0, float("inf"))
+    block_size = model.config.block_size
+    tokens_per_iter = tc.batch_size * block_size * tc.gradient_accumulation_steps
     # float16 overflows without loss scaling; bf16 and fp32 do not need it (enabled=False is a no-op)
     scaler = torch.amp.GradScaler(device_type, enabled=(dtype == "float16"))
-    raw_model = model
+    raw_model = model  # the plain GPT: checkpoints, gradient clipping, MFU
     if use_compile:
-        if master:
-            print("compiling the model (first iterations are slow) ...")
-        model = torch.compile(model)
+        model = torch.compile(model)  # compiles at the first forward: the first iterations are slow
     eval_model = model  # evaluation skips DDP's gradient machinery
     if ddp:
         model = DDP(model, device_ids=[local_rank] if device_type == "cuda" else None)
 
-    try:  # the training batches follow --seed; the eval batches are fixed (EVAL_SEED)
+    # ---- batches: the training batches follow --seed; the eval batches are fixed (EVAL_SEED)
+    try:
         train_sampler = prepare.BatchSampler(tc.data_dir, tc.dataset, "train", tc.batch_size, block_size, seed=tc.seed)
         eval_samplers = {split: prepare.BatchSampler(tc.data_dir, tc.dataset, split, tc.batch_size, block_size,
                                                      seed=EVAL_SEED) for split in ("train", "val")}
     except (FileNotFoundError, ValueError) as e:
         fail(e)
-
-    def get_batch(sampler, index):
-        x, y = sampler.batch(index)
-        if device_type == "cuda":  # pinned host memory lets the copy overlap the GPU work
-            return x.pin_memory().to(device, non_blocking=True), y.pin_memory().to(device, non_blocking=True)
-        return x.to(device), y.to(device)
-
     ctx = autocast_context(dtype, device_type)
 
-    @torch.no_grad()
-    def evaluate():
-        """Mean loss over the same eval_iters batches per split as a single process would use: rank r
-        does batches r, r + world_size, ..., and the sums are all-reduced."""
-        eval_model.eval()
-        out = {}
-        acc = torch.float32 if device_type == "mps" else torch.float64
-        for split, sampler in eval_samplers.items():
-            total = torch.zeros(2, device=device, dtype=acc)  # (sum of losses, count)
-            for k in range(rank, tc.eval_iters, world_size):
-                x, y = get_batch(sampler, k)
-                with ctx:
-                    _, loss = eval_model(x, y)
-                total[0] += loss.to(acc)
-                total[1] += 1
-            if ddp:
-                dist.all_reduce(total)
-            out[split] = (total[0] / total[1]).item()
-        eval_model.train()
-        return out
-
-    # ---- logging and signals
-    run_log, wandb_run = None, None
+    # ---- logging (rank 0); the RNGs are restored last so dropout continues where the checkpoint left it
+    run_log = None
+    analyze = importlib.import_module("analyze") if master and tc.analyze_interval else None  # only when asked
     if master:
-        if tc.wandb_log:
-            try:
-                import wandb
-            except ImportError:
-                fail("wandb_log=True but wandb is not installed: pip install wandb (or drop --wandb_log)", code=2)
-            wandb_run = wandb.init(project=tc.wandb_project, name=tc.wandb_run_name or tc.out_dir, config=cfg)
-        run_log = RunLog(tc.out_dir, iter_num if ckpt is not None else None, wandb_run)
+        run_log = RunLog(tc, cfg, iter_num if ckpt else None, raw_model, tokens_per_iter, world_size, device)
         print(f"device {device}, dtype {dtype}, compile {use_compile}, {world_size} rank(s) x {accum} micro-batches "
               f"x {tc.batch_size} x {block_size} tokens = {tokens_per_iter:,} tokens/step")
         print(f"model: {raw_model.num_params() / 1e6:.2f}M parameters (without position embeddings)")
         print(optimizers.describe())
-    analyze = None
-    if tc.analyze_interval > 0 and master:
-        import analyze  # written by the analysis helper; loaded only when asked for
     if ckpt is not None:
-        set_rng_state(ckpt["rng"])  # last: the dropout stream continues where the checkpoint left it
+        set_rng_state(ckpt["rng"])
         if ddp and rank:  # only rank 0's stream is saved; keep the other ranks' dropout distinct
             torch.manual_seed(tc.seed + rank + iter_num)
         del ckpt  # free the optimizer-state copy
+    stop = StopSignal()  # Ctrl-C / SIGTERM: finish the iteration, save it, exit
 
-    stop = {"signum": 0}
-
-    def on_signal(signum, frame):
-        # only set a flag: the loop saves a checkpoint of the last completed iteration, then exits
-        stop["signum"] = signum
-        signal.signal(signum, signal.SIG_DFL)  # a second Ctrl-C/SIGTERM kills at once
-        print(f"\n{signal.Signals(signum).name}: stopping after this iteration and saving a checkpoint "
-              f"(again to abort)", file=sys.stderr, flush=True)
-
-    for s in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(s, on_signal)
-
-    # ---- training loop
+    # ---- logging and checkpoints, called by the training loop below
     start_iter = last_saved_iter = iter_num
     min_ratio = min_lr_ratio(tc, oc)
-    pending = []  # per-iteration loss tensors since the last row: read back (one sync) only at log time
-    grad_norm = None
-    t_last = time.time()
-    val_loss = None
+    step_losses, grad_norm, val_loss, t_last = [], None, None, time.time()
 
-    def flush():
-        """Write the train row for the pending iterations; stop on a non-finite loss. Returns whether a
-        stop was requested on any rank (ranks agree here, where they synchronize anyway)."""
-        nonlocal pending, t_last
-        requested = bool(stop["signum"])
-        if not pending and not ddp:
-            return requested
-        losses = torch.stack(pending) if pending else torch.zeros(0, device=device)
-        if ddp:
+    def log_train_losses(stopping=False):
+        """Check and log the losses of the steps since the last row (they stay on the device until here: one
+        sync per row); then stop if Ctrl-C/SIGTERM came (DDP: to any rank; the ranks agree here)."""
+        nonlocal step_losses, t_last
+        requested = bool(stop.signum)
+        losses = torch.stack(step_losses) if step_losses else torch.zeros(0, device=device)
+        if ddp:  # the mean over ranks and any rank's stop request, in one all-reduce
             buf = torch.cat([losses, torch.tensor([float(requested)], device=device, dtype=losses.dtype)])
             dist.all_reduce(buf)
             losses, requested = buf[:-1] / world_size, bool(buf[-1].item() > 0)
-        values = losses.tolist()
-        first = iter_num - len(values)
+        values, step_losses, now = losses.tolist(), [], time.time()
         for i, v in enumerate(values):
             if not math.isfinite(v):
-                where = (f"the last good checkpoint {ckpt_path} (iter {last_saved_iter}) is kept"
-                         if last_saved_iter != start_iter or tc.init_from == "resume" else "no checkpoint was written")
-                fail(f"non-finite loss ({v}) at iter {first + i}; stopping, {where}. Lower learning_rate, "
-                     f"keep grad_clip > 0, or use bfloat16/float32 instead of float16")
-        if values:
-            dt = time.time() - t_last
-            t_last = time.time()
-            n = len(values)
-            ms = 1000 * dt / n
-            tok_per_s = tokens_per_iter * n / dt
+                kept = (f"the last good checkpoint {ckpt_path} (iter {last_saved_iter}) is kept"
+                        if last_saved_iter != start_iter or tc.init_from == "resume" else "no checkpoint was written")
+                fail(f"non-finite loss ({v}) at iter {iter_num - len(values) + i}; stopping, {kept}. Lower "
+                     f"learning_rate, keep grad_clip > 0, or use bfloat16/float32 instead of float16")
+        if values and master:
             lr = oc.learning_rate * lr_multiplier(iter_num - 1, tc, min_ratio)
-            row = {"iter": iter_num - 1, "loss": sum(values) / n, "lr": lr, "tok_per_s": tok_per_s, "ms": ms}
-            if grad_norm is not None:
-                row["grad_norm"] = grad_norm.item()
-            if master:
-                run_log.write(row)
-                mfu = raw_model.estimate_mfu(tok_per_s / world_size, device=device)
-                eta = (tc.max_iters - iter_num) * dt / n
-                print(f"iter {iter_num - 1}: loss {row['loss']:.4f}, lr {lr:.2e}, {ms:.1f} ms/iter, "
-                      f"{tok_per_s:,.0f} tok/s" + (f", mfu {100 * mfu:.1f}%" if mfu is not None else "")
-                      + f", eta {fmt_duration(eta)}", flush=True)
-        pending = []
-        return requested
+            run_log.train_row(iter_num - 1, values, now - t_last, lr, grad_norm)
+        t_last = now
+        if requested and not stopping:
+            stop_and_exit()
 
-    def checkpoint():
+    def save():
+        """Checkpoint the last completed iteration unless it is saved already (or saving is off)."""
         nonlocal last_saved_iter
         if not tc.save_checkpoint or iter_num == last_saved_iter:
             return False
         if master:
-            if not params_finite(raw_model):
+            if not all(p.isfinite().all() for p in raw_model.parameters()):
                 fail(f"non-finite parameters after iter {iter_num - 1}; not saving, {ckpt_path} "
                      f"(iter {last_saved_iter}) is kept. Lower learning_rate or keep grad_clip > 0")
             save_checkpoint(ckpt_path, raw_model, optimizers, cfg, iter_num, best_val_loss, tc.dataset, meta)
         last_saved_iter = iter_num
         return True
 
-    def stop_now(signum):
-        flush()  # never save an iteration whose loss was not checked
-        saved = checkpoint()
+    def stop_and_exit():
+        signum = stop.signum or signal.SIGTERM  # DDP: the signal may have reached another rank
+        log_train_losses(stopping=True)  # never save an iteration whose loss was not checked
+        saved = save()
         if master:
             what = f"saved {ckpt_path} at iter {iter_num}" if saved else f"{ckpt_path} is at iter {last_saved_iter}"
             print(f"interrupted: {what}; continue with --init_from=resume --out_dir={tc.out_dir}", flush=True)
@@ -559,84 +266,199 @@ def main(argv=None):
             dist.destroy_process_group()
         sys.exit(128 + signum)
 
-    x, y = get_batch(train_sampler, iter_num * accum * world_size + rank)
+    def evaluate_and_save():
+        """Eval losses (and analyze metrics) into the log; a checkpoint when val improves (or always)."""
+        nonlocal best_val_loss, val_loss, t_last
+        log_train_losses()
+        losses = evaluate(eval_model, eval_samplers, tc.eval_iters, ctx, device, rank, world_size)
+        val_loss = losses["val"]
+        if not math.isfinite(val_loss):
+            fail(f"non-finite val loss ({val_loss}) at iter {iter_num}; stopping, {ckpt_path} "
+                 f"(iter {last_saved_iter}) is kept. Lower learning_rate or keep grad_clip > 0")
+        row = {"iter": iter_num, "val_loss": val_loss, "train_loss": losses["train"]}
+        if analyze is not None and (iter_num % tc.analyze_interval == 0 or iter_num >= tc.max_iters):
+            row.update(analyze.quick_metrics(raw_model, *get_batch(eval_samplers["val"], 0, device)))
+        improved, best_val_loss = val_loss < best_val_loss, min(best_val_loss, val_loss)
+        # at start_iter nothing is trained yet (or the checkpoint was just loaded)
+        saved = (improved or tc.always_save_checkpoint) and iter_num > start_iter and save()
+        if master:
+            run_log.eval_row(row, ckpt_path if saved else None)
+        t_last = time.time()  # keep evaluation out of ms/iter
+
+    # ---- training loop: evaluate every eval_interval steps and at the end; otherwise one optimizer step
+    x, y = get_batch(train_sampler, iter_num * accum * world_size + rank, device)
     while True:
-        # a stop request: single process checks every iteration; DDP ranks agree at flush()
-        if stop["signum"] and not ddp:
-            stop_now(stop["signum"])
-
-        lr_mult = lr_multiplier(iter_num, tc, min_ratio)
-        optimizers.set_lr_multiplier(lr_mult)
+        if stop.signum and not ddp:  # DDP ranks agree on stopping in log_train_losses
+            stop_and_exit()
+        optimizers.set_lr_multiplier(lr_multiplier(iter_num, tc, min_ratio))
         optimizers.set_muon_momentum(iter_num)
-
-        # evaluate (and checkpoint when val improves) every eval_interval steps and at the end
-        last = iter_num >= tc.max_iters
-        if iter_num % tc.eval_interval == 0 or last:
-            if flush():
-                stop_now(stop["signum"] or signal.SIGTERM)
-            losses = evaluate()
-            val_loss = losses["val"]
-            if not math.isfinite(val_loss):
-                fail(f"non-finite val loss ({val_loss}) at iter {iter_num}; stopping, {ckpt_path} "
-                     f"(iter {last_saved_iter}) is kept. Lower learning_rate or keep grad_clip > 0")
-            row = {"iter": iter_num, "val_loss": val_loss, "train_loss": losses["train"]}
-            if analyze is not None and (iter_num % tc.analyze_interval == 0 or last):
-                row.update(analyze.quick_metrics(raw_model, *get_batch(eval_samplers["val"], 0)))
-            saved = False
-            if val_loss < best_val_loss or tc.always_save_checkpoint:
-                best_val_loss = min(best_val_loss, val_loss)
-                # iter_num == start_iter: nothing trained yet (or the checkpoint just loaded)
-                saved = iter_num > start_iter and checkpoint()
-            if master:
-                run_log.write(row)
-                print(f"eval iter {iter_num}: train loss {losses['train']:.4f}, val loss {val_loss:.4f}"
-                      + (f", saved {ckpt_path}" if saved else ""), flush=True)
-            t_last = time.time()  # keep evaluation out of ms/iter
-        if last:
+        if iter_num % tc.eval_interval == 0 or iter_num >= tc.max_iters:
+            evaluate_and_save()
+        if iter_num >= tc.max_iters:
             break
 
-        # one optimization step over accum micro-batches (the gradient sync runs only on the last)
-        loss_sum = None
+        # forward and backward over accum micro-batches: the step's gradient is their mean
+        step_loss = 0.0
         for micro in range(accum):
-            sync = micro == accum - 1
-            with model.no_sync() if ddp and not sync else nullcontext():
+            # DDP all-reduces the gradients in the backward of the last micro-batch only
+            with model.no_sync() if ddp and micro < accum - 1 else nullcontext():
                 with ctx:
                     _, loss = model(x, y)
-                    loss = loss / accum  # the step's gradient is the mean over all micro-batches
+                    loss = loss / accum
                 # fetch the next micro-batch now: on CUDA its copy overlaps the backward pass
-                nxt = (iter_num * accum + micro + 1) * world_size + rank
-                x, y = get_batch(train_sampler, nxt)
+                x, y = get_batch(train_sampler, (iter_num * accum + micro + 1) * world_size + rank, device)
                 scaler.scale(loss).backward()
-            loss_sum = loss.detach() if loss_sum is None else loss_sum + loss.detach()
+            step_loss = step_loss + loss.detach()
+        # clip the global gradient norm, step every optimizer, free the gradients
         if oc.grad_clip > 0:
             for opt in optimizers.optimizers:
-                scaler.unscale_(opt)
+                scaler.unscale_(opt)  # float16: clip the true gradients, not the scaled ones
             grad_norm = torch.nn.utils.clip_grad_norm_(raw_model.parameters(), oc.grad_clip)
-        if scaler.is_enabled():
-            for opt in optimizers.optimizers:
-                scaler.step(opt)
-            scaler.update()
-        else:
-            optimizers.step()
+        for opt in optimizers.optimizers:
+            scaler.step(opt)  # opt.step(); float16: skipped when the gradients overflowed
+        scaler.update()
         optimizers.zero_grad(set_to_none=True)  # frees the gradient memory until the next backward
-        pending.append(loss_sum)
+        step_losses.append(step_loss)
         iter_num += 1
         if iter_num % tc.log_interval == 0 or iter_num == start_iter + 1:
-            if flush():
-                stop_now(stop["signum"] or signal.SIGTERM)
+            log_train_losses()
 
     # ---- the end: save the final state and say how to use it
-    saved = checkpoint()
+    saved = save()
     if master:
         print(f"done: {iter_num - start_iter} iterations in {fmt_duration(time.time() - t_start)}, "
               f"val loss {val_loss:.4f} (best {best_val_loss:.4f})")
         if tc.save_checkpoint and (saved or os.path.exists(ckpt_path)):
             print(f"checkpoint: {ckpt_path}")
             print(f"try it: python sample.py --out_dir={tc.out_dir}")
-        if wandb_run is not None:
-            wandb_run.finish()
+        run_log.finish()
     if ddp:
         dist.destroy_process_group()
+
+
+# -----------------------------------------------------------------------------
+# helpers of main(), in the order it calls them
+
+def fail(msg, code=1):
+    """Stop with one line on stderr (config and data problems exit 2, runtime problems 1)."""
+    print(f"error: {msg}", file=sys.stderr, flush=True)
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+    sys.exit(code)
+
+
+def check_train_config(tc):
+    """One-line ValueError for the first bad TrainConfig value (types and choices: configurator)."""
+    at_least = {"eval_interval": 1, "eval_iters": 1, "log_interval": 1, "batch_size": 1,
+                "gradient_accumulation_steps": 1, "max_iters": 0, "warmup_iters": 0, "analyze_interval": 0}
+    for key, low in at_least.items():
+        if getattr(tc, key) < low:
+            raise ValueError(f"bad value {getattr(tc, key)} for {key}: must be >= {low}")
+    if tc.lr_decay_iters is not None and tc.lr_decay_iters <= tc.warmup_iters and tc.lr_schedule == "cosine":
+        raise ValueError(f"bad value {tc.lr_decay_iters} for lr_decay_iters: must exceed warmup_iters={tc.warmup_iters}")
+    if tc.min_lr is not None and not (tc.min_lr >= 0 and math.isfinite(tc.min_lr)):
+        raise ValueError(f"bad value {tc.min_lr} for min_lr: must be a finite number >= 0 (or None)")
+    if not 0.0 <= tc.decay_frac <= 1.0:
+        raise ValueError(f"bad value {tc.decay_frac} for decay_frac: must be in [0, 1]")
+    if tc.analyze_interval % tc.eval_interval:
+        raise ValueError(f"bad value {tc.analyze_interval} for analyze_interval: must be 0 or a multiple of "
+                         f"eval_interval={tc.eval_interval} (metrics are taken at evaluations)")
+    if tc.wandb_log and importlib.util.find_spec("wandb") is None:
+        raise ValueError("wandb_log=True but wandb is not installed: pip install wandb (or drop --wandb_log)")
+    if tc.init_from not in ("scratch", "resume") + PRETRAINED and not os.path.isdir(tc.init_from):
+        raise ValueError(f"bad value {tc.init_from!r} for init_from: choose from scratch, resume, "
+                         f"{', '.join(PRETRAINED)} or an existing Hugging Face GPT-2 folder")
+
+
+# device and precision
+
+def resolve_device(name, local_rank=0):
+    """(device_type, device string) for auto|cpu|cuda|mps; one-line ValueError when unavailable."""
+    available = {"cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available(), "cpu": True}
+    name = next(n for n in available if available[n]) if name == "auto" else name
+    if not available[name]:
+        raise ValueError(f"bad value {name!r} for device: {name} is not available here (choose from auto, cpu)")
+    return name, (f"cuda:{local_rank}" if name == "cuda" else name)
+
+
+def resolve_dtype(name, device_type):
+    """The dtype name to run in; auto = bfloat16 where it is fast (CUDA with bf16, CPUs with AVX512-BF16
+    or AMX), float16 on older CUDA GPUs, else float32."""
+    if name == "auto" and device_type == "cuda":
+        return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+    if name == "auto":
+        cpu_bf16 = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()  # torch >= 2.4
+        return "bfloat16" if device_type == "cpu" and cpu_bf16 else "float32"
+    if name == "float64" and device_type == "mps":
+        raise ValueError("bad value 'float64' for dtype on mps: MPS has no float64 (choose from auto, float32, "
+                         "bfloat16, float16)")
+    return name
+
+
+def autocast_context(dtype, device_type):
+    """Mixed precision for bf16/fp16 (weights stay float32); plain execution for float32/float64."""
+    if dtype in ("bfloat16", "float16"):
+        return torch.autocast(device_type=device_type, dtype=getattr(torch, dtype))
+    return nullcontext()
+
+
+def param_dtype(dtype):
+    return torch.float64 if dtype == "float64" else torch.float32
+
+
+# batches, evaluation, schedule
+
+def get_batch(sampler, index, device):
+    x, y = sampler.batch(index)
+    if str(device).startswith("cuda"):  # pinned host memory lets the copy overlap the GPU work
+        return x.pin_memory().to(device, non_blocking=True), y.pin_memory().to(device, non_blocking=True)
+    return x.to(device), y.to(device)
+
+
+@torch.no_grad()
+def evaluate(model, samplers, eval_iters, ctx, device, rank=0, world_size=1):
+    """Mean loss per split over the same eval_iters batches a single process would use: rank r does
+    batches r, r + world_size, ..., and the sums are all-reduced."""
+    model.eval()
+    out = {}
+    acc = torch.float32 if str(device) == "mps" else torch.float64
+    for split, sampler in samplers.items():
+        total = torch.zeros(2, device=device, dtype=acc)  # (sum of losses, count)
+        for k in range(rank, eval_iters, world_size):
+            x, y = get_batch(sampler, k, device)
+            with ctx:
+                _, loss = model(x, y)
+            total[0] += loss.to(acc)
+            total[1] += 1
+        if world_size > 1:
+            dist.all_reduce(total)
+        out[split] = (total[0] / total[1]).item()
+    model.train()
+    return out
+
+
+def lr_multiplier(it, tc, min_ratio):
+    """Multiplier of every group's base lr at iteration it (see the module docstring)."""
+    if it < tc.warmup_iters:
+        return (it + 1) / (tc.warmup_iters + 1)
+    if tc.lr_schedule == "constant":
+        return 1.0
+    if tc.lr_schedule == "wsd":
+        decay_start = tc.max_iters - int(tc.decay_frac * tc.max_iters)
+        if it < decay_start:
+            return 1.0
+        progress = min((it - decay_start + 1) / (tc.max_iters - decay_start), 1.0)  # the last step reaches min
+        return 1.0 - progress * (1.0 - min_ratio)
+    decay_iters = tc.lr_decay_iters if tc.lr_decay_iters is not None else tc.max_iters
+    if it >= decay_iters:
+        return min_ratio
+    progress = (it - tc.warmup_iters) / max(decay_iters - tc.warmup_iters, 1)
+    return min_ratio + 0.5 * (1.0 + math.cos(math.pi * progress)) * (1.0 - min_ratio)
+
+
+def min_lr_ratio(tc, oc):
+    """r = min_lr / learning_rate, 0.1 when min_lr is None."""
+    return 0.1 if tc.min_lr is None else (tc.min_lr / oc.learning_rate if oc.learning_rate > 0 else 0.0)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import time
 import pytest
 import torch
 
+import sample
 import train
 from configurator import parse_config
 from model import GPTConfig, load_checkpoint
@@ -25,7 +26,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN = os.path.join(ROOT, "train.py")
 SAMPLE = os.path.join(ROOT, "sample.py")
 TINY = ["--n_layer=2", "--n_head=2", "--n_embd=32", "--block_size=32", "--batch_size=4",
-        "--eval_iters=2", "--log_interval=1", "--dtype=float32"]
+        "--eval_iters=2", "--log_interval=1", "--dtype=float32"]  # a later --dtype wins
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
 
@@ -53,13 +54,19 @@ def log_rows(out_dir):
 # ---------------------------------------------------------------------------------------------------
 # exactness
 
-def test_resume_is_exact(tiny_dataset, tmp_path):
+@pytest.mark.parametrize("dtype, optimizer", [("float32", "adamw"), ("float64", "muon")])
+def test_resume_is_exact(tiny_dataset, tmp_path, dtype, optimizer):
+    """20 straight steps == 10 steps + resume + 10 steps, bit for bit: the weights (float64 too), optimizer
+    moments (Muon's momentum buffers too), every RNG and the data position are restored exactly."""
     # dropout makes the torch RNG part of the state; lr_decay_iters pins the schedule to 20 steps
-    common = ["--dropout=0.1", "--eval_interval=5", "--warmup_iters=2", "--lr_decay_iters=20"]
+    common = ["--dropout=0.1", "--eval_interval=5", "--warmup_iters=2", "--lr_decay_iters=20",
+              f"--dtype={dtype}", f"--optimizer={optimizer}"]
     straight, split = tmp_path / "straight", tmp_path / "split"
     run(TRAIN, tiny_args(tiny_dataset, straight, *common, "--max_iters=20"), tmp_path)
     run(TRAIN, tiny_args(tiny_dataset, split, *common, "--max_iters=10"), tmp_path)
-    assert torch.load(split / "ckpt.pt", weights_only=True)["iter_num"] == 10
+    ckpt = torch.load(split / "ckpt.pt", weights_only=True)
+    assert ckpt["iter_num"] == 10
+    assert ckpt["model"]["lm_head.weight"].dtype == getattr(torch, dtype)
     run(TRAIN, tiny_args(tiny_dataset, split, *common, "--max_iters=20", "--init_from=resume"), tmp_path)
 
     rows_a, train_a, eval_a = log_rows(straight)
@@ -69,6 +76,9 @@ def test_resume_is_exact(tiny_dataset, tmp_path):
     assert eval_a == eval_b
     assert len(rows_a) == len(rows_b)  # the resumed log has no duplicated rows
     assert train_a[19] < train_a[0]
+    final_a = torch.load(straight / "ckpt.pt", weights_only=True)["model"]
+    final_b = torch.load(split / "ckpt.pt", weights_only=True)["model"]
+    assert all(torch.equal(final_a[k], final_b[k]) for k in final_a)  # the same weights, to the last bit
 
 
 @pytest.mark.parametrize("optimizer", ["adamw", "muon"])
@@ -144,13 +154,39 @@ def test_nonfinite_loss_stops_and_keeps_checkpoint(tiny_dataset, tmp_path):
     assert all(math.isfinite(r.get("loss", r.get("val_loss"))) for r in rows)  # no NaN row was written
 
 
+def test_stale_temporaries_of_killed_runs_are_removed(tiny_dataset, tmp_path):
+    """A kill -9 during torch.save leaves ckpt.pt.tmp<PID>; the next run in that out_dir deletes it, but
+    never a live writer's temporary or a file that is not ours."""
+    out = tmp_path / "out"
+    out.mkdir()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # a PID that no longer runs
+    stale, live = f"ckpt.pt.tmp{dead.pid}", f"ckpt.pt.tmp{os.getpid()}"
+    others = ["ckpt.pt.tmpx1", "other.pt.tmp1", "ckpt.pt.tmp1.bak"]
+    for name in [stale, live, *others]:
+        (out / name).write_bytes(b"partial")
+    p = run(TRAIN, tiny_args(tiny_dataset, out, "--max_iters=0", "--eval_iters=1"), tmp_path)
+    notes = [line for line in p.stdout.splitlines() if "removed" in line]
+    assert len(notes) == 1 and stale in notes[0] and str(out) in notes[0], p.stdout
+    assert not (out / stale).exists()
+    assert all((out / name).exists() for name in [live, *others])
+
+
 # ---------------------------------------------------------------------------------------------------
 # end to end
 
-def test_train_then_sample(tiny_dataset, tmp_path):
-    out = tmp_path / "out"
+@pytest.fixture(scope="module")
+def trained(tiny_dataset, tmp_path_factory):
+    """(out_dir, train.py's stdout) of one 30-step tiny run, shared by the tests that only read it."""
+    tmp = tmp_path_factory.mktemp("trained")
+    out = tmp / "out"
     p = run(TRAIN, tiny_args(tiny_dataset, out, "--max_iters=30", "--eval_interval=15", "--learning_rate=3e-3",
-                             "--log_interval=10", "--analyze_interval=15"), tmp_path)
+                             "--log_interval=10", "--analyze_interval=15"), tmp)
+    return out, p
+
+
+def test_train_then_sample(trained, tmp_path):
+    out, p = trained
     assert f"try it: python sample.py --out_dir={out}" in p.stdout
     assert "parameter routing" in p.stdout and "parameters" in p.stdout
     ckpt = torch.load(out / "ckpt.pt", weights_only=True)
@@ -173,6 +209,51 @@ def test_train_then_sample(tiny_dataset, tmp_path):
     texts = [t for t in samples[0].split("---------------\n") if t]
     assert len(texts) == 2 and all(t.startswith("The ") and len(t) == len("The ") + 20 + 1 for t in texts)
     assert samples[0] == samples[1]  # same seed, same prompt (from the file) -> same text
+
+
+def _sample(capsys, out_dir, *args):
+    sample.main([f"--out_dir={out_dir}", "--start=The ", "--num_samples=2", "--max_new_tokens=40",
+                 "--dtype=float32", *args])
+    return capsys.readouterr().out
+
+
+def test_converted_checkpoint_samples_the_same_text(trained, tmp_path, capsys):
+    """convert.py --to=crms gives a compact model with the same logits; sample.py seeds right before
+    generating, so at the same seed both give the same text, greedy and with temperature."""
+    import convert
+    out, _ = trained
+    # noise on every weight: the tiny trained model's greedy text is all spaces, which would prove nothing
+    ckpt = torch.load(out / "ckpt.pt", weights_only=True)
+    noise = torch.Generator().manual_seed(0)
+    ckpt["model"] = {k: v + 0.3 * torch.randn(v.shape, generator=noise) for k, v in ckpt["model"].items()}
+    (tmp_path / "ln").mkdir()
+    torch.save(ckpt, tmp_path / "ln" / "ckpt.pt")
+    convert.main([str(tmp_path / "ln"), str(tmp_path / "crms" / "ckpt.pt"), "--to=crms"])
+    capsys.readouterr()
+    for args in (["--temperature=0"], ["--temperature=1.0", "--top_k=20", "--seed=3"]):
+        # no --data_dir: the converted checkpoint carries the tokenizer (meta) itself
+        original, converted = (_sample(capsys, tmp_path / d, *args) for d in ("ln", "crms"))
+        assert original == converted
+        assert len(set(original.split("---------------")[0])) > 10  # varied text, not one repeated character
+    assert _sample(capsys, tmp_path / "ln", "--seed=4") != _sample(capsys, tmp_path / "ln", "--seed=5")
+
+
+def test_damaged_checkpoint_is_one_line(trained, tiny_dataset, tmp_path, capsys):
+    """A truncated ckpt.pt (partial copy, full disk): train.py --init_from=resume and sample.py say in one
+    line which file is damaged and what to do, without a traceback."""
+    out, _ = trained
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    data = (out / "ckpt.pt").read_bytes()
+    (broken / "ckpt.pt").write_bytes(data[:len(data) // 2])
+    data_dir, name = tiny_dataset
+    for main, argv in ((train.main, [f"--data_dir={data_dir}", f"--dataset={name}", "--init_from=resume"]),
+                       (sample.main, [])):
+        with pytest.raises(SystemExit) as e:
+            main([f"--out_dir={broken}", *argv])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert e.value.code != 0
+        assert len(err) == 1 and str(broken / "ckpt.pt") in err[0] and "delete it" in err[0], err
 
 
 def test_init_from_local_hf_gpt2_folder(tmp_path):
