@@ -417,8 +417,8 @@ def load_checkpoint(path, device="cpu"):
         config = dict(ckpt["model_config"])
         state = {k.removeprefix("_orig_mod.").removeprefix("module."): v for k, v in ckpt["model"].items()}
     except Exception as err:  # a partial copy, a full disk, not a checkpoint at all
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ValueError(f"damaged checkpoint {path} ({reason[:120]}): delete it or restore a good copy") from None
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0].split(". ")[0][:160]
+        raise ValueError(f"damaged checkpoint {path} ({reason}): delete it or restore a good copy") from None
     compact = config.pop("compact", False) or ckpt.get("compact_crms", False)
     if compact:  # the inference model convert.py writes: (d-1)-dim stream, folded weights
         from convert import compact_crms_model
