@@ -164,7 +164,7 @@ def peak_matmul_size(dtype):
 
 
 @functools.lru_cache(maxsize=None)
-def measure_cpu_peak(dtype, threads, reps=5):
+def measure_cpu_peak(dtype, threads, reps=3):
     """Best FLOP/s of an n x n x n matmul (n = peak_matmul_size) on this CPU with `threads` threads."""
     n = peak_matmul_size(dtype)
     a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
@@ -438,7 +438,7 @@ def time_training(variants, mc, bc, device, cpu_peak=True):
     elif cpu_peak:
         for name in sorted({v.dtype for v in variants}, reverse=True):
             peaks[name] = measure_cpu_peak(getattr(torch, name), torch.get_num_threads())
-        print("CPU peak (measured n^3 matmul, best of 5): " + ", ".join(
+        print("CPU peak (measured n^3 matmul, best of 3): " + ", ".join(
             f"{k} {v / 1e9:.0f} GFLOP/s (n={peak_matmul_size(getattr(torch, k))})" for k, v in peaks.items()))
 
     runners = [Runner(v, bc, device) for v in variants]

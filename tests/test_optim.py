@@ -1,19 +1,20 @@
 """Tests for optim.py: Newton-Schulz, Muon and AuON steps against hand-written formulas, parameter routing,
-state round trips and a two-process (gloo) Muon run that must match a one-process run.
+state round trips and a two-process (gloo, forked) Muon run that must match a one-process run.
 
-Run: python -m pytest -q tests/test_optim.py   (this file doubles as the torchrun worker: --dist-worker OUT)
+Run: python -m pytest -q tests/test_optim.py
 """
 
 import io
 import math
+import multiprocessing as mp
 import os
-import subprocess
+import socket
 import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:  # works with or without tests/conftest.py, and as the torchrun worker script
+if str(REPO) not in sys.path:  # works with or without tests/conftest.py
     sys.path.insert(0, str(REPO))
 
 import pytest
@@ -435,24 +436,34 @@ def dist_train(steps=3):
     return {n: p.detach().clone() for n, p in model.named_parameters()}, sum(counted)
 
 
-def dist_worker(out_dir):
+def dist_worker(out_dir, rank, port):
+    """One of two gloo processes, forked from the test (torch already imported: no second import)."""
     import torch.distributed as dist
-    dist.init_process_group("gloo")
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
     params, n_orth = dist_train()
     torch.save({"params": params, "n_orth": n_orth, "world_size": dist.get_world_size()},
-               os.path.join(out_dir, f"rank{dist.get_rank()}.pt"))
+               os.path.join(out_dir, f"rank{rank}.pt"))
     dist.barrier()
     dist.destroy_process_group()
 
 
 def test_two_process_muon_matches_one_process(tmp_path):
-    if not torch.distributed.is_available():
-        pytest.skip("torch.distributed is not available")
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone",
-           str(Path(__file__).resolve()), "--dist-worker", str(tmp_path)]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    if not torch.distributed.is_available() or "fork" not in mp.get_all_start_methods():
+        pytest.skip("needs torch.distributed and fork")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    procs = [mp.get_context("fork").Process(target=dist_worker, args=(str(tmp_path), rank, port)) for rank in range(2)]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(timeout=120)
+    for proc in procs:
+        if proc.is_alive():  # a rank that failed leaves the other waiting in a collective
+            proc.kill()
+            proc.join()
+    assert [proc.exitcode for proc in procs] == [0, 0]
 
     ref, n_single = dist_train()
     n_muon = len(MUON_NAMES)
@@ -467,7 +478,3 @@ def test_two_process_muon_matches_one_process(tmp_path):
             torch.testing.assert_close(res["params"][name], p, atol=1e-6, rtol=0, msg=name)
     for name in ref:  # ranks agree bit for bit
         assert torch.equal(results[0]["params"][name], results[1]["params"][name]), name
-
-
-if __name__ == "__main__" and len(sys.argv) == 3 and sys.argv[1] == "--dist-worker":
-    dist_worker(sys.argv[2])
