@@ -597,7 +597,8 @@ def run_gpu_suite(bc, device, dtype):
     # 1. GPT-2 124M: MFU of the preset, crms/ln and Muon's share, timed side by side
     mc, oc, batch, _ = preset("gpt2-124m", cuda)
     bc124 = replace(bc, batch_size=batch)
-    variants = [Variant("ln adamw", mc, oc, dtype), Variant("crms adamw", replace(mc, norm="crms", zero_mean=True), oc, dtype),
+    variants = [Variant("ln adamw", mc, oc, dtype),
+                Variant("crms adamw", replace(mc, norm="crms", zero_mean=True), oc, dtype),
                 Variant("ln muon", mc, replace(oc, optimizer="muon", muon_lr=0.02), dtype)]
     print(f"\n[1/3] GPT-2 124M preset ({mc.n_layer} x {mc.n_embd}, block {mc.block_size}, batch {batch}): MFU, "
           f"crms/ln, Muon's share")

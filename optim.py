@@ -162,7 +162,10 @@ def update_scale(shape, kind):
 # Muon and AuON
 
 class Muon(torch.optim.Optimizer):
-    """MomentUm Orthogonalized by Newton-Schulz, for 2-D parameters only (see the module docstring)."""
+    """MomentUm Orthogonalized by Newton-Schulz, for 2-D parameters only. Per matrix W with gradient g:
+        buf = beta * buf + (1 - beta) * g;   u = (1 - beta) * g + beta * buf     (Nesterov)
+        O = NewtonSchulz5(u);   W *= 1 - lr * wd;   W -= lr * scale * O           (module docstring: scale)
+    """
 
     def __init__(self, params, lr=0.02, momentum=0.95, nesterov=True, weight_decay=0.0, ns_steps=5,
                  scale="rect"):
