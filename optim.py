@@ -8,10 +8,14 @@ Muon (Keller Jordan, 2024; "Muon is scalable", Moonshot 2025), for each 2-D hidd
     W  -= lr * scale * O                           scale = max(1, rows/cols)^0.5          (muon_scale=rect)
                                                    scale = 0.2 * sqrt(max(rows, cols))     (muon_scale=adamw)
 NewtonSchulz5: X = u / (||u||_F + 1e-7), transposed to be wide; 5 times X <- a X + (b A + c A^2) X with
-A = X X^T and (a, b, c) = (3.4445, -4.7750, 2.0315).
+A = X X^T and (a, b, c) = (3.4445, -4.7750, 2.0315). It runs in bf16 on CUDA and on CPUs with native bf16
+(AVX512-BF16/AMX), in float32 on other CPUs (emulated bf16 is ~25x slower there), in float64 for float64.
 
 AuON (arXiv 2509.24320) keeps Muon's momentum and replaces the orthogonalization by a cheap normalization:
-    U = u / ||u||_F;  r = sqrt(mean(cosh(U)^2));  O = U / r;  W -= lr * max(1, rows/cols)^0.5 * O
+    U = u / ||u||_F;  r = sqrt(mean(cosh(U)^2));  O = sqrt(min(rows, cols)) * U / r;  W -= lr * scale * O
+The paper's U / r has Frobenius norm ~1, so each entry would move ~sqrt(min(rows, cols)) times less than
+Muon's (20x at 384 x 384); sqrt(min(rows, cols)) is the Frobenius norm of an orthogonal U V^T, so AuON's update
+has Muon's RMS and the same muon_lr and muon_scale work for both.
 
 Routing (spec): every 2-D parameter except transformer.wte/wpe and lm_head goes to Muon/AuON; embeddings,
 the LM head, norm gains, biases and scalars go to AdamW with its own learning rate. With optimizer=adamw
@@ -22,6 +26,7 @@ i with i % world_size == rank (per shape bucket) and all_gather shares the resul
 the same update as a single process would.
 """
 
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -56,8 +61,8 @@ class OptimConfig:
         "help": "steps to warm Muon/AuON momentum linearly from 0.85 to muon_momentum (0 = no warm-up)"})
     ns_steps: int = field(default=5, metadata={"help": "Newton-Schulz iterations per Muon step"})
     muon_scale: str = field(default="rect", metadata={
-        "help": "Muon update scale: rect = max(1, rows/cols)^0.5 (lr ~0.02); adamw = 0.2*sqrt(max(rows, cols)) "
-                "(matches AdamW's update RMS, so Muon can use AdamW's lr)",
+        "help": "Muon/AuON update scale: rect = max(1, rows/cols)^0.5 (lr ~0.02); adamw = 0.2*sqrt(max(rows, cols)) "
+                "(matches AdamW's update RMS, so Muon/AuON can use AdamW's lr)",
         "choices": MUON_SCALES})
 
 
@@ -67,9 +72,6 @@ def check_config(cfg):
         raise ValueError(f"bad value {cfg.optimizer!r} for optimizer: choose from {', '.join(OPTIMIZERS)}")
     if cfg.muon_scale not in MUON_SCALES:
         raise ValueError(f"bad value {cfg.muon_scale!r} for muon_scale: choose from {', '.join(MUON_SCALES)}")
-    if cfg.optimizer == "auon" and cfg.muon_scale != "rect":
-        # AuON's update has unit Frobenius norm, not an orthogonal matrix's RMS, so the adamw scale is meaningless
-        raise ValueError(f"bad value {cfg.muon_scale!r} for muon_scale with optimizer=auon: choose from rect")
     for key in ("learning_rate", "muon_lr", "weight_decay", "grad_clip"):
         value = getattr(cfg, key)
         if not (isinstance(value, (int, float)) and value >= 0 and math.isfinite(value)):
@@ -87,17 +89,35 @@ def check_config(cfg):
 # -----------------------------------------------------------------------------
 # the two orthogonalizing maps, both batched over a leading dim of same-shape matrices
 
+@functools.lru_cache(maxsize=None)
+def cpu_has_native_bf16():
+    """True on CPUs with native bf16 dot products (AVX512-BF16 or AMX); elsewhere bf16 is emulated, ~25x slower."""
+    try:
+        return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    except AttributeError:  # older torch without the probes
+        return False
+
+
+def newton_schulz_dtype(G):
+    """bf16 where matmuls are fast in bf16 (CUDA, CPUs with native bf16), float32 elsewhere; float64 stays
+    float64 so that float64 runs are exact."""
+    if G.dtype == torch.float64:
+        return torch.float64
+    if G.device.type == "cuda" or (G.device.type == "cpu" and cpu_has_native_bf16()):
+        return torch.bfloat16
+    return torch.float32
+
+
 def zeropower_via_newtonschulz5(G, steps=5):
-    """Approximate U V^T of G = U S V^T (last two dims; leading dims are a batch).
+    """Approximate U V^T of G = U S V^T (last two dims; leading dims are a batch), returned in G's dtype.
 
     Quintic Newton-Schulz with coefficients chosen for speed, not convergence: singular values land in
     about [0.68, 1.13] after 5 steps (a tiny singular value, as in a near-singular square matrix, stays
-    small). Works in bf16 on CUDA (the tensor cores; the output is bf16) and in G's own dtype elsewhere,
-    so a float64 CPU run stays float64.
+    small). Computed in newton_schulz_dtype(G).
     """
     assert G.ndim >= 2, f"Newton-Schulz needs a matrix, got shape {tuple(G.shape)}"
     a, b, c = (3.4445, -4.7750, 2.0315)
-    X = G.bfloat16() if G.device.type == "cuda" else G.clone()
+    X = G.to(newton_schulz_dtype(G))
     # iterate on the wide orientation so A = X X^T is the small (min x min) Gram matrix
     transposed = G.size(-2) > G.size(-1)
     if transposed:
@@ -110,11 +130,13 @@ def zeropower_via_newtonschulz5(G, steps=5):
         X = a * X + B @ X
     if transposed:
         X = X.mT
-    return X
+    return X.to(G.dtype)
 
 
 def auon_direction(G, eps=1e-7):
-    """AuON's update direction U / sqrt(mean(cosh(U)^2)) with U = G / ||G||_F, per matrix of the batch.
+    """AuON's update direction sqrt(min(rows, cols)) * U / sqrt(mean(cosh(U)^2)) with U = G / ||G||_F, per
+    matrix of the batch: the paper's U / r scaled to the Frobenius norm of an orthogonal matrix, so that its
+    RMS is Muon's.
 
     Works in float32 on accelerators (r is 1 + O(1/(rows*cols)), which bf16 would round away) and in G's
     dtype on CPU.
@@ -123,7 +145,7 @@ def auon_direction(G, eps=1e-7):
     X = G.float() if G.device.type != "cpu" and G.dtype in (torch.float16, torch.bfloat16) else G
     U = X / (X.norm(dim=(-2, -1), keepdim=True) + eps)
     r = torch.cosh(U).square().mean(dim=(-2, -1), keepdim=True).sqrt()
-    return U / r
+    return math.sqrt(min(G.shape[-2:])) * U / r
 
 
 def update_scale(shape, kind):
@@ -140,7 +162,10 @@ def update_scale(shape, kind):
 # Muon and AuON
 
 class Muon(torch.optim.Optimizer):
-    """MomentUm Orthogonalized by Newton-Schulz, for 2-D parameters only (see the module docstring)."""
+    """MomentUm Orthogonalized by Newton-Schulz, for 2-D parameters only. Per matrix W with gradient g:
+        buf = beta * buf + (1 - beta) * g;   u = (1 - beta) * g + beta * buf     (Nesterov)
+        O = NewtonSchulz5(u);   W *= 1 - lr * wd;   W -= lr * scale * O           (module docstring: scale)
+    """
 
     def __init__(self, params, lr=0.02, momentum=0.95, nesterov=True, weight_decay=0.0, ns_steps=5,
                  scale="rect"):
@@ -154,83 +179,80 @@ class Muon(torch.optim.Optimizer):
                 if p.ndim != 2:
                     raise ValueError(f"{type(self).__name__} takes 2-D parameters only, got shape {tuple(p.shape)}")
 
-    def _direction(self, U, group):
-        """Orthogonalize a stack (k, rows, cols) of momentum matrices."""
-        return zeropower_via_newtonschulz5(U, steps=group["ns_steps"])
-
     @torch.no_grad()
     def step(self, closure=None):
         loss = None
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        distributed = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
-        world_size, rank = (dist.get_world_size(), dist.get_rank()) if distributed else (1, 0)
-
         for group in self.param_groups:
             params = [p for p in group["params"] if p.grad is not None]
-            if not params:
-                continue
             lr, beta, wd = group["lr"], group["momentum"], group["weight_decay"]
-
-            # 1. momentum on every rank for every matrix (grads are identical after DDP's all-reduce, and
-            #    full state on every rank keeps rank 0's checkpoint complete)
-            grads = [p.grad for p in params]
-            bufs = []
+            updates = []
             for p in params:
-                state = self.state[p]
-                if "momentum_buffer" not in state:
-                    state["momentum_buffer"] = torch.zeros_like(p)
-                bufs.append(state["momentum_buffer"])
-            torch._foreach_lerp_(bufs, grads, 1 - beta)  # buf = beta * buf + (1 - beta) * g
-            if group["nesterov"]:
-                updates = torch._foreach_lerp(grads, bufs, beta)  # u = (1 - beta) * g + beta * buf
-            else:
-                updates = bufs
-
-            # 2. orthogonalize: one batched call per shape; with several ranks each does every
-            #    world_size-th matrix of the bucket and all_gather collects the rest
-            buckets = {}
-            for i, p in enumerate(params):
-                buckets.setdefault(tuple(p.shape), []).append(i)
-            pending = []  # (shape, indices, gathered stacks or a local stack, async handle or None)
-            for shape, idx in buckets.items():
-                if not distributed:
-                    stack = self._direction(torch.stack([updates[i] for i in idx]), group)
-                    pending.append((shape, idx, stack, None))
-                    continue
-                per_rank = -(-len(idx) // world_size)  # ceil: pad so every rank sends the same size
-                mine = [updates[i] for i in idx[rank::world_size]]
-                mine += [torch.zeros_like(updates[idx[0]])] * (per_rank - len(mine))
-                local = self._direction(torch.stack(mine), group).contiguous()
-                gathered = [torch.empty_like(local) for _ in range(world_size)]
-                handle = dist.all_gather(gathered, local, async_op=True)  # overlaps the next bucket's work
-                pending.append((shape, idx, gathered, handle))
-
-            # 3. decoupled weight decay, then the scaled update, identical on every rank
-            if wd != 0:
-                torch._foreach_mul_(params, 1 - lr * wd)
-            for shape, idx, result, handle in pending:
-                if handle is None:
-                    directions = list(result.unbind(0))
+                buf = self.momentum_buffer(p)
+                buf.lerp_(p.grad, 1 - beta)                    # buf = beta * buf + (1 - beta) * g
+                if group["nesterov"]:
+                    updates.append(p.grad.lerp(buf, beta))     # u = (1 - beta) * g + beta * buf
                 else:
-                    handle.wait()
-                    # matrix idx[k] was done by rank k % world_size as its (k // world_size)-th
-                    directions = [result[k % world_size][k // world_size] for k in range(len(idx))]
-                bucket_params = [params[i] for i in idx]
-                directions = [d.to(p.dtype) for d, p in zip(directions, bucket_params)]
-                torch._foreach_add_(bucket_params, directions, alpha=-lr * update_scale(shape, group["scale"]))
+                    updates.append(buf)
+            directions = self.orthogonalize(updates, group)    # O = NewtonSchulz5(u), batched by shape
+            for p, O in zip(params, directions):
+                p.mul_(1 - lr * wd)                            # decoupled weight decay
+                p.add_(O.to(p.dtype), alpha=-lr * update_scale(p.shape, group["scale"]))  # W -= lr * scale * O
         return loss
+
+    # -- helpers of the step ----------------------------------------------------------------------
+
+    def momentum_buffer(self, p):
+        state = self.state[p]
+        if "momentum_buffer" not in state:
+            state["momentum_buffer"] = torch.zeros_like(p)
+        return state["momentum_buffer"]
+
+    def direction(self, U, group):
+        """Orthogonalize a stack (k, rows, cols) of momentum matrices (AuON overrides this)."""
+        return zeropower_via_newtonschulz5(U, steps=group["ns_steps"])
+
+    def orthogonalize(self, updates, group):
+        """direction() of every update, in order: one batched call per shape. With several processes each
+        rank does every world_size-th matrix of a shape bucket and all_gather collects the rest, so every
+        rank gets the same directions a single process would."""
+        distributed = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+        world_size, rank = (dist.get_world_size(), dist.get_rank()) if distributed else (1, 0)
+        buckets = {}
+        for i, u in enumerate(updates):
+            buckets.setdefault(tuple(u.shape), []).append(i)
+        directions = [None] * len(updates)
+        pending = []  # (indices, gathered stacks, async handle)
+        for idx in buckets.values():
+            if not distributed:
+                for i, d in zip(idx, self.direction(torch.stack([updates[i] for i in idx]), group)):
+                    directions[i] = d
+                continue
+            per_rank = -(-len(idx) // world_size)  # ceil: pad so every rank sends the same size
+            mine = [updates[i] for i in idx[rank::world_size]]
+            mine += [torch.zeros_like(updates[idx[0]])] * (per_rank - len(mine))
+            local = self.direction(torch.stack(mine), group).contiguous()
+            gathered = [torch.empty_like(local) for _ in range(world_size)]
+            handle = dist.all_gather(gathered, local, async_op=True)  # overlaps the next bucket's work
+            pending.append((idx, gathered, handle))
+        for idx, gathered, handle in pending:
+            handle.wait()
+            for k, i in enumerate(idx):  # matrix idx[k] was done by rank k % world_size as its (k // world_size)-th
+                directions[i] = gathered[k % world_size][k // world_size]
+        return directions
 
 
 class AuON(Muon):
-    """AuON (arXiv 2509.24320): Muon's momentum with U/sqrt(mean(cosh(U)^2)) instead of Newton-Schulz."""
+    """AuON (arXiv 2509.24320): Muon's step with sqrt(min(rows, cols)) U / sqrt(mean(cosh(U)^2)) instead of
+    Newton-Schulz (the module docstring says why the sqrt(min(rows, cols)))."""
 
-    def __init__(self, params, lr=0.02, momentum=0.95, nesterov=True, weight_decay=0.0):
+    def __init__(self, params, lr=0.02, momentum=0.95, nesterov=True, weight_decay=0.0, scale="rect"):
         super().__init__(params, lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay,
-                         ns_steps=0, scale="rect")
+                         ns_steps=0, scale=scale)
 
-    def _direction(self, U, group):
+    def direction(self, U, group):
         return auon_direction(U)
 
 
@@ -309,7 +331,7 @@ def build_optimizers(model, cfg, device_type):
             optimizers.append(Muon(matrix_groups, lr=cfg.muon_lr, momentum=cfg.muon_momentum,
                                    ns_steps=cfg.ns_steps, scale=cfg.muon_scale))
         else:
-            optimizers.append(AuON(matrix_groups, lr=cfg.muon_lr, momentum=cfg.muon_momentum))
+            optimizers.append(AuON(matrix_groups, lr=cfg.muon_lr, momentum=cfg.muon_momentum, scale=cfg.muon_scale))
     opt = Optimizers(optimizers, cfg, routes)
     opt.set_muon_momentum(0)
     return opt

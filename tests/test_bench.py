@@ -68,13 +68,65 @@ def test_bench_dtype_compares_nanogpt_fp32_with_the_default(tmp_path, capsys):
     assert first["dtype"] == "float32" and first["norm"] == "ln" and first["optimizer"] == "adamw"
     assert second["dtype"] == "bfloat16" and second["norm"] == "crms"
     assert set(result["peak_flops"]) == {"float32", "bfloat16"}
-    assert "nanoGPT" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "nanoGPT" in out
+    # which kind of CPU it ran on, in the JSON and beside the table
+    cpu = result["cpu"]
+    assert {"model", "vendor", "isa", "avx2", "avx512", "avx512_bf16", "amx", "native_bf16"} <= set(cpu)
+    assert cpu["native_bf16"] == (cpu["avx512_bf16"] or cpu["amx"])
+    assert cpu["model"] in out and ("no native bf16" in out) != cpu["native_bf16"]
+
+
+def test_cpu_peak_sizes_down_emulated_bf16_and_describes_the_cpu(monkeypatch):
+    for native, n_bf16 in ((False, 512), (True, 2048)):
+        monkeypatch.setattr(bench, "cpu_has_native_bf16", lambda: native)
+        assert bench.peak_matmul_size(torch.bfloat16) == n_bf16  # 2048^3 emulated bf16 takes minutes
+        assert bench.peak_matmul_size(torch.float32) == 2048
+    base = dict(model="Some CPU", vendor="Vendor", isa="AVX2", avx2=True, avx512=False)
+    plain = bench.describe_cpu({**base, "avx512_bf16": False, "amx": False, "native_bf16": False})
+    assert "Some CPU" in plain and "AVX2 (no AVX-512)" in plain and "no native bf16" in plain
+    amx = bench.describe_cpu({**base, "avx512": True, "avx512_bf16": True, "amx": True, "native_bf16": True})
+    assert "AVX-512" in amx and "native bf16 (AVX512-BF16 + AMX)" in amx and "no native" not in amx
+
+
+def test_bench_infer_compares_ln_with_its_converted_forms(tmp_path, capsys):
+    result = run_bench(tmp_path, "--compare=infer", "--gen_tokens=4")
+    rows = result["rows"]
+    assert [r["name"] for r in rows] == ["ln", "rms (converted)", "crms (converted)"]
+    for r in rows:
+        assert r["rounds"] == 2 and r["fwd_ms"] > 0 and r["gen_ms"] > 0
+        assert r["fwd_tokens_per_s"] == pytest.approx(2 * 16 / (r["fwd_ms"] / 1000))
+        assert r["gen_tokens_per_s"] == pytest.approx(4 / (r["gen_ms"] / 1000))
+        # the converted models compute the same function: same logits, same greedy text
+        assert r["max_logit_diff"] < 1e-4 and r["same_tokens"] == 1.0, r
+    assert rows[0]["fwd_ratio"] == rows[0]["gen_ratio"] == 1.0
+    out = capsys.readouterr().out
+    assert "forward" in out and "generation" in out and "crms (converted)" in out
+
+
+def test_bench_gpu_suite_runs_tiny_on_cpu(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # the suite's train.py run prepares python_docs into ./data
+    out = tmp_path / "suite.json"
+    result = bench.main(["--suite=gpu", "--threads=1", f"--json={out}"])
+    saved = json.loads(out.read_text())
+    assert saved["suite"] == "gpu" and saved["judged"] is False  # GPU targets are not judged on CPU
+    parts = saved["parts"]
+    assert [r["name"] for r in parts["gpt2_124m"]["rows"]] == ["ln adamw", "crms adamw", "ln muon"]
+    assert 0 < parts["gpt2_124m"]["muon_opt_share"] < 1 and parts["gpt2_124m"]["crms_ln_ratio"] > 0
+    llama = parts["llama_130m"]
+    assert llama["run_tokens"] == 20000 * 512 * 256 and llama["projected_hours"] > 0
+    run = parts["run_130m"]
+    assert run["falls"] and run["last_loss"] < 0.9 * run["first_loss"], run
+    assert result["parts"]["run_130m"]["iters"] == run["iters"]
+    assert "not judged" in capsys.readouterr().out
 
 
 def test_bench_refuses_bad_options_in_one_line(capsys):
-    for bad, word in ("--compare=speed", "compare"), ("--steps=0", "steps"), ("--nrom=ln", "norm"):
+    for bad, word in (("--compare=speed", "compare"), ("--steps=0", "steps"), ("--nrom=ln", "norm"),
+                      ("--suite=tpu", "suite"), ("--suite=gpu --compare=norm", "compare"),
+                      ("--compare=infer --norm_pos=post", "norm_pos")):
         with pytest.raises(SystemExit) as exit_info:
-            bench.main([bad])
+            bench.main(bad.split())
         assert exit_info.value.code == 2
         err = capsys.readouterr().err.strip()
         assert "\n" not in err and word in err, err

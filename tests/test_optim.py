@@ -1,18 +1,20 @@
 """Tests for optim.py: Newton-Schulz, Muon and AuON steps against hand-written formulas, parameter routing,
-state round trips and a two-process (gloo) Muon run that must match a one-process run.
+state round trips and a two-process (gloo, forked) Muon run that must match a one-process run.
 
-Run: python -m pytest -q tests/test_optim.py   (this file doubles as the torchrun worker: --dist-worker OUT)
+Run: python -m pytest -q tests/test_optim.py
 """
 
 import io
 import math
+import multiprocessing as mp
 import os
-import subprocess
+import socket
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:  # works with or without tests/conftest.py, and as the torchrun worker script
+if str(REPO) not in sys.path:  # works with or without tests/conftest.py
     sys.path.insert(0, str(REPO))
 
 import pytest
@@ -20,10 +22,18 @@ import torch
 import torch.nn as nn
 
 import optim
-from optim import (AuON, Muon, OptimConfig, build_optimizers, route_parameters, update_scale,
+from optim import (AuON, Muon, OptimConfig, build_optimizers, newton_schulz_dtype, route_parameters, update_scale,
                    zeropower_via_newtonschulz5)
 
 A, B, C = 3.4445, -4.7750, 2.0315
+REAL_BF16_PROBE = optim.cpu_has_native_bf16
+
+
+@pytest.fixture(autouse=True)
+def float32_newton_schulz(monkeypatch):
+    """Newton-Schulz in float32 on every CPU, so the formula tests hold to float32 precision also on CPUs
+    with native bf16 (where optim.py runs it in bf16); the dtype choice itself is tested below."""
+    monkeypatch.setattr(optim, "cpu_has_native_bf16", lambda: False)
 
 
 def quintic5(x):
@@ -143,6 +153,31 @@ def test_newton_schulz_transpose_and_batch(dtype):
     torch.testing.assert_close(batched[0], hand_newton_schulz(tall[0]), atol=1e-5, rtol=0)
 
 
+def test_newton_schulz_dtype_choice(monkeypatch):
+    cuda = SimpleNamespace(type="cuda")
+    for native in (False, True):
+        monkeypatch.setattr(optim, "cpu_has_native_bf16", lambda: native)
+        cpu32, cpu64 = torch.zeros(2, 2), torch.zeros(2, 2, dtype=torch.float64)
+        assert newton_schulz_dtype(cpu32) == (torch.bfloat16 if native else torch.float32)
+        assert newton_schulz_dtype(cpu32.bfloat16()) == (torch.bfloat16 if native else torch.float32)
+        assert newton_schulz_dtype(cpu64) == torch.float64  # exactness tests stay exact
+        assert newton_schulz_dtype(SimpleNamespace(dtype=torch.float32, device=cuda)) == torch.bfloat16
+        assert newton_schulz_dtype(SimpleNamespace(dtype=torch.float64, device=cuda)) == torch.float64
+    assert isinstance(REAL_BF16_PROBE(), bool)  # the real probe runs on this CPU
+
+
+def test_newton_schulz_in_bf16_where_native(monkeypatch):
+    # small matrices: bf16 is emulated (slow) on CPUs without AVX512-BF16/AMX
+    G = torch.randn(2, 96, 32, generator=torch.Generator().manual_seed(4))
+    O32 = zeropower_via_newtonschulz5(G)
+    monkeypatch.setattr(optim, "cpu_has_native_bf16", lambda: True)
+    O16 = zeropower_via_newtonschulz5(G)
+    assert O16.dtype == torch.float32 and O16.shape == G.shape  # returned in the input's dtype
+    assert 1e-4 < (O16 - O32).abs().max() < 0.1  # it did run in bf16: rounded, but the same map
+    S = torch.linalg.svdvals(O16.double())
+    assert S.min() >= 0.6 and S.max() <= 1.2, (S.min().item(), S.max().item())
+
+
 # -----------------------------------------------------------------------------
 # Muon and AuON steps against the formulas
 
@@ -192,9 +227,27 @@ def test_auon_steps_match_hand_written():
             u = (1 - beta) * g + beta * bufs[i]
             U = u / (torch.linalg.matrix_norm(u) + 1e-7)  # optim.py guards zero momentum with 1e-7
             r = torch.sqrt(torch.mean(torch.cosh(U) ** 2))
-            ref[i] = ref[i] * (1 - lr * wd) - lr * max(1, rows / cols) ** 0.5 * U / r
+            O = math.sqrt(min(rows, cols)) * U / r  # an orthogonal matrix's Frobenius norm: Muon's RMS
+            ref[i] = ref[i] * (1 - lr * wd) - lr * max(1, rows / cols) ** 0.5 * O
     for p, r in zip(params, ref):
         torch.testing.assert_close(p.detach(), r, atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("scale", ["rect", "adamw"])
+@pytest.mark.parametrize("shape", [(384, 384), (384, 1536), (1536, 384)])
+def test_auon_update_rms_matches_muon(shape, scale):
+    # same lr, same gradient: AuON must move the weights as far per entry as Muon (the paper's U / r alone
+    # moves them ~20x less at 384 x 384)
+    g = torch.randn(shape, generator=torch.Generator().manual_seed(6))
+    rms = {}
+    for cls in (Muon, AuON):
+        w = nn.Parameter(torch.zeros(shape))
+        w.grad = g.clone()
+        cls([w], lr=0.02, scale=scale).step()
+        rms[cls.__name__] = w.detach().pow(2).mean().sqrt().item()
+    assert rms["AuON"] == pytest.approx(rms["Muon"], rel=0.2), rms
+    if scale == "adamw":
+        assert rms["Muon"] == pytest.approx(0.02 * 0.2, rel=0.2)  # Moonshot's scale: update RMS 0.2 * lr
 
 
 def test_momentum_warmup_and_lr_multiplier():
@@ -290,7 +343,6 @@ def test_routing_on_the_real_gpt():
 @pytest.mark.parametrize("kw, words", [
     (dict(optimizer="sgd"), ["'sgd'", "adamw, muon, auon"]),
     (dict(muon_scale="big"), ["'big'", "rect, adamw"]),
-    (dict(optimizer="auon", muon_scale="adamw"), ["muon_scale", "auon"]),
     (dict(learning_rate=-1e-3), ["learning_rate", "-0.001"]),
     (dict(muon_lr=-0.02), ["muon_lr"]),
     (dict(beta2=1.0), ["beta2"]),
@@ -371,6 +423,8 @@ def dist_train(steps=3):
         return plain_ns(G, steps)
 
     optim.zeropower_via_newtonschulz5 = counting_ns
+    plain_probe = optim.cpu_has_native_bf16
+    optim.cpu_has_native_bf16 = lambda: False  # float32 here and in the torchrun workers, on any CPU
     try:
         torch.manual_seed(0)
         model = FakeGPT()
@@ -378,27 +432,38 @@ def dist_train(steps=3):
         train_steps(model, opts, torch.Generator().manual_seed(7), steps)
     finally:
         optim.zeropower_via_newtonschulz5 = plain_ns
+        optim.cpu_has_native_bf16 = plain_probe
     return {n: p.detach().clone() for n, p in model.named_parameters()}, sum(counted)
 
 
-def dist_worker(out_dir):
+def dist_worker(out_dir, rank, port):
+    """One of two gloo processes, forked from the test (torch already imported: no second import)."""
     import torch.distributed as dist
-    dist.init_process_group("gloo")
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
     params, n_orth = dist_train()
     torch.save({"params": params, "n_orth": n_orth, "world_size": dist.get_world_size()},
-               os.path.join(out_dir, f"rank{dist.get_rank()}.pt"))
+               os.path.join(out_dir, f"rank{rank}.pt"))
     dist.barrier()
     dist.destroy_process_group()
 
 
 def test_two_process_muon_matches_one_process(tmp_path):
-    if not torch.distributed.is_available():
-        pytest.skip("torch.distributed is not available")
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone",
-           str(Path(__file__).resolve()), "--dist-worker", str(tmp_path)]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    if not torch.distributed.is_available() or "fork" not in mp.get_all_start_methods():
+        pytest.skip("needs torch.distributed and fork")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    procs = [mp.get_context("fork").Process(target=dist_worker, args=(str(tmp_path), rank, port)) for rank in range(2)]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(timeout=120)
+    for proc in procs:
+        if proc.is_alive():  # a rank that failed leaves the other waiting in a collective
+            proc.kill()
+            proc.join()
+    assert [proc.exitcode for proc in procs] == [0, 0]
 
     ref, n_single = dist_train()
     n_muon = len(MUON_NAMES)
@@ -413,7 +478,3 @@ def test_two_process_muon_matches_one_process(tmp_path):
             torch.testing.assert_close(res["params"][name], p, atol=1e-6, rtol=0, msg=name)
     for name in ref:  # ranks agree bit for bit
         assert torch.equal(results[0]["params"][name], results[1]["params"][name]), name
-
-
-if __name__ == "__main__" and len(sys.argv) == 3 and sys.argv[1] == "--dist-worker":
-    dist_worker(sys.argv[2])
