@@ -66,7 +66,8 @@ torch.set_flush_denormal(True)  # denormals are ~100x slower on x86; before torc
 
 from configurator import ConfigError, config_field, parse_config, split_config  # noqa: E402
 from train import autocast_context, resolve_device, resolve_dtype  # noqa: E402  (device and dtype rules of train.py)
-from model import (GPT, GPTConfig, NORM_POSITIONS, convert_to_crms, convert_to_rms, padded_vocab,  # noqa: E402
+from convert import convert_to_crms, convert_to_rms  # noqa: E402
+from model import (GPT, GPTConfig, NORM_POSITIONS, padded_vocab,  # noqa: E402
                    peak_flops_for)
 from norms import NORM_TYPES  # noqa: E402
 from optim import OptimConfig, build_optimizers, check_config as check_optim_config, cpu_has_native_bf16  # noqa: E402

@@ -116,6 +116,7 @@ def zeropower_via_newtonschulz5(G, steps=5):
     small). Computed in newton_schulz_dtype(G).
     """
     assert G.ndim >= 2, f"Newton-Schulz needs a matrix, got shape {tuple(G.shape)}"
+    # exercise: newton_schulz
     a, b, c = (3.4445, -4.7750, 2.0315)
     X = G.to(newton_schulz_dtype(G))
     # iterate on the wide orientation so A = X X^T is the small (min x min) Gram matrix
@@ -131,6 +132,7 @@ def zeropower_via_newtonschulz5(G, steps=5):
     if transposed:
         X = X.mT
     return X.to(G.dtype)
+    # end exercise
 
 
 def auon_direction(G, eps=1e-7):

@@ -52,7 +52,7 @@ from checkpoint import (RunLog, StopSignal, fmt_duration, pretrained, remove_sta
                         save_checkpoint, set_rng_state)
 from configurator import ConfigError, config_field, parse_config, split_config  # noqa: E402
 from model import GPT, GPTConfig  # noqa: E402
-from optim import OptimConfig, build_optimizers, check_config as check_optim_config  # noqa: E402
+from optim import OptimConfig, build_optimizers, check_config as check_optim_config, cpu_has_native_bf16  # noqa: E402
 
 PRETRAINED = ("gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl")
 EVAL_SEED = 4242  # fixed, so runs with different --seed are compared on the same eval batches
@@ -387,8 +387,7 @@ def resolve_dtype(name, device_type):
     if name == "auto" and device_type == "cuda":
         return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
     if name == "auto":
-        cpu_bf16 = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()  # torch >= 2.4
-        return "bfloat16" if device_type == "cpu" and cpu_bf16 else "float32"
+        return "bfloat16" if device_type == "cpu" and cpu_has_native_bf16() else "float32"
     if name == "float64" and device_type == "mps":
         raise ValueError("bad value 'float64' for dtype on mps: MPS has no float64 (choose from auto, float32, "
                          "bfloat16, float16)")
