@@ -205,16 +205,19 @@ class Block(nn.Module):
 
     def sublayer(self, x, f, norm, norm_out):
         """One residual sublayer, f = attention or MLP: the placement table of the module docstring."""
-        s = self.depth_scale
         if self.pos == "pre":
-            return x + f(s * norm(x))
+            return x + f(self.scaled(norm(x)))
         if self.pos in ("sandwich", "peri"):
-            return x + norm_out(f(s * norm(x)))
+            return x + norm_out(f(self.scaled(norm(x))))
         if self.pos == "reorder":
             return x + norm_out(f(x))
         if self.pos == "post":
             return norm(x + f(x))
         return norm(self.alpha * x + f(x))  # deepnorm
+
+    def scaled(self, h):
+        """s_l * h, LayerNorm Scaling of a norm output feeding a sublayer (no multiply when it is off)."""
+        return h if self.depth_scale == 1.0 else self.depth_scale * h
 
 
 class GPT(nn.Module):

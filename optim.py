@@ -324,8 +324,8 @@ def build_optimizers(model, cfg, device_type):
 
     optimizers = []
     if adamw_groups:
-        # fused kernels on CUDA; the multi-tensor (foreach) path elsewhere
-        fused = device_type == "cuda"
+        # fused kernels on CUDA and CPU (on CPU 6x faster than the foreach path: ~1% of the 6x384 step)
+        fused = device_type in ("cuda", "cpu")
         optimizers.append(torch.optim.AdamW(adamw_groups, lr=cfg.learning_rate, betas=(cfg.beta1, cfg.beta2),
                                             fused=fused, foreach=None if fused else True))
     if matrix_groups:
