@@ -293,7 +293,7 @@ def test_routing_adamw_decays_only_matrices():
     opts = build(model, optimizer="adamw")
     assert len(opts.optimizers) == 1 and isinstance(opts.optimizers[0], torch.optim.AdamW)
     adamw = opts.optimizers[0]
-    assert adamw.defaults["foreach"] is True and not adamw.defaults["fused"]
+    assert adamw.defaults["fused"] is True  # fused on CPU too (build(...) builds for "cpu")
     assert adamw.defaults["betas"] == (0.9, 0.95)
     for g in adamw.param_groups:
         assert g["lr"] == 1e-3
