@@ -260,8 +260,11 @@ def main(argv=None):
         log_train_losses(stopping=True)  # never save an iteration whose loss was not checked
         saved = save()
         if master:
-            what = f"saved {ckpt_path} at iter {iter_num}" if saved else f"{ckpt_path} is at iter {last_saved_iter}"
-            print(f"interrupted: {what}; continue with --init_from=resume --out_dir={tc.out_dir}", flush=True)
+            if tc.save_checkpoint:
+                what = f"saved {ckpt_path} at iter {iter_num}" if saved else f"{ckpt_path} is at iter {last_saved_iter}"
+                print(f"interrupted: {what}; continue with --init_from=resume --out_dir={tc.out_dir}", flush=True)
+            else:
+                print(f"interrupted at iter {iter_num} (save_checkpoint=False: nothing was saved)", flush=True)
         if ddp:
             dist.destroy_process_group()
         sys.exit(128 + signum)
