@@ -4,7 +4,12 @@ Run a named ablation study as a sequence of train.py runs, analyze each run, and
     python ablate.py norm  --scale=cpu                 # ln vs rms vs rms+zero_mean vs crms (Jiang et al. 2023)
     python ablate.py depth --scale=cpu --depths=6,12   # pre/post/mix/LNS/sandwich/peri/deepnorm (Curse of Depth, Mix-LN)
     python ablate.py optim --scale=cpu                 # adamw, muon, muon+ss, muon+ss+emb_proj (OSP)
+    python ablate.py depth --scale=cpu_deep            # pre/LNS/mix/post, 24 x 64, 800 steps, 2 seeds (~32 min)
     python ablate.py depth --scale=130m --dry_run      # commands, tokens, FLOPs, H100 hours at 40% MFU
+
+At --scale=cpu_deep (depth study only) every configuration runs with two seeds; results.md adds their mean and
+spread (max - min) and, from train.py's --analyze_interval eval rows, the share of removable blocks and the
+stream growth rms(x_L)/rms(x_0) over training (trajectories.png), plus the final per-layer profiles (profiles.png).
 
 At --scale=130m the depth study writes the paper's C4 perplexity (Sun et al. 2025, Table 1) beside ours for
 the runs that have one (12 layers on c4: pre, post, mix, pre_lns, deepnorm).
@@ -34,7 +39,7 @@ import time
 from dataclasses import dataclass, field
 
 STUDIES = ("norm", "depth", "optim")
-SCALES = ("cpu", "130m")
+SCALES = ("cpu", "cpu_deep", "130m")
 
 # CPU preset: a char-level model small enough that each whole study fits the time in its comment on
 # 2 (shared) CPU cores; float32 so that the norm study's differences are float32 rounding only.
@@ -50,6 +55,14 @@ CPU_STUDY = {
     "depth": dict(max_iters=200, **LLAMA),                           # 7 variants x depths 6, 12: ~17-20 min
     "optim": dict(max_iters=400, muon_momentum_warmup=50, **LLAMA),  # 4 runs, ~8 min
 }
+# cpu_deep (depth study only): deep and narrow enough for the curse of depth to show on one CPU thread
+# (issue 11, item 5): 24 layers x 64 wide, 800 steps, two seeds of the four configurations the papers compare;
+# quick_metrics every 100 steps tracks the removable-block share and the stream growth over training.
+# Batch 12 x 64 characters keeps a run at ~4 minutes on one AVX2 thread (8 runs: ~32 minutes).
+DEEP_BASE = dict(CPU_BASE, **LLAMA, n_layer=24, n_head=4, n_embd=64, block_size=64, batch_size=12, max_iters=800,
+                 warmup_iters=80, eval_interval=100, eval_iters=4, analyze_interval=100)
+DEEP_VARIANTS = ("pre", "pre_lns", "mix", "post")
+DEEP_SEEDS = (1337, 1338)
 # 130M preset: the LLaMA-130M setup of the Curse-of-Depth / Mix-LN papers (config/llama-130m.py) on one GPU
 BIG_CONFIG = "config/llama-130m.py"
 BIG_BASE = dict(dataset="c4", always_save_checkpoint=True)  # the papers' data: prepare.py c4
@@ -61,8 +74,9 @@ PAPER_SOURCE = "Sun et al. 2025, The Curse of Depth in LLMs, Table 1 (C4 val ppl
 # --dry_run projection: H100 SXM dense bf16 peak at a stated model FLOPs utilization
 H100_PEAK_FLOPS = 989e12
 DRY_RUN_MFU = 0.40
-ANALYSIS = {"cpu": dict(batches=2, batch_size=8), "130m": dict(batches=8, batch_size=16)}
-DEFAULT_DEPTHS = {"cpu": [6, 12], "130m": [12]}
+ANALYSIS = {"cpu": dict(batches=2, batch_size=8), "cpu_deep": dict(batches=2, batch_size=8),
+            "130m": dict(batches=8, batch_size=16)}
+DEFAULT_DEPTHS = {"cpu": [6, 12], "cpu_deep": [24], "130m": [12]}
 EXACTNESS_TEST = "tests/test_model.py::test_pre_ln_rms_crms_train_identically"
 
 
@@ -103,18 +117,25 @@ def variants(study):
 def plan(study, scale, depths, overrides):
     """The runs of a study at a scale; overrides (--set) are applied to every run last."""
     names = variants(study)
+    seeds = [None]
     if scale == "cpu":
         config_file, base = None, {**CPU_BASE, **CPU_STUDY[study]}
+    elif scale == "cpu_deep":
+        if study != "depth":
+            raise SystemExit(f"bad scale 'cpu_deep' for the {study} study: it is for the depth study only "
+                             f"(choose cpu or 130m)")
+        config_file, base, seeds = None, dict(DEEP_BASE), DEEP_SEEDS
+        names = [v for v in names if v[0] in DEEP_VARIANTS]
     elif scale == "130m":
         config_file, base = BIG_CONFIG, {**BIG_BASE, **BIG_STUDY[study]}
     else:
         raise SystemExit(f"bad scale '{scale}': choose from {', '.join(SCALES)}")
     runs = []
     for L in (depths or DEFAULT_DEPTHS[scale]) if study == "depth" else [None]:
-        for name, label, args in names:
-            a = {**base, **args, **({"n_layer": L} if L else {}), **overrides}
-            suffix = f"_L{L}" if L else ""
-            extra = {}
+        for seed, (name, label, args) in ((s, v) for s in seeds for v in names):  # seed outer: one whole seed first
+            a = {**base, **args, **({"n_layer": L} if L else {}), **({"seed": seed} if seed else {}), **overrides}
+            suffix = (f"_L{L}" if L else "") + (f"_s{seed}" if seed else "")
+            extra = {"config": name + (f"_L{L}" if L else "")} if seed else {}
             if scale == "130m" and study == "depth" and name in PAPER_PPL_130M and a.get("n_layer", 12) == 12 \
                     and a.get("dataset") == "c4":  # the paper's number only where the setup is the paper's
                 extra = {"paper_val_ppl": PAPER_PPL_130M[name]}
@@ -458,6 +479,159 @@ def plot_study(runs, metrics, runs_dir, results_dir, study):
     return paths
 
 
+# seeds of one configuration (cpu_deep): mean and spread, and the quick metrics over training
+
+DROP_THRESHOLD = 0.01  # a block is "removable" when dropping it raises the loss by less than 1% (analyze.py's share)
+TRACKED = ("val_loss", "drop_share_lt1pct", "rms_growth", "ang_adjacent", "drop_max_rel")  # eval-row keys
+
+
+def by_config(runs):
+    """{config: [runs]} for runs that carry a seed (extra["config"]), in plan order."""
+    groups = {}
+    for run in runs:
+        if "config" in run.extra:
+            groups.setdefault(run.extra["config"], []).append(run)
+    return groups
+
+
+def mean_spread(values):
+    """(mean, max - min) of the finite values, (None, None) when there are none."""
+    values = [v for v in values if v is not None and math.isfinite(v)]
+    if not values:
+        return None, None
+    return sum(values) / len(values), max(values) - min(values)
+
+
+def trajectory(out_dir):
+    """The eval rows that carry analyze.quick_metrics (train.py --analyze_interval): {key: [values]} by iter."""
+    rows = [r for r in read_log(out_dir)[1] if "drop_share_lt1pct" in r]
+    return {"iter": [r["iter"] for r in rows], **{k: [r.get(k) for r in rows] for k in TRACKED}}
+
+
+def deep_half_removable(out_dir):
+    """Share of the deeper half of the blocks (l >= L/2) whose removal costs < 1%: the papers' claim is about
+    deep blocks. None without the run's analysis.json."""
+    path = os.path.join(out_dir, "analysis.json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        rel = json.load(f)["layer_drop"]["rel"]
+    deep = rel[len(rel) // 2:]
+    return sum(r < DROP_THRESHOLD for r in deep) / len(deep)
+
+
+def seed_summary(runs, metrics, runs_dir):
+    """Per configuration: the seeds' final numbers (mean and spread) and their mean trajectory."""
+    out = {}
+    for config, group in by_config(runs).items():
+        ms = [metrics[r.name] for r in group]
+        a = [m.get("analysis", {}) for m in ms]
+        final = {
+            "val_loss": [m.get("val_loss") for m in ms],
+            "drop_share_lt1pct": [x.get("drop_share_lt1pct") for x in a],
+            "rms_growth_deep": [x.get("rms_growth_deep") for x in a],
+            "rms_growth": [x.get("rms_growth") for x in a],
+            "ang_adjacent": [x.get("ang_adjacent") for x in a],
+            "grad_norm_first_over_last": [x.get("grad_norm_first_over_last") for x in a],
+            "grad_norm_cv": [x.get("grad_norm_cv") for x in a],
+            "deep_half_removable": [deep_half_removable(os.path.join(runs_dir, r.name)) for r in group],
+        }
+        trajs = [trajectory(os.path.join(runs_dir, r.name)) for r in group]
+        iters = sorted(set().union(*(t["iter"] for t in trajs)))
+        mean_traj = {"iter": iters}
+        for k in TRACKED:  # mean over the seeds that reached each evaluation
+            mean_traj[k] = [mean_spread([t[k][t["iter"].index(i)] for t in trajs if i in t["iter"]])[0]
+                            for i in iters]
+        out[config] = {"label": group[0].label, "seeds": [r.args.get("seed") for r in group],
+                       "runs": [r.name for r in group],
+                       "final": {k: {"values": v, "mean": mean_spread(v)[0], "spread": mean_spread(v)[1]}
+                                 for k, v in final.items()},
+                       "trajectory": mean_traj, "trajectory_per_seed": trajs}
+    return out
+
+
+def seed_tables(summary, n_layer):
+    """Markdown: final numbers as mean (spread = max - min over seeds), then the share and growth over training."""
+    def ms(entry, digits):
+        if entry["mean"] is None:
+            return "-"
+        return f"{entry['mean']:.{digits}f} ({entry['spread']:.{digits}f})"
+    rows = []
+    for config, s in summary.items():
+        f = s["final"]
+        share = f["drop_share_lt1pct"]
+        blocks = "-" if share["mean"] is None else f"{share['mean'] * n_layer:.1f} of {n_layer}"
+        rows.append([config, s["label"], len(s["seeds"]), ms(f["val_loss"], 4), ms(share, 2), blocks,
+                     ms(f["deep_half_removable"], 2),
+                     ms(f["rms_growth_deep"], 2), ms(f["rms_growth"], 2), ms(f["ang_adjacent"], 3),
+                     ms(f["grad_norm_first_over_last"], 2), ms(f["grad_norm_cv"], 2)])
+    md = ["## mean over seeds (spread = max - min)", "",
+          table(["config", "setting", "seeds", "final val loss", "removable share (drop < 1%)", "removable blocks",
+                 "removable share, deeper half", "rms x_L/x_1", "rms x_L/x_0", "adjacent ang. dist", "grad norm first/last", "grad norm CV"], rows), ""]
+    iters = sorted(set().union(*(s["trajectory"]["iter"] for s in summary.values()))) if summary else []
+    for key, title, digits in (("drop_share_lt1pct", "removable share (drop < 1%, one val batch)", 2),
+                               ("rms_growth", "stream growth rms(x_L)/rms(x_0) (one val batch)", 2),
+                               ("val_loss", "val loss", 3)):
+        rows = []
+        for config, s in summary.items():
+            t = s["trajectory"]
+            by_iter = dict(zip(t["iter"], t[key]))
+            rows.append([config] + [f4(by_iter.get(i), digits) for i in iters])
+        md += [f"## over training: {title}, mean over seeds", "", table(["config"] + [str(i) for i in iters], rows), ""]
+    return md
+
+
+def plot_seeds(summary, runs_dir, results_dir):
+    """trajectories.png (share, growth and val loss over training) and profiles.png (final per-layer profiles)."""
+    import analyze
+    plt = analyze.pyplot()
+    paths = []
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.2))
+    for k, (config, s) in enumerate(summary.items()):
+        color = f"C{k}"
+        for key, ax in zip(("drop_share_lt1pct", "rms_growth", "val_loss"), axes):
+            for t in s["trajectory_per_seed"]:  # thin: each seed; thick: their mean
+                ax.plot(t["iter"], t[key], "-", color=color, lw=0.7, alpha=0.5)
+            ax.plot(s["trajectory"]["iter"], s["trajectory"][key], "o-", color=color, ms=3, lw=1.8, label=s["label"])
+    axes[0].set(xlabel="iteration", ylabel="share of blocks", title="removable blocks (drop costs < 1% of the loss)")
+    axes[1].set(xlabel="iteration", ylabel="rms(x_L) / rms(x_0)", yscale="log", title="residual stream growth")
+    axes[2].set(xlabel="iteration", ylabel="val loss", title="val loss")
+    finals = [v for s in summary.values() for v in s["final"]["val_loss"]["values"] if v is not None]
+    if finals:  # the first evaluations, near ln(vocab), would flatten the rest
+        axes[2].set_ylim(min(finals) - 0.1, min(finals) + 1.0)
+    for ax in axes:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    paths.append(os.path.join(results_dir, "trajectories.png"))
+    fig.savefig(paths[-1], dpi=100)
+    plt.close(fig)
+    # final per-layer profiles, mean over seeds: stream rms, layer-drop cost, per-block gradient norm
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.2))
+    for k, (config, s) in enumerate(summary.items()):
+        res = [json.load(open(os.path.join(runs_dir, name, "analysis.json"))) for name in s["runs"]
+               if os.path.exists(os.path.join(runs_dir, name, "analysis.json"))]
+        if not res:
+            continue
+        mean = lambda rows: [sum(col) / len(col) for col in zip(*rows)]  # noqa: E731 (over seeds)
+        axes[0].plot(mean([r["rms"] for r in res]), "o-", ms=3, color=f"C{k}", label=s["label"])
+        axes[1].plot([100 * v for v in mean([r["layer_drop"]["rel"] for r in res])], "o-", ms=3, color=f"C{k}",
+                     label=s["label"])
+        axes[2].plot(mean([r["grad_norm"] for r in res]), "o-", ms=3, color=f"C{k}", label=s["label"])
+    axes[0].set(xlabel="hidden state l (0 = embedding output)", ylabel="rms(x_l)", yscale="log",
+                title="residual stream after training")
+    axes[1].axhline(100 * DROP_THRESHOLD, color="k", lw=0.8, ls="--")
+    axes[1].set(xlabel="removed block", ylabel="val loss increase (%, symlog)", title="layer drop (dashed: 1%)")
+    axes[1].set_yscale("symlog", linthresh=1.0)
+    axes[2].set(xlabel="block", ylabel="gradient norm", yscale="log", title="per-block gradient norm")
+    for ax in axes:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    paths.append(os.path.join(results_dir, "profiles.png"))
+    fig.savefig(paths[-1], dpi=100)
+    plt.close(fig)
+    return paths
+
+
 def write_results(study, scale, runs, records, runs_dir, results_dir, commands, wall, exact=None):
     os.makedirs(results_dir, exist_ok=True)
     metrics = {r.name: run_metrics(r, records.get(r.name, {"cmd": ""}), os.path.join(runs_dir, r.name))
@@ -507,8 +681,17 @@ def write_results(study, scale, runs, records, runs_dir, results_dir, commands, 
             md += [f"Exactness proof in float64: `pytest {exact['test']}` -> {exact['summary']} "
                    f"(exit {exact['returncode']}); it trains ln, rms+zero_mean and crms for 50 steps with AdamW "
                    "and Muon and requires |loss difference| <= 1e-9 at every step.", ""]
+    plots = []
+    if by_config(runs):  # several seeds per configuration (cpu_deep): their mean, spread and trajectories
+        seeds = seed_summary(runs, metrics, runs_dir)
+        extra["by_config"] = seeds
+        md += seed_tables(seeds, int(runs[0].args.get("n_layer", 0)))
+        md += ["Removable share: blocks whose removal raises the loss by < 1% (final: the analysis batches; over "
+               "training: one val batch of train.py's quick_metrics). rms x_L/x_0 over training uses the "
+               "embedding output as reference (quick_metrics); the final x_L/x_1 leaves the embedding's scale out.", ""]
+        plots = plot_seeds(seeds, runs_dir, results_dir)
     md += ["## plots", ""] + [f"![{os.path.basename(p)}]({os.path.basename(p)})"
-                              for p in plot_study(runs, metrics, runs_dir, results_dir, study)]
+                              for p in plots + plot_study(runs, metrics, runs_dir, results_dir, study)]
     with open(os.path.join(results_dir, "results.md"), "w") as f:
         f.write("\n".join(md) + "\n")
     summary = {"study": study, "scale": scale, "command": commands, "wall_s": wall, "runs_dir": runs_dir,
@@ -550,8 +733,10 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     ap = _Parser(description="Run an ablation study (train.py runs + analyze.py) and write results/<study>_<scale>/.")
     ap.add_argument("study", choices=STUDIES, help="norm | depth | optim")
-    ap.add_argument("--scale", default="cpu", choices=SCALES, help="cpu (minutes on 2 cores) or 130m (one GPU)")
-    ap.add_argument("--depths", default=None, help="depth study: comma-separated n_layer values (cpu: 6,12; 130m: 12)")
+    ap.add_argument("--scale", default="cpu", choices=SCALES,
+                    help="cpu (minutes on 2 cores), cpu_deep (depth: 24 layers, 2 seeds, ~32 min) or 130m (one GPU)")
+    ap.add_argument("--depths", default=None,
+                    help="depth study: comma-separated n_layer values (cpu: 6,12; cpu_deep: 24; 130m: 12)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="train.py override for every run (repeatable)")
     ap.add_argument("--runs_dir", default=None, help="run folders (default ablations/<study>_<scale>)")
@@ -609,7 +794,7 @@ def main(argv=None):
     device = analyze.pick_device(args.device)
     t0 = time.time()
     todo = [r for r in runs if not args.only or r.name in wanted]
-    threads = args.threads if args.threads is not None else (1 if args.scale == "cpu" else 0)
+    threads = args.threads if args.threads is not None else (1 if args.scale.startswith("cpu") else 0)
     if threads:
         import torch
         torch.set_num_threads(threads)  # the analysis in this process, too

@@ -1,4 +1,5 @@
-"""Tests for ablate.py's data preparation and the 130M study's paper numbers and dry run (no training)."""
+"""Tests for ablate.py's data preparation, the 130M study's paper numbers and dry run, and the cpu_deep study's
+plan and seed tables (no training)."""
 import io
 import os
 import sys
@@ -88,3 +89,90 @@ def test_paper_numbers_only_for_the_papers_setup_and_in_the_table():
     sandwich = [c.strip() for c in lines[3].strip("|").split("|")]
     k = header.index("paper val ppl")
     assert header[k - 1] == "val ppl" and pre[k - 1] == "27.11" and pre[k] == "26.73" and sandwich[k] == "-"
+
+
+# --------------------------------------------------------------------------------------------
+# cpu_deep: the 24-layer, two-seed depth study (issue 11, item 5)
+
+def test_cpu_deep_plan_has_four_configs_two_seeds_24_layers_800_steps():
+    runs = ablate.plan("depth", "cpu_deep", None, {})
+    assert len(runs) == 8
+    got = {(r.extra["config"], r.args["seed"]) for r in runs}
+    assert got == {(c, s) for c in ("pre_L24", "pre_lns_L24", "mix_L24", "post_L24") for s in (1337, 1338)}
+    assert len({r.name for r in runs}) == 8 and all(r.name == f"{r.extra['config']}_s{r.args['seed']}" for r in runs)
+    assert [r.args["seed"] for r in runs[:4]] == [1337] * 4  # one whole seed first: a cut-short study has every config
+    for r in runs:
+        a = r.args
+        assert a["n_layer"] == 24 and a["max_iters"] >= 800 and a["dataset"] == "corpus_char"
+        assert a["analyze_interval"] > 0 and a["analyze_interval"] % a["eval_interval"] == 0
+        assert a["max_iters"] // a["analyze_interval"] >= 4  # the trends need several points over training
+        assert a["n_embd"] % a["n_head"] == 0 and a["norm"] == "rms" and a["tie_embeddings"] is False
+    by = {r.extra["config"]: r.args for r in runs}
+    assert by["pre_lns_L24"]["depth_scale"] is True and by["pre_lns_L24"]["norm_pos"] == "pre"
+    assert by["pre_L24"]["depth_scale"] is False and by["mix_L24"]["norm_pos"] == "mix"
+    assert by["post_L24"]["norm_pos"] == "post"
+    # the other scales keep their plans: one run per variant and depth, no seed in the names
+    cpu = ablate.plan("depth", "cpu", None, {})
+    assert len(cpu) == 14 and all("config" not in r.extra and "_s" not in r.name and r.args["seed"] == 1337 for r in cpu)
+    with pytest.raises(SystemExit, match="cpu_deep"):
+        ablate.plan("norm", "cpu_deep", None, {})
+
+
+def _fake_run(out_dir, L, val_loss, share, growth, seed_shift):
+    """log.jsonl with quick_metrics eval rows and an analysis.json as analyze.py writes them."""
+    import json
+    os.makedirs(out_dir)
+    with open(os.path.join(out_dir, "log.jsonl"), "w") as f:
+        for it in (0, 100, 200):
+            f.write(json.dumps({"iter": it + 9, "loss": 3.0 - it / 1000, "ms": 10.0}) + "\n")
+            loss = val_loss + (200 - it) / 1000  # the last evaluation gives val_loss
+            f.write(json.dumps({"iter": it, "train_loss": loss, "val_loss": loss, "drop_share_lt1pct": share * it / 200,
+                                "rms_growth": 1 + growth * it / 200, "ang_adjacent": 0.1, "drop_max_rel": 0.5}) + "\n")
+    rel = [0.5] + [0.005 + seed_shift] * (L - 1)
+    rms = [0.1] + [1.0 + growth * l / L for l in range(1, L + 1)]
+    analysis = {"angular_last": [[0.1 if l + n < L else None for n in range(L)] for l in range(L)],
+                "layer_drop": {"rel": rel}, "rms": rms, "grad_norm": [1.0 + l for l in range(L)],
+                "kurtosis_raw": [0.0] * (L + 1),
+                "summary": {"drop_share_lt1pct": share, "drop_max_rel": 0.5, "ang_adjacent": 0.1,
+                            "rms_growth_deep": rms[-1] / rms[1], "rms_growth": rms[-1] / rms[0],
+                            "grad_norm_first_over_last": 1 / L, "grad_norm_cv": 0.3, "kurtosis_mean": 0.0,
+                            "kurtosis_raw_mean": 0.0}}
+    with open(os.path.join(out_dir, "analysis.json"), "w") as f:
+        json.dump(analysis, f)
+    return analysis
+
+
+def test_cpu_deep_results_give_seed_mean_spread_and_trajectories(tmp_path):
+    import json
+    L = 4
+    runs = ablate.plan("depth", "cpu_deep", [L], {})
+    runs_dir, results_dir = str(tmp_path / "runs"), str(tmp_path / "results")
+    configs = list(dict.fromkeys(r.extra["config"] for r in runs))
+    records = {}
+    for r in runs:
+        k, s = configs.index(r.extra["config"]), [1337, 1338].index(r.args["seed"])
+        a = _fake_run(os.path.join(runs_dir, r.name), L, val_loss=2.0 + 0.1 * k + 0.02 * s,
+                      share=[0.25, 0.75][s] if k == 0 else 0.0, growth=float(k + 1), seed_shift=0.0)
+        records[r.name] = {"cmd": f"python train.py {r.name}", "wall_s": 10.0, "analysis": a}
+    summary = ablate.write_results("depth", "cpu_deep", runs, records, runs_dir, results_dir,
+                                   "python ablate.py depth --scale=cpu_deep", 80.0)
+    by = summary["by_config"]
+    assert list(by) == configs and all(len(v["seeds"]) == 2 for v in by.values())
+    first = by[configs[0]]["final"]
+    assert first["val_loss"]["mean"] == pytest.approx(2.01) and first["val_loss"]["spread"] == pytest.approx(0.02)
+    assert first["drop_share_lt1pct"]["mean"] == pytest.approx(0.5)
+    assert first["drop_share_lt1pct"]["spread"] == pytest.approx(0.5)
+    assert by[configs[1]]["final"]["drop_share_lt1pct"]["mean"] == 0.0
+    assert first["deep_half_removable"]["values"] == [1.0, 1.0]  # rel = [0.5, 0.005, 0.005, 0.005]: blocks 2, 3
+    traj = by[configs[0]]["trajectory"]
+    assert traj["iter"] == [0, 100, 200] and traj["drop_share_lt1pct"] == pytest.approx([0.0, 0.25, 0.5])
+    assert by[configs[2]]["trajectory"]["rms_growth"] == pytest.approx([1.0, 2.5, 4.0])
+    md = open(os.path.join(results_dir, "results.md")).read()
+    assert "## mean over seeds (spread = max - min)" in md
+    row = next(line for line in md.splitlines() if line.startswith(f"| {configs[0]} |"))
+    assert "2.0100 (0.0200)" in row and "0.50 (0.50)" in row and "2.0 of 4" in row
+    assert "## over training: removable share" in md and "| 0 | 100 | 200 |" in md
+    for png in ("trajectories.png", "profiles.png", "loss_curves.png"):
+        assert os.path.getsize(os.path.join(results_dir, png)) > 1000 and f"]({png})" in md
+    with open(os.path.join(results_dir, "summary.json")) as f:
+        assert json.load(f)["by_config"][configs[0]]["final"]["val_loss"]["values"] == pytest.approx([2.0, 2.02])
