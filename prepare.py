@@ -114,12 +114,17 @@ def write_shard(path, tokens):
         raise ValueError(f"write_shard {path}: token ids must fit uint16 (0..65535), got {tokens.min()}..{tokens.max()}")
     header = np.zeros(HEADER_INTS, dtype=np.int32)
     header[0], header[1], header[2] = MAGIC, VERSION, tokens.size
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".bin", dir=folder)
+    write_atomically(path, [header.tobytes(), tokens.astype(np.uint16, copy=False).tobytes()], suffix=".bin")
+
+
+def write_atomically(path, chunks, prefix=".tmp-", suffix=""):
+    """Write the byte chunks to path through a temp file in the same folder and a rename: a crash or a full
+    disk never leaves half a file under the real name."""
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=os.path.dirname(os.path.abspath(path)))
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(header.tobytes())
-            f.write(tokens.astype(np.uint16, copy=False).tobytes())
+            for chunk in chunks:
+                f.write(chunk)
         os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException:
@@ -587,16 +592,7 @@ def download_book(book, cache_dir):
                          f"({book.title}); nothing was written. A damaged download: try again; a revised ebook: pass "
                          f"your copy as --input FOLDER_OR_FILE named {book.name}.txt (the data then differs from the README's)")
     os.makedirs(cache_dir, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{book.name}.tmp-", dir=cache_dir)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o666 & ~_UMASK)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    write_atomically(path, [data], prefix=f".{book.name}.tmp-")
     return path
 
 
