@@ -62,9 +62,15 @@ def save_checkpoint(path, model, optimizers, cfg, iter_num, best_val_loss, datas
         "dataset": dataset,
         "meta": meta,  # tokenizer description, so sample.py works without the data folder
     }
+    save_atomically(ckpt, path)
+
+
+def save_atomically(obj, path):
+    """torch.save through a temporary file and a rename: a crash, kill or full disk never leaves half a
+    checkpoint under the real name (and remove_stale_temporaries cleans up after a kill -9)."""
     tmp = temporary_path(path)
     try:
-        torch.save(ckpt, tmp)
+        torch.save(obj, tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

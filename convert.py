@@ -23,6 +23,7 @@ from dataclasses import asdict, replace
 import torch
 import torch.nn as nn
 
+from checkpoint import save_atomically
 from model import GPT, load_checkpoint, padded_vocab
 from norms import CRMSNorm
 
@@ -81,7 +82,7 @@ def convert_to_rms(model):
     else:
         for k in ("transformer.wte.weight", "transformer.wpe.weight"):
             if k in sd:
-                sd[k] = sd[k] - sd[k].mean(dim=1, keepdim=True)  # centre each embedding vector
+                sd[k] = centred(sd[k].t())[0].t()  # centre each embedding vector (a row of the table)
     for i in range(c.n_layer):
         for proj in (f"transformer.h.{i}.attn.c_proj", f"transformer.h.{i}.mlp.c_proj"):
             w, b = centred(sd[proj + ".weight"], sd.get(proj + ".bias"))
@@ -159,13 +160,7 @@ def main(argv=None):
            "meta": ckpt.get("meta"),  # the tokenizer: sample.py works without the data folder
            "converted_from": src}
     os.makedirs(os.path.dirname(os.path.abspath(args.ckpt_out)), exist_ok=True)
-    tmp = f"{args.ckpt_out}.tmp{os.getpid()}"
-    try:
-        torch.save(out, tmp)
-        os.replace(tmp, args.ckpt_out)  # atomic: a crash never leaves half a checkpoint
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    save_atomically(out, args.ckpt_out)
     n_old, n_new = model.num_params(), new.num_params()
     print(f"wrote {args.ckpt_out}: norm={new.config.norm}{' (compact)' if args.to == 'crms' else ''} "
           f"({n_old:,} -> {n_new:,} parameters)")
