@@ -67,6 +67,8 @@ DEEP_SEEDS = (1337, 1338)
 BIG_CONFIG = "config/llama-130m.py"
 BIG_BASE = dict(dataset="c4", always_save_checkpoint=True)  # the papers' data: prepare.py c4
 BIG_STUDY = {"norm": {}, "depth": {}, "optim": {}}
+# the papers' DeepNorm row ran their code's variant (alpha 2*sqrt(2), xavier gain (8L)^(1/4)): model.deepnorm_init
+BIG_DEEPNORM = dict(deepnorm_variant="papers_code")
 # Published C4 validation perplexity of the 130M depth-study runs (12 layers): Sun et al. 2025, "The Curse of
 # Depth in Large Language Models", Table 1 (Mix-LN's paper reports the same setup); written beside ours.
 PAPER_PPL_130M = {"post": 26.95, "deepnorm": 27.17, "mix": 26.07, "pre": 26.73, "pre_lns": 25.76}
@@ -133,7 +135,9 @@ def plan(study, scale, depths, overrides):
     runs = []
     for L in (depths or DEFAULT_DEPTHS[scale]) if study == "depth" else [None]:
         for seed, (name, label, args) in ((s, v) for s in seeds for v in names):  # seed outer: one whole seed first
-            a = {**base, **args, **({"n_layer": L} if L else {}), **({"seed": seed} if seed else {}), **overrides}
+            papers_code = BIG_DEEPNORM if scale == "130m" and args.get("norm_pos") == "deepnorm" else {}
+            a = {**base, **args, **papers_code, **({"n_layer": L} if L else {}), **({"seed": seed} if seed else {}),
+                 **overrides}
             suffix = (f"_L{L}" if L else "") + (f"_s{seed}" if seed else "")
             extra = {"config": name + (f"_L{L}" if L else "")} if seed else {}
             if scale == "130m" and study == "depth" and name in PAPER_PPL_130M and a.get("n_layer", 12) == 12 \

@@ -570,7 +570,8 @@ def loss_falls_run(seconds, step_ms, cuda):
                 "--save_checkpoint=False"]
         if not cuda:
             argv += [f"--{k}={v}" for k, v in TINY_SHAPE.items() if k not in ("vocab_size", "mlp_hidden")]
-            argv += ["--batch_size=4", "--mlp_hidden=128", "--device=cpu", "--dtype=auto", "--compile=False"]
+            argv += ["--batch_size=4", "--mlp_hidden=128", "--device=cpu", "--dtype=auto", "--compile=False",
+                     "--weight_dtype=float32"]  # bf16 weights (the preset's) are emulated, slowly, on most CPUs
         t0 = time.perf_counter()
         train.main(argv)
         wall = time.perf_counter() - t0

@@ -10,6 +10,7 @@ Placements (f = attention or MLP, N = the norm chosen by `norm`, s_l = LayerNorm
   reorder   x + N_out(f(x))                          OLMo 2
   deepnorm  N(alpha * x + f(x)), alpha = (2L)^(1/4); value, out-proj and FFN weights start times
             beta = (8L)^(-1/4)                       DeepNet (Wang et al., 2022)
+            (deepnorm_variant=papers_code: the LNS/Mix-LN repositories' DeepNorm row, see deepnorm_init)
 A final norm before the LM head is kept in every placement.
 depth_scale (LayerNorm Scaling, Sun et al. 2025, "The Curse of Depth in LLMs"): s_l = 1/sqrt(l) for
 block l = 1..L, on the norm output that feeds the sublayers; without it s_l = 1.
@@ -30,6 +31,7 @@ from norms import NORM_TYPES, RMSNorm, at_least_float32, decompress, make_norm
 
 NORM_POSITIONS = ("pre", "post", "mix", "sandwich", "peri", "reorder", "deepnorm")
 MLP_TYPES = ("gelu", "gelu_tanh", "swiglu", "relu2")
+DEEPNORM_VARIANTS = ("deepnet", "papers_code")
 
 
 @dataclass
@@ -45,6 +47,9 @@ class GPTConfig:
     norm: str = config_field("ln", "normalization type", NORM_TYPES)
     norm_pos: str = config_field("pre", "norm placement", NORM_POSITIONS)
     mix_ratio: float = config_field(0.25, "Mix-LN: the first floor(mix_ratio*n_layer) blocks are Post-LN")
+    deepnorm_variant: str = config_field("deepnet", "norm_pos=deepnorm: deepnet = Wang et al.'s alpha and beta; "
+                                         "papers_code = the DeepNorm baseline as the LNS/Mix-LN code runs it "
+                                         "(alpha 2*sqrt(2), xavier init with gain (8L)^(+1/4))", DEEPNORM_VARIANTS)
     depth_scale: bool = config_field(False, "LayerNorm Scaling: norm output feeding block l's sublayers times 1/sqrt(l)")
     zero_mean: bool = config_field(False, "centre every write into the residual stream (Pre-RMSNorm == Pre-LN)")
     pos_emb: str = config_field("learned", "position encoding", ("learned", "rope"))
@@ -68,7 +73,8 @@ class GPTConfig:
 def check_config(c):
     """Refuse bad values and conflicting switches with one line that names them."""
     for name, choices in (("norm", NORM_TYPES), ("norm_pos", NORM_POSITIONS),
-                          ("pos_emb", ("learned", "rope")), ("mlp", MLP_TYPES)):
+                          ("pos_emb", ("learned", "rope")), ("mlp", MLP_TYPES),
+                          ("deepnorm_variant", DEEPNORM_VARIANTS)):
         if getattr(c, name) not in choices:
             raise ValueError(f"bad value {getattr(c, name)!r} for {name}: choose from {', '.join(choices)}")
     for name in ("n_layer", "n_head", "n_embd", "block_size", "vocab_size"):
@@ -93,6 +99,8 @@ def check_config(c):
     if c.zero_mean and c.dropout > 0:
         raise ValueError(f"norm={c.norm} with zero_mean needs dropout=0 (dropout after a centred write "
                          f"breaks the zero-mean stream), got dropout={c.dropout}")
+    if c.deepnorm_variant != "deepnet" and c.norm_pos != "deepnorm":
+        raise ValueError(f"deepnorm_variant={c.deepnorm_variant} changes only norm_pos=deepnorm (got {c.norm_pos})")
     if c.depth_scale and c.norm_pos in ("post", "deepnorm", "reorder"):
         raise ValueError(f"depth_scale scales the norm that feeds a sublayer; norm_pos={c.norm_pos} has none "
                          f"(use pre, mix, sandwich or peri)")
@@ -190,7 +198,7 @@ class Block(nn.Module):
         super().__init__()
         L = c.n_layer
         self.pos = pos = mix_ln_placement(layer_idx, L, c.mix_ratio) if c.norm_pos == "mix" else c.norm_pos
-        self.alpha = (2 * L) ** 0.25 if pos == "deepnorm" else 1.0
+        self.alpha = deepnorm_alpha(L, c.deepnorm_variant) if pos == "deepnorm" else 1.0
         # LayerNorm Scaling on the norm output feeding block l's sublayers, l = layer_idx + 1
         self.depth_scale = layernorm_scaling(layer_idx + 1) if c.depth_scale else 1.0
         self.attn, self.mlp = CausalSelfAttention(c), MLP(c)
@@ -218,6 +226,32 @@ class Block(nn.Module):
     def scaled(self, h):
         """s_l * h, LayerNorm Scaling of a norm output feeding a sublayer (no multiply when it is off)."""
         return h if self.depth_scale == 1.0 else self.depth_scale * h
+
+
+def deepnorm_alpha(L, variant):
+    """The residual's weight in N(alpha * x + f(x)): DeepNet's (2L)^(1/4) for a decoder of L blocks; the
+    LNS/Mix-LN code multiplies by the constant 2*sqrt(2) = 2.83 at every depth (2.21 at L = 12 by DeepNet)."""
+    return (2 * L) ** 0.25 if variant == "deepnet" else 2 * math.sqrt(2)
+
+
+def deepnorm_init(block, c):
+    """DeepNet's init of a deepnorm block, applied after the normal(0, init_std) init.
+    deepnet:     value, out-proj and FFN weights times beta = (8L)^(-1/4) (Wang et al., 2022).
+    papers_code: as the LNS and Mix-LN repositories build their DeepNorm baseline (the row of their tables):
+                 those weights xavier_normal with gain (8L)^(+1/4) (std gain*sqrt(2/(fan_in+fan_out)): 0.11 for
+                 768 x 768 at L = 12, not 0.02 * beta = 0.006), and q, k xavier_normal with gain 1."""
+    L, d = c.n_layer, c.n_embd
+    q, k, v = block.attn.c_attn.weight.split(d)  # views into the fused q, k, v projection
+    ffn_in = block.mlp.c_fc.weight.chunk(2) if c.mlp == "swiglu" else (block.mlp.c_fc.weight,)  # gate, up
+    scaled = (v, block.attn.c_proj.weight, *ffn_in, block.mlp.c_proj.weight)
+    if c.deepnorm_variant == "deepnet":
+        for w in scaled:
+            w.mul_((8 * L) ** -0.25)
+    else:
+        for w in scaled:
+            torch.nn.init.xavier_normal_(w, gain=(8 * L) ** 0.25)
+        for w in (q, k):
+            torch.nn.init.xavier_normal_(w, gain=1.0)
 
 
 class GPT(nn.Module):
@@ -254,11 +288,8 @@ class GPT(nn.Module):
                 if c.scaled_init:  # GPT-2: residual writes shrink with depth
                     for proj in (block.attn.c_proj, block.mlp.c_proj):
                         proj.weight.mul_(1.0 / math.sqrt(2 * c.n_layer))
-                if block.pos == "deepnorm":  # DeepNet: beta on value, out-proj and FFN weights
-                    beta = (8 * c.n_layer) ** -0.25
-                    block.attn.c_attn.weight[2 * c.n_embd:].mul_(beta)
-                    for w in (block.attn.c_proj.weight, block.mlp.c_fc.weight, block.mlp.c_proj.weight):
-                        w.mul_(beta)
+                if block.pos == "deepnorm":
+                    deepnorm_init(block, c)
             if c.emb_proj:
                 torch.nn.init.orthogonal_(self.transformer.emb_proj_in.weight)
                 torch.nn.init.orthogonal_(self.transformer.emb_proj_out.weight)

@@ -97,6 +97,10 @@ class TrainConfig:
     dtype: str = config_field("auto", "auto = bfloat16 autocast where supported (CUDA, CPUs with AVX512-BF16/AMX), "
                               "else float32; float16 uses a GradScaler; float64 converts the model (exactness tests)",
                       ("auto", "float32", "bfloat16", "float16", "float64"))
+    weight_dtype: str = config_field("float32", "dtype of the weights, gradients and optimizer state: float32 (mixed "
+                                     "precision with dtype=bfloat16) or bfloat16 (all in bf16, as the LNS/Mix-LN "
+                                     "papers' code: model.to(bfloat16)); dtype=float64 keeps float64",
+                                     ("float32", "bfloat16"))
     compile: bool | None = config_field(None, "torch.compile the model (None = True on CUDA, False elsewhere: "
                                       "on CPU compiling takes longer than a short run saves)")
     seed: int = config_field(1337, "seed for the init, dropout and the training batches")
@@ -170,7 +174,10 @@ def main(argv=None):
             raise ValueError(f"dataset {tc.dataset} has {meta['vocab_size']} tokens but the model only "
                              f"{model.config.vocab_size}")
         cfg.update(asdict(model.config))
-        model.to(device=device, dtype=param_dtype(dtype))  # no-op for a checkpoint saved in this dtype
+        weights = param_dtype(dtype, tc.weight_dtype)
+        if ckpt is not None and master and (saved := next(model.parameters()).dtype) != weights:
+            print(f"resume: the checkpoint's weights are {saved}; continuing in {weights} (--weight_dtype, --dtype)")
+        model.to(device=device, dtype=weights)  # no-op for a checkpoint saved in this dtype
         optimizers = build_optimizers(model, oc, device_type)
         if ckpt is not None:
             optimizers.load_state_dict(ckpt["optimizer"])  # moments; hyper-parameters stay this run's config
@@ -366,6 +373,9 @@ def check_train_config(tc):
     if tc.analyze_interval % tc.eval_interval:
         raise ValueError(f"bad value {tc.analyze_interval} for analyze_interval: must be 0 or a multiple of "
                          f"eval_interval={tc.eval_interval} (metrics are taken at evaluations)")
+    if tc.weight_dtype == "bfloat16" and tc.dtype in ("float16", "float64"):
+        raise ValueError(f"bad value {tc.dtype!r} for dtype with weight_dtype='bfloat16': choose from auto, "
+                         f"float32, bfloat16 (or keep weight_dtype='float32')")
     if tc.wandb_log and importlib.util.find_spec("wandb") is None:
         raise ValueError("wandb_log=True but wandb is not installed: pip install wandb (or drop --wandb_log)")
     if tc.init_from not in ("scratch", "resume") + PRETRAINED and not os.path.isdir(tc.init_from):
@@ -404,8 +414,10 @@ def autocast_context(dtype, device_type):
     return nullcontext()
 
 
-def param_dtype(dtype):
-    return torch.float64 if dtype == "float64" else torch.float32
+def param_dtype(dtype, weight_dtype="float32"):
+    """The weights' dtype, which the gradients and optimizer state follow: float64 for exactness runs,
+    else weight_dtype (bfloat16 halves the memory of weights and moments but rounds every update)."""
+    return torch.float64 if dtype == "float64" else getattr(torch, weight_dtype)
 
 
 # batches, evaluation, schedule

@@ -3,7 +3,9 @@ The LLaMA-130M setup of LayerNorm Scaling ("The Curse of Depth", Sun et al. 2025
 ICLR 2025): RMSNorm (eps 1e-6), SwiGLU (hidden 2048), RoPE, no biases, untied head, init std 0.02,
 12 layers x 768 x 12 heads, sequence length 256, global batch 512 sequences (64 x 8 accumulation steps),
 Adam lr 1e-3 with 2000 warm-up steps and cosine decay to 0.1x over 20000 steps, weight decay 0,
-no gradient clipping, bf16, on C4 (en) with the T5 tokenizer (vocabulary 32,000), as the papers.
+no gradient clipping, weights and Adam state in bf16 (their model.to(bfloat16)), on C4 (en) with the T5
+tokenizer (vocabulary 32,000), as the papers' code (github.com/lmsdss/LayerNorm-Scaling run_130m.sh).
+How our baseline rows differ from that code, row by row: README, "The papers' code, row by row".
 Published C4 val perplexity at 130M (Sun et al. 2025, Table 1): Post-LN 26.95, DeepNorm 27.17,
 Mix-LN 26.07, Pre-LN 26.73, Pre-LN + LNS 25.76.
     pip install datasets transformers
@@ -55,4 +57,5 @@ eval_interval = 1000
 eval_iters = 100
 log_interval = 50
 dtype = 'bfloat16'
+weight_dtype = 'bfloat16'   # as their code: bf16 weights and Adam moments (float32 = mixed precision instead)
 compile = True

@@ -76,7 +76,12 @@ def test_130m_dry_run_prints_tokens_flops_hours_and_paper_numbers(tmp_path, caps
 
 
 def test_paper_numbers_only_for_the_papers_setup_and_in_the_table():
-    at12 = {r.name: r.extra.get("paper_val_ppl") for r in ablate.plan("depth", "130m", [12, 24], {})}
+    runs = ablate.plan("depth", "130m", [12, 24], {})
+    at12 = {r.name: r.extra.get("paper_val_ppl") for r in runs}
+    # the DeepNorm row runs as the papers' code built it; the CPU study keeps DeepNet's formulas
+    assert {r.name: r.args.get("deepnorm_variant") for r in runs if "deepnorm" in r.name} == \
+        {"deepnorm_L12": "papers_code", "deepnorm_L24": "papers_code"}
+    assert all("deepnorm_variant" not in r.args for r in ablate.plan("depth", "cpu", [6], {}))
     assert at12["pre_L12"] == 26.73 and at12["pre_L24"] is None and at12["sandwich_L12"] is None
     other_data = ablate.plan("depth", "130m", None, {"dataset": "fineweb_edu"})
     assert all("paper_val_ppl" not in r.extra for r in other_data)

@@ -289,6 +289,27 @@ def test_deepnorm_beta_init():
             assert torch.allclose(a.weight, beta * b.weight, rtol=0, atol=1e-7)
 
 
+@pytest.mark.parametrize("mlp, hidden", [("gelu", 384), ("swiglu", 256)])
+def test_deepnorm_papers_code_variant(mlp, hidden):
+    """deepnorm_variant=papers_code is the LNS/Mix-LN repositories' DeepNorm: alpha = 2*sqrt(2) at any depth,
+    value, out-proj and FFN weights (gate and up apart) xavier_normal with gain (8L)^(+1/4), q, k gain 1."""
+    L, d = 12, 96
+    model = make(n_layer=L, n_embd=d, n_head=4, norm_pos="deepnorm", deepnorm_variant="papers_code", mlp=mlp)
+    xavier = lambda w, gain: gain * math.sqrt(2.0 / (w.shape[0] + w.shape[1]))  # noqa: E731
+    gain = (8 * L) ** 0.25
+    for block in model.transformer.h:
+        assert block.alpha == pytest.approx(2 * math.sqrt(2))
+        q, k, v = block.attn.c_attn.weight.split(d)
+        ffn_in = block.mlp.c_fc.weight.chunk(2) if mlp == "swiglu" else (block.mlp.c_fc.weight,)
+        assert all(w.shape[0] == hidden for w in ffn_in)
+        for w, g in ((q, 1.0), (k, 1.0), (v, gain), (block.attn.c_proj.weight, gain),
+                     *((w, gain) for w in ffn_in), (block.mlp.c_proj.weight, gain)):
+            assert w.std().item() == pytest.approx(xavier(w, g), rel=0.05)
+    assert make(n_layer=L, n_embd=d, n_head=4, norm_pos="deepnorm").transformer.h[0].alpha == pytest.approx((2 * L) ** 0.25)
+    with pytest.raises(ValueError, match="deepnorm_variant=papers_code changes only norm_pos=deepnorm"):
+        make(norm_pos="post", deepnorm_variant="papers_code")
+
+
 def test_ss_has_one_scalar_gain_per_norm():
     model = make(norm="ss", norm_pos="sandwich")
     norms = [m for m in model.modules() if isinstance(m, SSNorm)]

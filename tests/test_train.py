@@ -51,22 +51,35 @@ def log_rows(out_dir):
     return rows, train_rows, eval_rows
 
 
+def tensors_in(tree):
+    """Every tensor in a nested dict/list (a checkpoint's optimizer state)."""
+    if torch.is_tensor(tree):
+        return [tree]
+    items = tree.values() if isinstance(tree, dict) else tree if isinstance(tree, (list, tuple)) else []
+    return [t for item in items for t in tensors_in(item)]
+
+
 # ---------------------------------------------------------------------------------------------------
 # exactness
 
-@pytest.mark.parametrize("dtype, optimizer", [("float32", "adamw"), ("float64", "muon")])
-def test_resume_is_exact(tiny_dataset, tmp_path, dtype, optimizer):
-    """20 straight steps == 10 steps + resume + 10 steps, bit for bit: the weights (float64 too), optimizer
-    moments (Muon's momentum buffers too), every RNG and the data position are restored exactly."""
+@pytest.mark.parametrize("dtype, weight_dtype, optimizer", [("float32", "float32", "adamw"),
+                                                           ("float64", "float32", "muon"),
+                                                           ("bfloat16", "bfloat16", "adamw")])
+def test_resume_is_exact(tiny_dataset, tmp_path, dtype, weight_dtype, optimizer):
+    """20 straight steps == 10 steps + resume + 10 steps, bit for bit: the weights (float64 and bf16 too),
+    optimizer moments (Muon's momentum buffers too), every RNG and the data position are restored exactly."""
     # dropout makes the torch RNG part of the state; lr_decay_iters pins the schedule to 20 steps
     common = ["--dropout=0.1", "--eval_interval=5", "--warmup_iters=2", "--lr_decay_iters=20",
-              f"--dtype={dtype}", f"--optimizer={optimizer}"]
+              f"--dtype={dtype}", f"--weight_dtype={weight_dtype}", f"--optimizer={optimizer}"]
+    weights = torch.float64 if dtype == "float64" else getattr(torch, weight_dtype)
     straight, split = tmp_path / "straight", tmp_path / "split"
     run(TRAIN, tiny_args(tiny_dataset, straight, *common, "--max_iters=20"), tmp_path)
     run(TRAIN, tiny_args(tiny_dataset, split, *common, "--max_iters=10"), tmp_path)
     ckpt = torch.load(split / "ckpt.pt", weights_only=True)
     assert ckpt["iter_num"] == 10
-    assert ckpt["model"]["lm_head.weight"].dtype == getattr(torch, dtype)
+    assert ckpt["model"]["lm_head.weight"].dtype == weights
+    moments = [t for t in tensors_in(ckpt["optimizer"]) if t.is_floating_point() and t.dim() > 0]
+    assert moments and all(t.dtype == weights for t in moments)  # the optimizer state follows the weights
     run(TRAIN, tiny_args(tiny_dataset, split, *common, "--max_iters=20", "--init_from=resume"), tmp_path)
 
     rows_a, train_a, eval_a = log_rows(straight)
@@ -297,6 +310,8 @@ def _main_error(capsys, argv):
     (["--analyze_interval=7", "--eval_interval=5"], 2, "multiple of eval_interval"),
     (["--init_from=gpt3"], 2, "init_from"),
     (["--norm=crms", "--dropout=0.1"], 2, "dropout"),
+    (["--weight_dtype=float16"], 2, "choose from float32, bfloat16"),
+    (["--weight_dtype=bfloat16", "--dtype=float64"], 2, "bad value 'float64' for dtype with weight_dtype"),
 ])
 def test_config_errors_are_one_line(capsys, tiny_dataset, tmp_path, argv, code, needle):
     data_dir, name = tiny_dataset
@@ -368,3 +383,6 @@ def test_preset_numbers():
     llama = parse_config([os.path.join(PRESETS, "llama-130m.py")], *CLASSES)
     assert llama["batch_size"] * llama["gradient_accumulation_steps"] == 512
     assert llama["min_lr"] == pytest.approx(0.1 * llama["learning_rate"])
+    # the papers' code (run_130m.sh): bf16 weights and Adam state, no clipping, no weight decay, 0.02 init
+    assert (llama["weight_dtype"], llama["grad_clip"], llama["weight_decay"], llama["init_std"]) == \
+        ("bfloat16", 0.0, 0.0, 0.02)
