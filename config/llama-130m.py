@@ -54,7 +54,7 @@ min_lr = 1e-4        # cosine to 0.1x of the peak
 
 # loop
 eval_interval = 1000
-eval_iters = 100
+eval_iters = 600    # x 64 x 256 = 9.8M token positions: the papers evaluate on 10M C4 validation tokens
 log_interval = 50
 dtype = 'bfloat16'
 weight_dtype = 'bfloat16'   # as their code: bf16 weights and Adam moments (float32 = mixed precision instead)
