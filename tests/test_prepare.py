@@ -570,7 +570,7 @@ def test_c4_streams_train_and_validation_with_budgets(tmp_path, monkeypatch, sta
     assert calls == [("allenai/c4", "en", "validation", True), ("allenai/c4", "en", "train", True)]
     meta = load_meta(str(tmp_path), "c4")
     assert (meta["tokenizer"], meta["vocab_size"], meta["train_tokens"], meta["val_tokens"]) == ("t5", 32000, 1000, 300)
-    assert meta["source"].startswith("allenai/c4 en")
+    assert meta["source"].startswith("allenai/c4 en") and meta["layout"] == "stream"
     train = np.concatenate([read_shard(p) for p in prepare.list_shards(out, "train")])
     val = np.concatenate([read_shard(p) for p in prepare.list_shards(out, "val")])
     assert len(prepare.list_shards(out, "train")) == 3  # 400 + 400 + 200
