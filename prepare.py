@@ -56,7 +56,7 @@ T5_NAME = "google-t5/t5-base"
 T5_VOCAB = 32000
 T5_PAD, T5_EOS, T5_UNK = 0, 1, 2
 C4_VAL_TOKENS = 10_000_000  # the papers' evaluation reads 10M (non-pad) tokens of C4's validation split
-C4_DEFAULT_TOKENS = 20000 * 512 * 256  # one pass of config/llama-130m.py: 20k steps x 512 rows x 256 positions
+C4_DEFAULT_TOKENS = 20000 * 512 * 256  # as much as config/llama-130m.py draws: 20k steps x 512 rows x 256 positions
 C4_ROW_LENGTH = 256  # the papers' --max_length
 # the papers' code streams C4 through datasets' shuffle (shard order + a 1000-document buffer) with these seeds
 C4_SHUFFLE_SEEDS = {"train": 32, "validation": 42}
@@ -1092,7 +1092,8 @@ def main(argv=None):
     ap.add_argument("--tokens", type=_count, default=None,
                     help=f"c4: training budget (default {C4_DEFAULT_TOKENS:,}). documents layout: row positions, "
                          f"padding included: ceil(N / row_length) rows; the default is 20000 x 512 rows of 256, "
-                         f"exactly one pass of config/llama-130m.py. stream layout: tokens")
+                         f"as many rows as config/llama-130m.py draws (the papers read each once). stream layout: "
+                         f"tokens")
     ap.add_argument("--val_tokens", type=_count, default=None,
                     help=f"c4: validation budget (default {C4_VAL_TOKENS:,}, as the papers). documents layout: "
                          f"non-pad tokens: rows are taken until they hold N (the papers' evaluation stops after "
