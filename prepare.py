@@ -719,9 +719,9 @@ def prepare_fineweb10B(args, name):
 
 
 def prepare_c4(writer, tok, tokens, val_tokens, num_proc=None, layout="stream", row_length=C4_ROW_LENGTH):
-    """allenai/c4 en, streamed, documents in the dataset's order. Returns meta.
+    """allenai/c4 en, streamed. Returns meta.
 
-    stream: the first val_tokens of its validation split to val, the first tokens of its train split to
+    stream: documents in the dataset's order, the first val_tokens of its validation split to val, the first tokens of its train split to
     train (the last document cut). documents: as the papers' code, each split is shuffled with its seed
     and each document becomes one row (document_row); train gets ceil(tokens / row_length) rows, val
     the first rows that hold val_tokens non-pad tokens (the papers' evaluation stops there).
@@ -847,7 +847,8 @@ def _prepare(args):
         elif args.source == "c4":
             meta = prepare_c4(writer, tok, args.tokens or C4_DEFAULT_TOKENS, args.val_tokens or C4_VAL_TOKENS,
                               args.num_proc, layout, row_length)
-            meta_extra["source"] = "allenai/c4 en (val: the first tokens of its validation split)"
+            meta_extra["source"] = ("allenai/c4 en (val: the first tokens of its validation split)" if layout == "stream"
+                                    else "allenai/c4 en, shuffled as the papers (val: the first rows of its validation split)")
         else:
             if args.source == "tinystories":
                 ds = hf_text_stream("roneneldan/TinyStories", None, "train", False, "roneneldan/TinyStories")
