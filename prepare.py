@@ -8,6 +8,12 @@ uint16 tokens. With the GPT-2 tokenizer every document is prefixed by EOT (50256
 joined with "\n\n", as nanoGPT's shakespeare_char).
 Layout: data/NAME/NAME_val_000000.bin, data/NAME/NAME_train_000001.bin, ... + data/NAME/meta.json.
 Split: the last --val_frac of the tokens of each source go to val (nanoGPT's 90/10 for val_frac=0.1).
+Two ways to lay the tokens out (meta.json "layout"; BatchSampler follows it):
+  stream     documents joined into one token stream; a batch is random windows of block_size+1 tokens.
+  documents  (c4's default, the LNS / Mix-LN papers' code) one document per row of row_length tokens, as
+             tokenizer(text, max_length=row_length, truncation=True, padding="max_length") gives it: the
+             first row_length-1 tokens + </s>, then <pad> (0); the rest of a longer document is dropped.
+             A batch is random rows; targets at padding are -1 (ignored by the loss).
 
 Usage:
   python prepare.py python_docs                      # offline: the CPython reference text, char-level
@@ -20,7 +26,8 @@ Usage:
   python prepare.py fineweb10B --shards 8            # llm.c shards from kjj0/fineweb10B-gpt2
   python prepare.py fineweb_edu --shards 1           # HuggingFaceFW/fineweb-edu sample-10BT, tokenized here
   python prepare.py tinystories
-  python prepare.py c4 --tokens=2.7e9                # allenai/c4 en + T5 tokenizer (the LNS / Mix-LN papers' data)
+  python prepare.py c4                               # allenai/c4 en + T5, one document per 256-token row (the LNS / Mix-LN papers' data)
+  python prepare.py c4 --layout=stream --tokens=2.7e9  # the same documents as one token stream
 Library: write_shard, read_shard, load_meta, get_tokenizer, ensure_prepared, BatchSampler.
 """
 import argparse
@@ -47,9 +54,13 @@ GPT2_VOCAB = 50257
 # sentinels (ids 32000-32099) are not language: the papers' model has vocab 32000, so they map to <unk>.
 T5_NAME = "google-t5/t5-base"
 T5_VOCAB = 32000
-T5_EOS, T5_UNK = 1, 2
-C4_VAL_TOKENS = 10_000_000  # the papers' evaluation reads 10M tokens of C4's validation split
-C4_DEFAULT_TOKENS = 20000 * 512 * 256  # one pass of config/llama-130m.py: 20k steps x 512 x 256 tokens
+T5_PAD, T5_EOS, T5_UNK = 0, 1, 2
+C4_VAL_TOKENS = 10_000_000  # the papers' evaluation reads 10M (non-pad) tokens of C4's validation split
+C4_DEFAULT_TOKENS = 20000 * 512 * 256  # as much as config/llama-130m.py draws: 20k steps x 512 rows x 256 positions
+C4_ROW_LENGTH = 256  # the papers' --max_length
+# the papers' code streams C4 through datasets' shuffle (shard order + a 1000-document buffer) with these seeds
+C4_SHUFFLE_SEEDS = {"train": 32, "validation": 42}
+LAYOUTS = ("documents", "stream")
 SHARD_SIZE = 10**8  # tokens per shard, as llm.c
 REPO_ROOT = os.path.dirname(os.path.abspath(__file__))
 SHARED_SHAKESPEARE = os.path.join(REPO_ROOT, "..", "shared", "corpus", "tinyshakespeare.txt")
@@ -266,6 +277,17 @@ def t5_tokenize_docs(docs, total=None, batch=1024):
             for a in t5_ids(tok, block):
                 yield np.append(a, T5_EOS).astype(np.uint16)
     yield from _progress(run(), total=total, desc="tokenizing", unit="docs")
+
+
+def document_row(doc, row_length, pad=T5_PAD):
+    """One document (its tokens + </s>) as the papers' code makes a row of it: tokenizer(text,
+    max_length=row_length, truncation=True, padding="max_length") keeps the first row_length-1 tokens,
+    then </s> (truncation leaves room for it), then <pad> up to row_length. The rest is dropped."""
+    body = doc[:-1][:row_length - 1]
+    row = np.full(row_length, pad, dtype=np.uint16)
+    row[:len(body)] = body
+    row[len(body)] = doc[-1]
+    return row
 
 
 def t5_meta():
@@ -696,9 +718,14 @@ def prepare_fineweb10B(args, name):
                           "source": "kjj0/fineweb10B-gpt2"})
 
 
-def prepare_c4(writer, tok, tokens, val_tokens, num_proc=None):
-    """allenai/c4 en, streamed: the first val_tokens of its validation split to val, the first tokens of
-    its train split to train (documents in the dataset's order, the last one cut). Returns meta."""
+def prepare_c4(writer, tok, tokens, val_tokens, num_proc=None, layout="stream", row_length=C4_ROW_LENGTH):
+    """allenai/c4 en, streamed. Returns meta.
+
+    stream: documents in the dataset's order, the first val_tokens of its validation split to val, the first tokens of its train split to
+    train (the last document cut). documents: as the papers' code, each split is shuffled with its seed
+    and each document becomes one row (document_row); train gets ceil(tokens / row_length) rows, val
+    the first rows that hold val_tokens non-pad tokens (the papers' evaluation stops there).
+    """
     if tok == "t5":
         _t5()  # fail fast, before any download
     else:
@@ -706,15 +733,47 @@ def prepare_c4(writer, tok, tokens, val_tokens, num_proc=None):
 
     def tokenized(split):
         rows = hf_text_stream("allenai/c4", "en", split, True, f"allenai/c4 en {split}")
+        if layout == "documents":
+            rows = rows.shuffle(seed=C4_SHUFFLE_SEEDS[split])
         docs = (row["text"] for row in rows)
         return t5_tokenize_docs(docs) if tok == "t5" else gpt2_tokenize_docs(docs, num_proc=num_proc, big=True)
 
+    if layout == "documents":
+        train_rows = -(-tokens // row_length)
+        got = {"val": add_rows(writer, "val", tokenized("validation"), row_length, nonpad_budget=val_tokens),
+               "train": add_rows(writer, "train", tokenized("train"), row_length, row_budget=train_rows)}
+        if got["val"][1] < val_tokens:
+            print(f"warning: C4's val split ended after {got['val'][1]:,} of the {val_tokens:,} non-pad tokens asked for")
+        if got["train"][0] < train_rows:
+            print(f"warning: C4's train split ended after {got['train'][0]:,} of the {train_rows:,} rows asked for")
+        print(f"rows of {row_length}: train {got['train'][0]:,} ({got['train'][1]:,} non-pad tokens), "
+              f"val {got['val'][0]:,} ({got['val'][1]:,} non-pad tokens)")
+        return dict(t5_meta(), layout="documents", row_length=row_length, pad=T5_PAD,
+                    train_rows=got["train"][0], val_rows=got["val"][0],
+                    train_nonpad_tokens=got["train"][1], val_nonpad_tokens=got["val"][1],
+                    shuffle_seeds=C4_SHUFFLE_SEEDS,
+                    counts="train_tokens/val_tokens count row positions (rows x row_length, padding included); "
+                           "*_nonpad_tokens count the documents' tokens and </s> (the papers' 'tokens')")
     got = {"val": writer.add_budget("val", tokenized("validation"), val_tokens),
            "train": writer.add_budget("train", tokenized("train"), tokens)}
     for split, want in (("val", val_tokens), ("train", tokens)):
         if got[split] < want:
             print(f"warning: C4's {split} split ended after {got[split]:,} of the {want:,} tokens asked for")
-    return t5_meta() if tok == "t5" else {"tokenizer": "gpt2", "vocab_size": GPT2_VOCAB, "eot": GPT2_EOT}
+    return dict(t5_meta() if tok == "t5" else {"tokenizer": "gpt2", "vocab_size": GPT2_VOCAB, "eot": GPT2_EOT},
+                layout="stream")
+
+
+def add_rows(writer, split, docs, row_length, row_budget=None, nonpad_budget=None):
+    """Write one row per document (document_row) to a split until it holds row_budget rows or
+    nonpad_budget non-pad tokens; returns (rows, non-pad tokens)."""
+    rows = nonpad = 0
+    for doc in docs:
+        writer.add(split, document_row(doc, row_length))
+        rows += 1
+        nonpad += min(len(doc), row_length)
+        if row_budget is not None and rows >= row_budget or nonpad_budget is not None and nonpad >= nonpad_budget:
+            break
+    return rows, nonpad
 
 
 def default_name(source, tokenizer, inputs):
@@ -726,11 +785,13 @@ def default_name(source, tokenizer, inputs):
 
 
 def prepare(source, tokenizer=None, name=None, inputs=None, data_dir="data", val_frac=0.1, shards=None,
-            shard_size=SHARD_SIZE, overwrite=False, num_proc=None, tokens=None, val_tokens=None):
+            shard_size=SHARD_SIZE, overwrite=False, num_proc=None, tokens=None, val_tokens=None, layout=None,
+            row_length=None):
     """Prepare one dataset (library form of the CLI); returns the folder written."""
     args = argparse.Namespace(source=source, tokenizer=tokenizer, name=name, input=inputs or [], data_dir=data_dir,
                               val_frac=val_frac, shards=shards, shard_size=shard_size, overwrite=overwrite,
-                              num_proc=num_proc, tokens=tokens, val_tokens=val_tokens)
+                              num_proc=num_proc, tokens=tokens, val_tokens=val_tokens, layout=layout,
+                              row_length=row_length)
     return _prepare(args)
 
 
@@ -752,6 +813,7 @@ def _prepare(args):
             raise SystemExit(f"--{flag} is for the c4 source, not {args.source}")
         if value is not None and value < 1:
             raise SystemExit(f"bad --{flag} {value}: must be >= 1")
+    layout, row_length, shard_size = c4_layout(args, tok)
     name = args.name or default_name(args.source, tok, args.input)
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]*", name):
         raise SystemExit(f"bad --name '{name}': use letters, digits, '_', '-', '.' only")
@@ -778,14 +840,15 @@ def _prepare(args):
         sources = read_text_inputs(args.input)
     else:
         sources = None
-    writer = DatasetWriter(args.data_dir, name, shard_size=args.shard_size, overwrite=args.overwrite)
+    writer = DatasetWriter(args.data_dir, name, shard_size=shard_size, overwrite=args.overwrite)
     try:
         if sources is not None:
             meta = write_documents(writer, sources, tok, args.val_frac, args.num_proc)
         elif args.source == "c4":
             meta = prepare_c4(writer, tok, args.tokens or C4_DEFAULT_TOKENS, args.val_tokens or C4_VAL_TOKENS,
-                              args.num_proc)
-            meta_extra["source"] = "allenai/c4 en (val: the first tokens of its validation split)"
+                              args.num_proc, layout, row_length)
+            meta_extra["source"] = ("allenai/c4 en (val: the first tokens of its validation split)" if layout == "stream"
+                                    else "allenai/c4 en, shuffled as the papers (val: the first rows of its validation split)")
         else:
             if args.source == "tinystories":
                 ds = hf_text_stream("roneneldan/TinyStories", None, "train", False, "roneneldan/TinyStories")
@@ -807,6 +870,37 @@ def _prepare(args):
     except BaseException:
         writer.abort()
         raise
+
+
+def c4_layout(args, tok):
+    """(layout, row_length, shard_size) from the --layout/--row_length flags; one-line SystemExit on a bad mix.
+
+    Only c4 has the documents layout (the papers' code); it is c4's default with the T5 tokenizer, whose
+    <pad> (0) never occurs in text. GPT-2 has no pad token, so c4 with gpt2 stays a stream. Shards of
+    rows hold a whole number of rows: shard_size is rounded down to a multiple of row_length.
+    """
+    layout, row_length = getattr(args, "layout", None), getattr(args, "row_length", None)
+    if args.source != "c4":
+        if layout is not None or row_length is not None:
+            flag = "--layout" if layout is not None else "--row_length"
+            raise SystemExit(f"{flag} is for the c4 source, not {args.source} (other sources are token streams)")
+        return "stream", None, args.shard_size
+    layout = layout or ("documents" if tok == "t5" else "stream")
+    if layout not in LAYOUTS:
+        raise SystemExit(f"bad --layout '{layout}': choose from {', '.join(LAYOUTS)}")
+    if layout == "stream":
+        if row_length is not None:
+            raise SystemExit(f"--row_length={row_length} is for --layout=documents, not stream")
+        return layout, None, args.shard_size
+    if tok != "t5":
+        raise SystemExit(f"--layout=documents needs --tokenizer=t5 (its <pad> pads the rows; {tok} has no pad "
+                         f"token): use --layout=stream with --tokenizer={tok}")
+    row_length = C4_ROW_LENGTH if row_length is None else row_length
+    if row_length < 2:
+        raise SystemExit(f"bad --row_length {row_length}: must be >= 2 (at least one token and </s>)")
+    if args.shard_size < row_length:
+        raise SystemExit(f"--shard_size {args.shard_size} is smaller than one row (--row_length {row_length})")
+    return layout, row_length, args.shard_size // row_length * row_length
 
 
 # ----------------------------------------------------------------------------------------------
@@ -858,12 +952,18 @@ def allowed_or_none(source):
 # batch sampling
 
 class BatchSampler:
-    """Stateless random-window sampler over all shards of a split (exactly resumable).
+    """Stateless random sampler over all shards of a split (exactly resumable: batch(index) depends only on
+    seed, split and index, through np.random.default_rng([seed, split_id, index])).
 
-    batch(index) draws B windows of block_size+1 tokens with np.random.default_rng([seed, split_id,
-    index]): the shard is chosen with probability proportional to its number of windows (so every
-    window of the split is equally likely), then a uniform start inside it. Shards are memmapped and
-    the gather is one vectorised fancy-index per shard.
+    The dataset's meta.json "layout" decides what a sample is:
+    stream (the default): B windows of block_size+1 tokens. The shard is chosen with probability
+    proportional to its number of windows (so every window of the split is equally likely), then a
+    uniform start inside it; y is x shifted by one token.
+    documents (prepare.py c4, the LNS / Mix-LN papers' layout): B rows drawn uniformly (with replacement)
+    from all rows of the split. x = row[:block_size]; y[t] = row[t+1], as the papers' model shifts its
+    labels; the last position of a full row predicts nothing, and targets that are padding are -1, which
+    the loss ignores (the papers' labels = -100 at pad).
+    Shards are memmapped and the gather is one vectorised fancy-index per shard.
     """
 
     def __init__(self, data_dir, name, split, batch_size, block_size, seed=1337):
@@ -878,9 +978,17 @@ class BatchSampler:
         if not paths:
             raise FileNotFoundError(f"no {split} shards (*_{split}_*.bin) in {folder}; "
                                     f"prepare it with `python prepare.py ...` (see prepare.py --help)")
+        meta = load_meta(data_dir, name) if os.path.exists(os.path.join(folder, "meta.json")) else {}
+        self.layout = meta.get("layout", "stream")
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"{folder}/meta.json: bad layout '{self.layout}': choose from {', '.join(LAYOUTS)}")
         self.shards = [read_shard(p) for p in paths]
         self.paths = paths
         self.num_tokens = int(sum(len(s) for s in self.shards))
+        if self.layout == "documents":
+            self._init_rows(folder, meta)
+            return
+        self.row_length = self.pad = None
         T1 = self.block_size + 1
         # number of window starts per shard; shards shorter than a window are never drawn
         self.windows = np.array([max(len(s) - T1 + 1, 0) for s in self.shards], dtype=np.int64)
@@ -889,12 +997,35 @@ class BatchSampler:
                              f"(largest shard: {max(len(s) for s in self.shards)} tokens); lower block_size")
         self.p = self.windows / self.windows.sum()
 
+    def _init_rows(self, folder, meta):
+        if not all(isinstance(meta.get(k), int) for k in ("row_length", "pad")):
+            raise ValueError(f"{folder}/meta.json is damaged (documents layout without integer row_length and pad); "
+                             f"re-create the dataset with prepare.py --overwrite")
+        self.row_length, self.pad = meta["row_length"], meta["pad"]
+        R = self.row_length
+        # a shorter block_size keeps the first block_size positions of each row (the rest is not seen);
+        # a longer one would need tokens the rows do not have
+        if self.block_size > R:
+            raise ValueError(f"block_size {self.block_size} exceeds the row_length {R} of {folder} (one document "
+                             f"per row): use block_size <= {R}, or re-prepare with --row_length={self.block_size}")
+        for path, shard in zip(self.paths, self.shards):
+            if len(shard) % R:
+                raise ValueError(f"{path}: {len(shard)} tokens is not a whole number of {R}-token rows; "
+                                 f"the dataset is damaged, re-create it with prepare.py --overwrite")
+        rows = np.array([len(s) // R for s in self.shards], dtype=np.int64)
+        self.first_row = np.concatenate([[0], np.cumsum(rows)])  # global row index where each shard starts
+        self.num_rows = int(self.first_row[-1])
+        if self.num_rows == 0:
+            raise ValueError(f"{self.split} split of {folder} has no rows")
+
     def batch(self, index):
-        """(x, y) int64 CPU tensors of shape (B, T); y is x shifted by one token."""
+        """(x, y) int64 CPU tensors of shape (B, T); y is the next token of each position (-1: no target)."""
         import torch
         if index < 0:
             raise ValueError(f"batch index must be >= 0, got {index}")
         rng = np.random.default_rng([self.seed, self.split_id, int(index)])
+        if self.layout == "documents":
+            return self._rows_batch(rng)
         B, T1 = self.batch_size, self.block_size + 1
         which = rng.choice(len(self.shards), size=B, p=self.p) if len(self.shards) > 1 else np.zeros(B, np.int64)
         starts = rng.integers(0, self.windows[which])
@@ -905,6 +1036,22 @@ class BatchSampler:
             buf[rows] = self.shards[k][starts[rows, None] + offs]
         t = torch.from_numpy(buf)
         return t[:, :-1].contiguous(), t[:, 1:].contiguous()
+
+    def _rows_batch(self, rng):
+        import torch
+        B, T, R = self.batch_size, self.block_size, self.row_length
+        rows = rng.integers(0, self.num_rows, size=B)
+        which = np.searchsorted(self.first_row, rows, side="right") - 1
+        starts = (rows - self.first_row[which]) * R
+        n = min(T + 1, R)  # a full row has no token after its last position: that target stays -1
+        buf = np.full((B, T + 1), -1, dtype=np.int64)
+        offs = np.arange(n)
+        for k in np.unique(which):
+            sel = np.flatnonzero(which == k)
+            buf[sel, :n] = self.shards[k][starts[sel, None] + offs]
+        x, y = buf[:, :-1], buf[:, 1:].copy()
+        y[y == self.pad] = -1  # padding is not a target (x keeps the pad ids: they only feed ignored positions)
+        return torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(y)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -936,10 +1083,22 @@ def main(argv=None):
                     help="train shards to produce/download (fineweb*: default 1; tinystories: default all)")
     ap.add_argument("--shard_size", type=int, default=SHARD_SIZE, help="tokens per shard (default 1e8)")
     ap.add_argument("--num_proc", type=int, default=None, help="tokenizer processes for big inputs")
+    ap.add_argument("--layout", choices=LAYOUTS, default=None,
+                    help="c4: documents = one document per row of --row_length tokens, padded, the rest dropped "
+                         "(the LNS / Mix-LN papers' code; default with t5); stream = documents joined into one "
+                         "token stream (default with gpt2)")
+    ap.add_argument("--row_length", type=int, default=None,
+                    help=f"c4 documents layout: tokens per row incl. </s> (default {C4_ROW_LENGTH}, the papers' "
+                         f"max_length; train.py's block_size must not exceed it)")
     ap.add_argument("--tokens", type=_count, default=None,
-                    help=f"c4: training tokens (default {C4_DEFAULT_TOKENS:,}, one pass of config/llama-130m.py)")
+                    help=f"c4: training budget (default {C4_DEFAULT_TOKENS:,}). documents layout: row positions, "
+                         f"padding included: ceil(N / row_length) rows; the default is 20000 x 512 rows of 256, "
+                         f"as many rows as config/llama-130m.py draws (the papers read each once). stream layout: "
+                         f"tokens")
     ap.add_argument("--val_tokens", type=_count, default=None,
-                    help=f"c4: validation tokens from C4's validation split (default {C4_VAL_TOKENS:,}, as the papers)")
+                    help=f"c4: validation budget (default {C4_VAL_TOKENS:,}, as the papers). documents layout: "
+                         f"non-pad tokens: rows are taken until they hold N (the papers' evaluation stops after "
+                         f"10M non-pad tokens). stream layout: tokens")
     ap.add_argument("--overwrite", action="store_true", help="replace an existing data_dir/NAME")
     args = ap.parse_args(argv)
     if args.shard_size < 1:

@@ -565,12 +565,12 @@ def test_c4_streams_train_and_validation_with_budgets(tmp_path, monkeypatch, sta
     train_docs = [f"train document {i} " * 5 for i in range(200)]
     val_docs = [f"validation document {i} " * 5 for i in range(50)]
     calls = _fake_datasets(monkeypatch, {"train": train_docs, "validation": val_docs})
-    out = prepare.prepare("c4", data_dir=str(tmp_path), tokens=1000, val_tokens=300, shard_size=400)
+    out = prepare.prepare("c4", data_dir=str(tmp_path), tokens=1000, val_tokens=300, shard_size=400, layout="stream")
     assert out == str(tmp_path / "c4")
     assert calls == [("allenai/c4", "en", "validation", True), ("allenai/c4", "en", "train", True)]
     meta = load_meta(str(tmp_path), "c4")
     assert (meta["tokenizer"], meta["vocab_size"], meta["train_tokens"], meta["val_tokens"]) == ("t5", 32000, 1000, 300)
-    assert meta["source"].startswith("allenai/c4 en")
+    assert meta["source"].startswith("allenai/c4 en") and meta["layout"] == "stream"
     train = np.concatenate([read_shard(p) for p in prepare.list_shards(out, "train")])
     val = np.concatenate([read_shard(p) for p in prepare.list_shards(out, "val")])
     assert len(prepare.list_shards(out, "train")) == 3  # 400 + 400 + 200
@@ -580,7 +580,7 @@ def test_c4_streams_train_and_validation_with_budgets(tmp_path, monkeypatch, sta
     assert dec(train).startswith("".join(train_docs[:5])) and dec(val).startswith(val_docs[0] + val_docs[1])
     # a split that ends before the budget: all of it, and a warning
     _fake_datasets(monkeypatch, {"train": train_docs[:3], "validation": val_docs[:1]})
-    prepare.prepare("c4", data_dir=str(tmp_path), name="small", tokens=10**6)
+    prepare.prepare("c4", data_dir=str(tmp_path), name="small", tokens=10**6, layout="stream")
     assert "C4's train split ended after" in capsys.readouterr().out
     assert load_meta(str(tmp_path), "small")["val_tokens"] == len(val_docs[0]) + 1
 
