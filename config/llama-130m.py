@@ -9,7 +9,8 @@ How our baseline rows differ from that code, row by row: README, "The papers' co
 Published C4 val perplexity at 130M (Sun et al. 2025, Table 1): Post-LN 26.95, DeepNorm 27.17,
 Mix-LN 26.07, Pre-LN 26.73, Pre-LN + LNS 25.76.
     pip install datasets transformers
-    python prepare.py c4                       # 2.62B train tokens (one pass of 20000 x 131,072) + 10M val
+    python prepare.py c4                       # 10,240,000 rows of 256 (one C4 document each, as the papers;
+                                               # 20000 x 512) + validation rows holding 10M non-pad tokens
     python train.py config/llama-130m.py                       # Pre-LN baseline
     python train.py config/llama-130m.py --depth_scale=True    # + LayerNorm Scaling
     python train.py config/llama-130m.py --norm_pos=mix        # Mix-LN
@@ -44,7 +45,7 @@ beta1 = 0.9
 beta2 = 0.999
 grad_clip = 0.0
 
-# 512 sequences x 256 tokens = 131,072 tokens per step; 20000 steps = 2.6B tokens
+# 512 rows x 256 positions = 131,072 per step; 20000 steps = 2.6B positions (the papers count ~2.2B non-pad tokens)
 batch_size = 64
 gradient_accumulation_steps = 8
 max_iters = 20000
