@@ -959,8 +959,10 @@ class BatchSampler:
     stream (the default): B windows of block_size+1 tokens. The shard is chosen with probability
     proportional to its number of windows (so every window of the split is equally likely), then a
     uniform start inside it; y is x shifted by one token.
-    documents (prepare.py c4, the LNS / Mix-LN papers' layout): B rows drawn uniformly (with replacement)
-    from all rows of the split. x = row[:block_size]; y[t] = row[t+1], as the papers' model shifts its
+    documents (prepare.py c4, the LNS / Mix-LN papers' layout): every row once per epoch, as the papers' single
+    pass over shuffled C4: batch(index) takes rows index*B ... index*B + B - 1 of an order permuted by
+    np.random.default_rng([seed, split_id, epoch]), so it is still stateless and exactly resumable, and an eval
+    of n batches reads n*B distinct rows. x = row[:block_size]; y[t] = row[t+1], as the papers' model shifts its
     labels; the last position of a full row predicts nothing, and targets that are padding are -1, which
     the loss ignores (the papers' labels = -100 at pad).
     Shards are memmapped and the gather is one vectorised fancy-index per shard.
@@ -1017,15 +1019,23 @@ class BatchSampler:
         self.num_rows = int(self.first_row[-1])
         if self.num_rows == 0:
             raise ValueError(f"{self.split} split of {folder} has no rows")
+        self._epoch, self._order = None, None  # the permutation of the epoch last read
+
+    def row_order(self, epoch):
+        """The order in which epoch `epoch` reads the rows: a permutation of 0 .. num_rows-1."""
+        if epoch != self._epoch:
+            self._epoch = epoch
+            self._order = np.random.default_rng([self.seed, self.split_id, int(epoch)]).permutation(self.num_rows)
+        return self._order
 
     def batch(self, index):
         """(x, y) int64 CPU tensors of shape (B, T); y is the next token of each position (-1: no target)."""
         import torch
         if index < 0:
             raise ValueError(f"batch index must be >= 0, got {index}")
-        rng = np.random.default_rng([self.seed, self.split_id, int(index)])
         if self.layout == "documents":
-            return self._rows_batch(rng)
+            return self._rows_batch(int(index))
+        rng = np.random.default_rng([self.seed, self.split_id, int(index)])
         B, T1 = self.batch_size, self.block_size + 1
         which = rng.choice(len(self.shards), size=B, p=self.p) if len(self.shards) > 1 else np.zeros(B, np.int64)
         starts = rng.integers(0, self.windows[which])
@@ -1037,10 +1047,14 @@ class BatchSampler:
         t = torch.from_numpy(buf)
         return t[:, :-1].contiguous(), t[:, 1:].contiguous()
 
-    def _rows_batch(self, rng):
+    def _rows_batch(self, index):
         import torch
         B, T, R = self.batch_size, self.block_size, self.row_length
-        rows = rng.integers(0, self.num_rows, size=B)
+        position = np.arange(index * B, (index + 1) * B)  # places in the endless sequence of epochs
+        epoch, place = np.divmod(position, self.num_rows)
+        rows = np.empty(B, dtype=np.int64)
+        for e in np.unique(epoch):  # a batch spans two epochs at most (or more, for a split under B rows)
+            rows[epoch == e] = self.row_order(e)[place[epoch == e]]
         which = np.searchsorted(self.first_row, rows, side="right") - 1
         starts = (rows - self.first_row[which]) * R
         n = min(T + 1, R)  # a full row has no token after its last position: that target stays -1

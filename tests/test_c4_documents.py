@@ -175,6 +175,14 @@ def test_sampler_rows_targets_and_reproducibility(documents_dataset):
     short = (x == PAD).any(1)  # short documents: pad targets are -1, </s> is a target
     assert short.any() and (y[short] == -1).any() and (y == EOS).any()
     assert len({tuple(r) for r in BatchSampler(data_dir, "c4", "train", 600, R, seed=3).batch(0)[0].tolist()}) == 30
+    # an epoch reads every row once, as the papers' single pass; the next epoch in another order
+    s6 = BatchSampler(data_dir, "c4", "train", 6, R, seed=3)
+    epoch = [tuple(r) for i in range(5) for r in s6.batch(i)[0].tolist()]
+    assert sorted(epoch) == sorted(tuple(r) for r in train)
+    assert [tuple(r) for i in range(5, 10) for r in s6.batch(i)[0].tolist()] != epoch
+    s7 = BatchSampler(data_dir, "c4", "train", 7, R, seed=3)  # 30 rows / 7: batch 4 spans the epoch boundary
+    first = [tuple(r) for i in range(5) for r in s7.batch(i)[0].tolist()][:30]
+    assert sorted(first) == sorted(tuple(r) for r in train)
     x2, y2 = BatchSampler(data_dir, "c4", "train", 64, R, seed=3).batch(7)  # a fresh sampler, same index
     assert torch.equal(x, x2) and torch.equal(y, y2)
     assert not torch.equal(s.batch(8)[0], x)
