@@ -370,6 +370,14 @@ def main_table(runs, metrics, study):
     return table(header, rows)
 
 
+def save_figure(plt, fig, path):
+    """Lay out, write and close a figure; returns its path."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def plot_study(runs, metrics, runs_dir, results_dir, study):
     import numpy as np
 
@@ -379,11 +387,7 @@ def plot_study(runs, metrics, runs_dir, results_dir, study):
     groups = list(dict.fromkeys(r.group for r in runs))
 
     def save(fig, name):
-        path = os.path.join(results_dir, name)
-        fig.tight_layout()
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        paths.append(path)
+        paths.append(save_figure(plt, fig, os.path.join(results_dir, name)))
 
     # loss curves: every run of a group on one axis (train rows as lines, evals as dots)
     fig, axes = plt.subplots(1, len(groups), figsize=(7 * len(groups), 4.5), squeeze=False)
@@ -605,10 +609,7 @@ def plot_seeds(summary, runs_dir, results_dir):
         axes[2].set_ylim(min(finals) - 0.1, min(finals) + 1.0)
     for ax in axes:
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    paths.append(os.path.join(results_dir, "trajectories.png"))
-    fig.savefig(paths[-1], dpi=100)
-    plt.close(fig)
+    paths.append(save_figure(plt, fig, os.path.join(results_dir, "trajectories.png")))
     # final per-layer profiles, mean over seeds: stream rms, layer-drop cost, per-block gradient norm
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.2))
     for k, (config, s) in enumerate(summary.items()):
@@ -629,10 +630,7 @@ def plot_seeds(summary, runs_dir, results_dir):
     axes[2].set(xlabel="block", ylabel="gradient norm", yscale="log", title="per-block gradient norm")
     for ax in axes:
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    paths.append(os.path.join(results_dir, "profiles.png"))
-    fig.savefig(paths[-1], dpi=100)
-    plt.close(fig)
+    paths.append(save_figure(plt, fig, os.path.join(results_dir, "profiles.png")))
     return paths
 
 
