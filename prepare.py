@@ -13,7 +13,7 @@ Two ways to lay the tokens out (meta.json "layout"; BatchSampler follows it):
   documents  (c4's default, the LNS / Mix-LN papers' code) one document per row of row_length tokens, as
              tokenizer(text, max_length=row_length, truncation=True, padding="max_length") gives it: the
              first row_length-1 tokens + </s>, then <pad> (0); the rest of a longer document is dropped.
-             A batch is random rows; targets at padding are -1 (ignored by the loss).
+             An epoch reads every row once in a seeded order; targets at padding are -1 (ignored by the loss).
 
 Usage:
   python prepare.py python_docs                      # offline: the CPython reference text, char-level
@@ -721,8 +721,8 @@ def prepare_fineweb10B(args, name):
 def prepare_c4(writer, tok, tokens, val_tokens, num_proc=None, layout="stream", row_length=C4_ROW_LENGTH):
     """allenai/c4 en, streamed. Returns meta.
 
-    stream: documents in the dataset's order, the first val_tokens of its validation split to val, the first tokens of its train split to
-    train (the last document cut). documents: as the papers' code, each split is shuffled with its seed
+    stream: documents in the dataset's order, the first val_tokens of its validation split to val, the first
+    tokens of its train split to train (the last document cut). documents: as the papers' code, each split is shuffled with its seed
     and each document becomes one row (document_row); train gets ceil(tokens / row_length) rows, val
     the first rows that hold val_tokens non-pad tokens (the papers' evaluation stops there).
     """
@@ -953,10 +953,11 @@ def allowed_or_none(source):
 
 class BatchSampler:
     """Stateless random sampler over all shards of a split (exactly resumable: batch(index) depends only on
-    seed, split and index, through np.random.default_rng([seed, split_id, index])).
+    seed, split and index, so the data position is just the batch index).
 
     The dataset's meta.json "layout" decides what a sample is:
-    stream (the default): B windows of block_size+1 tokens. The shard is chosen with probability
+    stream (the default): B windows of block_size+1 tokens, drawn with np.random.default_rng([seed, split_id,
+    index]). The shard is chosen with probability
     proportional to its number of windows (so every window of the split is equally likely), then a
     uniform start inside it; y is x shifted by one token.
     documents (prepare.py c4, the LNS / Mix-LN papers' layout): every row once per epoch, as the papers' single
