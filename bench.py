@@ -89,7 +89,7 @@ class BenchConfig:
     compare: str = config_field("none", "none: one row; norm | optim | pos | dtype: training steps side by side; "
                                 "infer: forward and generation of Pre-LN vs its converted rms and crms; "
                                 "graphs: torch.compile graph breaks of every norm x norm_pos", COMPARES)
-    suite: str = config_field("none", "gpu: GPT-2 124M MFU, crms/ln, Muon's share, LLaMA-130M tok/s and a 3-minute "
+    suite: str = config_field("none", "gpu: GPT-2 124M MFU, crms/ln, Muon's share, LLaMA-130M tok/s and a 1-minute "
                               "130M run, with their targets (<= 10 min on one H100); on CPU a tiny shape, seconds",
                               SUITES)
     gen_tokens: int = config_field(64, "compare=infer: new tokens generated (greedy, batch 1, 1-token prompt)")
@@ -237,6 +237,7 @@ class Variant:
     model: GPTConfig
     optim: OptimConfig
     dtype: str  # float32 | bfloat16 | float16
+    weight_dtype: str = "float32"  # train.py's weight_dtype: bfloat16 keeps weights, grads and moments in bf16
 
 
 def nanogpt_config(c):
@@ -271,7 +272,7 @@ class Runner:
         self.v, self.device = v, device
         self.device_type = device.split(":")[0]
         torch.manual_seed(bc.seed)
-        self.model = GPT(v.model).to(device)
+        self.model = GPT(v.model).to(device, getattr(torch, v.weight_dtype))
         self.optimizers = build_optimizers(self.model, v.optim, self.device_type)
         self.forward = torch.compile(self.model) if bc.compile else self.model
         self.ctx = autocast_context(v.dtype, self.device_type)
@@ -619,19 +620,23 @@ def run_gpu_suite(bc, device, dtype):
     # 2. LLaMA-130M: tokens/s of a micro-batch step and the projected time of the preset's 20k-step run
     mc, oc, batch, keys = preset("llama-130m", cuda, mlp_hidden=128)
     print(f"\n[2/3] LLaMA-130M preset ({mc.n_layer} x {mc.n_embd}, block {mc.block_size}, micro-batch {batch})")
-    rows = time_training([Variant("llama-130m", mc, oc, dtype)], mc, replace(bc, batch_size=batch), device,
-                         cpu_peak=False)[0]
+    weights = keys.get("weight_dtype", "float32")  # the preset's: bf16 weights and Adam state, as the papers
+    variants = [Variant(f"llama-130m ({weights} weights)", mc, oc, dtype, weights)]
+    if weights != "float32":
+        variants.append(Variant("llama-130m (float32 weights)", mc, oc, dtype))
+    rows = time_training(variants, mc, replace(bc, batch_size=batch), device, cpu_peak=False)[0]
     print(format_table(rows))
     run_tokens = keys["max_iters"] * keys["batch_size"] * keys.get("gradient_accumulation_steps", 1) * keys["block_size"]
     hours = run_tokens / rows[0]["tokens_per_s"] / 3600
     out["parts"]["llama_130m"] = {"tokens_per_s": rows[0]["tokens_per_s"], "ms_per_micro_step": rows[0]["ms_per_step"],
-                                  "run_tokens": run_tokens, "projected_hours": hours, "rows": rows}
-    print(f"{rows[0]['tokens_per_s']:,.0f} tok/s: the {keys['max_iters']:,}-step run ({run_tokens / 1e9:.2f}B tokens) "
-          f"would take {hours:.1f} h here" + ("" if cuda else " (at the tiny CPU shape: meaningless, only tested)"),
-          flush=True)
+                                  "weight_dtype": weights, "run_tokens": run_tokens, "projected_hours": hours,
+                                  "rows": rows}
+    print(f"{rows[0]['tokens_per_s']:,.0f} tok/s with the preset's {weights} weights: the {keys['max_iters']:,}-step "
+          f"run ({run_tokens / 1e9:.2f}B tokens) would take {hours:.1f} h here"
+          + ("" if cuda else " (at the tiny CPU shape: meaningless, only tested)"), flush=True)
 
     # 3. a short LLaMA-130M training run through train.py: the loss must fall
-    seconds = 150 if cuda else 3
+    seconds = 60 if cuda else 3
     print(f"\n[3/3] LLaMA-130M preset through train.py for ~{seconds} s of steps on python_docs (char level)", flush=True)
     run = loss_falls_run(seconds, rows[0]["ms_per_step"], cuda)
     out["parts"]["run_130m"] = run

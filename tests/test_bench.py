@@ -115,6 +115,12 @@ def test_bench_gpu_suite_runs_tiny_on_cpu(tmp_path, monkeypatch, capsys):
     assert 0 < parts["gpt2_124m"]["muon_opt_share"] < 1 and parts["gpt2_124m"]["crms_ln_ratio"] > 0
     llama = parts["llama_130m"]
     assert llama["run_tokens"] == 20000 * 512 * 256 and llama["projected_hours"] > 0
+    # the preset's bf16 weights are what is timed and projected, beside float32 weights: half the state bytes
+    assert llama["weight_dtype"] == "bfloat16"
+    assert [r["name"] for r in llama["rows"]] == ["llama-130m (bfloat16 weights)", "llama-130m (float32 weights)"]
+    bf16, fp32 = llama["rows"]
+    assert abs(bf16["state_mb"] / fp32["state_mb"] - 0.5) < 1e-3  # (Adam's step counters stay float32)
+    assert llama["tokens_per_s"] == bf16["tokens_per_s"]
     run = parts["run_130m"]
     assert run["falls"] and run["last_loss"] < 0.9 * run["first_loss"], run
     assert result["parts"]["run_130m"]["iters"] == run["iters"]
