@@ -107,12 +107,18 @@ def test_bench_infer_compares_ln_with_its_converted_forms(tmp_path, capsys):
 def test_bench_gpu_suite_runs_tiny_on_cpu(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)  # the suite's train.py run prepares python_docs into ./data
     out = tmp_path / "suite.json"
-    result = bench.main(["--suite=gpu", "--threads=1", f"--json={out}"])
+    result = bench.main(["--suite=gpu", "--threads=1", "--run_seconds=2", f"--json={out}"])
     saved = json.loads(out.read_text())
     assert saved["suite"] == "gpu" and saved["judged"] is False  # GPU targets are not judged on CPU
     parts = saved["parts"]
     assert [r["name"] for r in parts["gpt2_124m"]["rows"]] == ["ln adamw", "crms adamw", "ln muon"]
-    assert 0 < parts["gpt2_124m"]["muon_opt_share"] < 1 and parts["gpt2_124m"]["crms_ln_ratio"] > 0
+    gpt2 = parts["gpt2_124m"]
+    assert 0 < gpt2["muon_opt_share"] < 1 and gpt2["crms_ln_ratio"] > 0
+    # Muon's share of the preset's optimizer step: one optimizer step per 32 micro-batches
+    muon = gpt2["rows"][2]
+    opt_ms = muon["opt_share"] * muon["ms_per_step"]
+    assert gpt2["accumulation_steps"] == 32
+    assert gpt2["muon_opt_share_preset_step"] == pytest.approx(opt_ms / (32 * (muon["ms_per_step"] - opt_ms) + opt_ms))
     llama = parts["llama_130m"]
     assert llama["run_tokens"] == 20000 * 512 * 256 and llama["projected_hours"] > 0
     # the preset's bf16 weights are what is timed and projected, beside float32 weights: half the state bytes
@@ -124,6 +130,7 @@ def test_bench_gpu_suite_runs_tiny_on_cpu(tmp_path, monkeypatch, capsys):
     run = parts["run_130m"]
     assert run["falls"] and run["last_loss"] < 0.9 * run["first_loss"], run
     assert result["parts"]["run_130m"]["iters"] == run["iters"]
+    assert run["iters"] == max(20, int(2 * 1000 / llama["ms_per_micro_step"]))  # --run_seconds=2 of steps
     assert "not judged" in capsys.readouterr().out
 
 
