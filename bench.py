@@ -114,7 +114,7 @@ def check_bench_config(bc):
     for key in ("batch_size", "steps", "rounds", "gen_tokens"):
         if getattr(bc, key) < 1:
             raise ValueError(f"bad value {getattr(bc, key)!r} for {key}: must be >= 1")
-    for key in ("warmup", "threads"):
+    for key in ("warmup", "threads", "run_seconds"):
         if getattr(bc, key) < 0:
             raise ValueError(f"bad value {getattr(bc, key)!r} for {key}: must be >= 0")
 

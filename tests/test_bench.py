@@ -137,7 +137,7 @@ def test_bench_gpu_suite_runs_tiny_on_cpu(tmp_path, monkeypatch, capsys):
 def test_bench_refuses_bad_options_in_one_line(capsys):
     for bad, word in (("--compare=speed", "compare"), ("--steps=0", "steps"), ("--nrom=ln", "norm"),
                       ("--suite=tpu", "suite"), ("--suite=gpu --compare=norm", "compare"),
-                      ("--compare=infer --norm_pos=post", "norm_pos")):
+                      ("--compare=infer --norm_pos=post", "norm_pos"), ("--suite=gpu --run_seconds=-5", "run_seconds")):
         with pytest.raises(SystemExit) as exit_info:
             bench.main(bad.split())
         assert exit_info.value.code == 2
