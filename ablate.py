@@ -29,6 +29,7 @@ tests/test_model.py::test_pre_ln_rms_crms_train_identically, which is run and re
 """
 
 import argparse
+import itertools
 import json
 import math
 import os
@@ -134,7 +135,7 @@ def plan(study, scale, depths, overrides):
         raise SystemExit(f"bad scale '{scale}': choose from {', '.join(SCALES)}")
     runs = []
     for L in (depths or DEFAULT_DEPTHS[scale]) if study == "depth" else [None]:
-        for seed, (name, label, args) in ((s, v) for s in seeds for v in names):  # seed outer: one whole seed first
+        for seed, (name, label, args) in itertools.product(seeds, names):  # seed outer: one whole seed first
             papers_code = BIG_DEEPNORM if scale == "130m" and args.get("norm_pos") == "deepnorm" else {}
             a = {**base, **args, **papers_code, **({"n_layer": L} if L else {}), **({"seed": seed} if seed else {}),
                  **overrides}
@@ -285,6 +286,15 @@ def analyze_run(run, out_dir, analysis, device):
     return r
 
 
+def read_analysis(out_dir):
+    """The run's analysis.json (analyze.py's output), or None when the run has none."""
+    path = os.path.join(out_dir, "analysis.json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
 # --------------------------------------------------------------------------------------------
 # tables and plots
 
@@ -428,7 +438,7 @@ def plot_study(runs, metrics, runs_dir, results_dir, study):
         group = [r for r in runs if r.group == g and "analysis" in metrics[r.name]]
         if not group:
             continue
-        res = {r.name: json.load(open(os.path.join(runs_dir, r.name, "analysis.json"))) for r in group}
+        res = {r.name: read_analysis(os.path.join(runs_dir, r.name)) for r in group}
         sfx = f"_{g}" if g else ""
         n = len(group)
         # angular-distance heatmaps side by side, one colour scale
@@ -519,11 +529,10 @@ def trajectory(out_dir):
 def deep_half_removable(out_dir):
     """Share of the deeper half of the blocks (l >= L/2) whose removal costs < 1%: the papers' claim is about
     deep blocks. None without the run's analysis.json."""
-    path = os.path.join(out_dir, "analysis.json")
-    if not os.path.exists(path):
+    analysis = read_analysis(out_dir)
+    if analysis is None:
         return None
-    with open(path) as f:
-        rel = json.load(f)["layer_drop"]["rel"]
+    rel = analysis["layer_drop"]["rel"]
     deep = rel[len(rel) // 2:]
     return sum(r < DROP_THRESHOLD for r in deep) / len(deep)
 
@@ -552,8 +561,7 @@ def seed_summary(runs, metrics, runs_dir):
                             for i in iters]
         out[config] = {"label": group[0].label, "seeds": [r.args.get("seed") for r in group],
                        "runs": [r.name for r in group],
-                       "final": {k: {"values": v, "mean": mean_spread(v)[0], "spread": mean_spread(v)[1]}
-                                 for k, v in final.items()},
+                       "final": {k: dict(zip(("mean", "spread"), mean_spread(v)), values=v) for k, v in final.items()},
                        "trajectory": mean_traj, "trajectory_per_seed": trajs}
     return out
 
@@ -613,8 +621,7 @@ def plot_seeds(summary, runs_dir, results_dir):
     # final per-layer profiles, mean over seeds: stream rms, layer-drop cost, per-block gradient norm
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.2))
     for k, (config, s) in enumerate(summary.items()):
-        res = [json.load(open(os.path.join(runs_dir, name, "analysis.json"))) for name in s["runs"]
-               if os.path.exists(os.path.join(runs_dir, name, "analysis.json"))]
+        res = [a for a in (read_analysis(os.path.join(runs_dir, name)) for name in s["runs"]) if a is not None]
         if not res:
             continue
         mean = lambda rows: [sum(col) / len(col) for col in zip(*rows)]  # noqa: E731 (over seeds)

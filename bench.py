@@ -65,7 +65,7 @@ import torch
 torch.set_flush_denormal(True)  # denormals are ~100x slower on x86; before torch starts worker threads
 
 from configurator import ConfigError, config_field, parse_config, split_config  # noqa: E402
-from train import autocast_context, resolve_device, resolve_dtype  # noqa: E402  (device and dtype rules of train.py)
+from train import autocast_context, param_dtype, resolve_device, resolve_dtype  # noqa: E402  (train.py's device and dtype rules)
 from convert import convert_to_crms, convert_to_rms  # noqa: E402
 from model import (GPT, GPTConfig, NORM_POSITIONS, padded_vocab,  # noqa: E402
                    peak_flops_for)
@@ -274,7 +274,7 @@ class Runner:
         self.v, self.device = v, device
         self.device_type = device.split(":")[0]
         torch.manual_seed(bc.seed)
-        self.model = GPT(v.model).to(device, getattr(torch, v.weight_dtype))
+        self.model = GPT(v.model).to(device, param_dtype(v.dtype, v.weight_dtype))
         self.optimizers = build_optimizers(self.model, v.optim, self.device_type)
         self.forward = torch.compile(self.model) if bc.compile else self.model
         self.ctx = autocast_context(v.dtype, self.device_type)

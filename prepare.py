@@ -879,7 +879,7 @@ def c4_layout(args, tok):
     <pad> (0) never occurs in text. GPT-2 has no pad token, so c4 with gpt2 stays a stream. Shards of
     rows hold a whole number of rows: shard_size is rounded down to a multiple of row_length.
     """
-    layout, row_length = getattr(args, "layout", None), getattr(args, "row_length", None)
+    layout, row_length = args.layout, args.row_length
     if args.source != "c4":
         if layout is not None or row_length is not None:
             flag = "--layout" if layout is not None else "--row_length"

@@ -209,8 +209,9 @@ def main(argv=None):
     analyze = importlib.import_module("analyze") if master and tc.analyze_interval else None  # only when asked
     if master:
         run_log = RunLog(tc, cfg, iter_num if ckpt else None, raw_model, tokens_per_iter, world_size, device)
-        print(f"device {device}, dtype {dtype} (weights {str(weights)[6:]}), compile {use_compile}, {world_size} rank(s) "
-              f"x {accum} micro-batches x {tc.batch_size} x {block_size} tokens = {tokens_per_iter:,} tokens/step")
+        print(f"device {device}, dtype {dtype} (weights {str(weights).removeprefix('torch.')}), compile {use_compile}, "
+              f"{world_size} rank(s) x {accum} micro-batches x {tc.batch_size} x {block_size} tokens = "
+              f"{tokens_per_iter:,} tokens/step")
         print(f"model: {raw_model.num_params() / 1e6:.2f}M parameters (without position embeddings)")
         print(optimizers.describe())
     if ckpt is not None:
