@@ -63,7 +63,7 @@ class TrainConfig:
     """Training loop, data, schedule, device and logging (train.py)"""
     # I/O and data. The defaults (with GPTConfig's and OptimConfig's) are the CPU preset: `python train.py`
     # trains a 6x384 char-level model on the Python reference docs (300 steps of 8 x 256 characters,
-    # float32 on a 2-core AVX2 CPU: 6m35s, val loss 4.75 -> 2.24; bf16 autocast where the CPU has it natively).
+    # float32 on a 2-core AVX2 CPU: 6m24s, val loss 4.75 -> 2.24; bf16 autocast where the CPU has it natively).
     out_dir: str = config_field("out", "folder for ckpt.pt and log.jsonl")
     dataset: str = config_field("python_docs", "dataset name: data_dir/NAME (python_docs and shakespeare* are prepared on first use)")
     data_dir: str = config_field("data", "parent folder of the datasets")
