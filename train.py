@@ -343,7 +343,8 @@ def main(argv=None):
             print(f"checkpoint: {ckpt_path}")
             print(f"try it: python sample.py --out_dir={tc.out_dir}")
         run_log.finish()
-    if ddp:
+    if ddp:  # wait until every rank is done (rank 0 saves last): gloo aborts a rank torn down under a busy peer
+        dist.barrier()
         dist.destroy_process_group()
 
 
