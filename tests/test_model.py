@@ -377,6 +377,23 @@ def test_norm_formulas_forward():
     assert torch.allclose(ss(x), 2.5 * x / torch.sqrt(x.pow(2).mean(-1, keepdim=True) + 1e-5))
 
 
+@pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-5), (torch.float64, 1e-12)])
+@pytest.mark.parametrize("bias", [True, False])
+def test_layernorm_formula_equals_torch_layer_norm(dtype, tol, bias):
+    """norms.LayerNorm writes the formula out; it must agree with torch's fused kernel (the old forward), and
+    keep its parameter names (weight, bias) so that old checkpoints load."""
+    torch.manual_seed(0)
+    ln = LayerNorm(16, 1e-5, bias=bias).to(dtype)
+    with torch.no_grad():
+        for p in ln.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    x = 3 * torch.randn(4, 5, 16, dtype=dtype) + 1.5
+    ref = F.layer_norm(x, (16,), ln.weight, ln.bias, 1e-5)
+    assert (ln(x) - ref).abs().max().item() < tol
+    assert list(ln.state_dict()) == (["weight", "bias"] if bias else ["weight"])
+    assert ln(x.bfloat16()).dtype == torch.bfloat16
+
+
 @pytest.mark.parametrize("norm", [LayerNorm(6), RMSNorm(6, bias=True), CRMSNorm(7), CRMSNorm(7, affine=False), SSNorm(6)])
 def test_norm_gradients_float64(norm):
     torch.manual_seed(0)
