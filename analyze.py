@@ -338,7 +338,7 @@ def pick_device(name):
 def analyze_checkpoint(out_dir, dataset=None, data_dir=None, batches=4, batch_size=8, split="val",
                        seed=1337, device="cpu", plots=True):
     """Load out_dir/ckpt.pt, analyze `batches` batches of `split`, write analysis.json (+ PNGs)."""
-    from model import load_checkpoint
+    from checkpoint import load_checkpoint
     from prepare import BatchSampler, ensure_prepared
 
     if batches < 1 or batch_size < 1:

@@ -21,8 +21,7 @@ import torch
 
 import prepare
 from configurator import ConfigError, config_field, parse_config, split_config
-from checkpoint import read_checkpoint
-from model import GPT
+from checkpoint import load_pretrained, read_checkpoint
 from train import PRETRAINED, autocast_context, fail, param_dtype, resolve_device, resolve_dtype
 
 
@@ -76,7 +75,7 @@ def main(argv=None):
                 fail(f"cannot find the tokenizer of this checkpoint: {e}")
         del ckpt
     else:
-        model = GPT.from_pretrained(sc.init_from)
+        model = load_pretrained(sc.init_from)
         meta = {"tokenizer": "gpt2"}
     model.to(device=device, dtype=param_dtype(dtype)).eval()
     encode, decode = prepare.get_tokenizer(meta)

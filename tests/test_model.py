@@ -17,7 +17,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from convert import convert_to_crms, convert_to_rms  # noqa: E402
-from model import GPT, GPTConfig, NORM_POSITIONS, load_checkpoint, padded_vocab, peak_flops_for  # noqa: E402
+from checkpoint import load_checkpoint, load_pretrained  # noqa: E402
+from model import GPT, GPTConfig, NORM_POSITIONS, padded_vocab, peak_flops_for  # noqa: E402
 from norms import NORM_TYPES, CRMSNorm, LayerNorm, RMSNorm, SSNorm  # noqa: E402
 
 V = 70
@@ -473,7 +474,7 @@ def test_gpt2_parity_with_transformers_on_perturbed_weights(tmp_path):
         for name, p in hf.named_parameters():
             p.add_(0.5 * torch.randn_like(p))
     hf.save_pretrained(tmp_path)
-    ours = GPT.from_pretrained(str(tmp_path)).eval()
+    ours = load_pretrained(str(tmp_path)).eval()
     assert ours.config.vocab_size == 100 and ours.transformer.wte.weight.shape[0] == 128
     idx, targets = torch.randint(0, 100, (2, 16)), torch.randint(0, 100, (2, 16))
     with torch.no_grad():
