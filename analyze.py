@@ -339,7 +339,8 @@ def analyze_checkpoint(out_dir, dataset=None, data_dir=None, batches=4, batch_si
                        seed=1337, device="cpu", plots=True):
     """Load out_dir/ckpt.pt, analyze `batches` batches of `split`, write analysis.json (+ PNGs)."""
     from checkpoint import load_checkpoint
-    from prepare import BatchSampler, ensure_prepared
+    from data import BatchSampler
+    from prepare import ensure_prepared
 
     if batches < 1 or batch_size < 1:
         raise ValueError(f"batches and batch_size must be >= 1, got {batches} and {batch_size}")

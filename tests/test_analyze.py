@@ -186,7 +186,7 @@ def test_quick_metrics_and_full_analysis(kw):
 # CLI on a checkpoint in train.py's format, with plots
 
 def write_tiny_dataset(data_dir, name="tiny"):
-    from prepare import write_shard
+    from data import write_shard
     folder = os.path.join(data_dir, name)
     os.makedirs(folder)
     rng = np.random.default_rng(0)

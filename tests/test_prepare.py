@@ -1,4 +1,5 @@
-"""Tests for prepare.py: llm.c shard I/O, meta, tokenizers, dataset writing, BatchSampler."""
+"""Tests for data.py (llm.c shard I/O, meta.json, BatchSampler) and prepare.py (tokenizers, sources, dataset
+writing)."""
 import json
 import os
 import subprocess
@@ -13,7 +14,8 @@ import pytest
 import torch
 
 import prepare
-from prepare import BatchSampler, ensure_prepared, get_tokenizer, load_meta, read_shard, write_shard
+from data import BatchSampler, load_meta, read_shard, write_shard
+from prepare import ensure_prepared, get_tokenizer
 
 TIKTOKEN_CACHE = os.path.normpath(os.path.join(ROOT, "..", "shared", "tiktoken_cache"))
 SHAKESPEARE = os.path.normpath(os.path.join(ROOT, "..", "shared", "corpus", "tinyshakespeare.txt"))
