@@ -18,8 +18,8 @@ Two ways to lay the tokens out (meta.json "layout"; data.BatchSampler follows it
 Usage:
   python prepare.py python_docs                      # offline: the CPython reference text, char-level
   python prepare.py python_docs --tokenizer=gpt2     # -> data/python_docs_gpt2
-  python prepare.py shakespeare_char [--input input.txt]
-  python prepare.py shakespeare                      # GPT-2 BPE
+  python prepare.py shakespeare_char                 # downloaded once (checksummed); offline: --input input.txt
+  python prepare.py shakespeare                      # GPT-2 BPE (the same text)
   python prepare.py books                            # 4 public-domain books (the CPU studies' corpus), char-level
   python prepare.py books --input DIR_OR_FILES       # the same from local copies (checked against the checksums)
   python prepare.py text --input a.txt folder/ --name mytext --tokenizer=char|gpt2
@@ -60,8 +60,6 @@ C4_ROW_LENGTH = 256  # the papers' --max_length
 # the papers' code streams C4 through datasets' shuffle (shard order + a 1000-document buffer) with these seeds
 C4_SHUFFLE_SEEDS = {"train": 32, "validation": 42}
 SHARD_SIZE = 10**8  # tokens per shard, as llm.c
-REPO_ROOT = os.path.dirname(os.path.abspath(__file__))
-SHARED_SHAKESPEARE = os.path.join(REPO_ROOT, "..", "shared", "corpus", "tinyshakespeare.txt")
 PARALLEL_MIN_CHARS = 4_000_000  # below this, tokenizing in-process beats starting a Pool
 
 
@@ -117,13 +115,8 @@ def _gpt2():
     except ImportError:
         raise SystemExit("the gpt2 tokenizer needs tiktoken: `pip install tiktoken` (or use --tokenizer=char)")
     try:
-        return tiktoken.get_encoding("gpt2")
+        return tiktoken.get_encoding("gpt2")  # downloads the BPE files once, or reads TIKTOKEN_CACHE_DIR
     except Exception as e:
-        shared = os.path.join(REPO_ROOT, "..", "shared", "tiktoken_cache")
-        if not os.environ.get("TIKTOKEN_CACHE_DIR") and os.path.isdir(shared):
-            os.environ["TIKTOKEN_CACHE_DIR"] = shared  # offline fallback: the shared cached BPE files
-            print(f"no network for tiktoken: using TIKTOKEN_CACHE_DIR={shared}")
-            return _gpt2()
         raise SystemExit(f"could not load the GPT-2 BPE files ({type(e).__name__}); offline, set "
                          f"TIKTOKEN_CACHE_DIR to a folder holding tiktoken's cached gpt2 files, or use --tokenizer=char")
 
@@ -559,12 +552,10 @@ def books_sources(inputs, cache_dir):
 
 
 def shakespeare_text(inputs, data_dir):
+    """tiny Shakespeare: the local copy given with --input, else the checksummed download (kept in
+    data_dir/_downloads for later runs)."""
     if inputs:
         return "".join("".join(d) for d in read_text_inputs(inputs))
-    if os.path.isfile(SHARED_SHAKESPEARE):
-        print(f"reading {os.path.normpath(SHARED_SHAKESPEARE)} (the char-rnn tinyshakespeare input.txt)")
-        with open(SHARED_SHAKESPEARE, encoding="utf-8") as f:
-            return f.read()
     try:
         path = download_book(BOOK_BY_NAME["tinyshakespeare"], os.path.join(data_dir, DOWNLOADS))
     except DownloadError as e:
@@ -810,8 +801,8 @@ def c4_layout(args, tok):
 def ensure_prepared(name, data_dir="data"):
     """Return data_dir/name, preparing offline-capable datasets on first use.
 
-    python_docs (and python_docs_gpt2) are always prepared offline; shakespeare_char / shakespeare
-    from ../shared/corpus/tinyshakespeare.txt when present, else by download. Anything else that is missing ->
+    python_docs (and python_docs_gpt2) are always prepared offline; shakespeare_char / shakespeare by
+    download (offline: the message says how to pass a local copy). Anything else that is missing ->
     SystemExit with the prepare.py command to run; so is a damaged meta.json (the command re-creates it).
     """
     folder = os.path.join(data_dir, name)

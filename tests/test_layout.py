@@ -63,3 +63,15 @@ def test_core_files_stay_short():
         with open(os.path.join(ROOT, name), encoding="utf-8") as f:
             n = len(f.read().splitlines())
         assert n <= limit, f"{name} has {n} lines (limit {limit}): move a section where a reader looks for it"
+
+
+def test_product_names_no_path_outside_the_repository():
+    """A user's clone has no ../shared (our machines' offline corpus and BPE cache): the product must not
+    look there. Tests get those optional folders from TIKTOKEN_CACHE_DIR and NANONORM_CORPUS."""
+    files = [f for f in os.listdir(ROOT) if f.endswith(".py")]
+    files += [os.path.join("config", f) for f in os.listdir(os.path.join(ROOT, "config")) if f.endswith(".py")]
+    for name in files:
+        with open(os.path.join(ROOT, name), encoding="utf-8") as f:
+            text = f.read()
+        for needle in ('"..", "shared"', "../shared", "'..', 'shared'"):
+            assert needle not in text, f"{name} names {needle}: read an environment variable or a flag instead"
