@@ -3,6 +3,8 @@ Look inside a trained GPT: the analysis tools of the depth and outlier papers, f
 
     python analyze.py --out_dir=out [--dataset=NAME] [--batches=4] [--batch_size=8] [--split=val]
         -> out_dir/analysis.json and out_dir/analysis_{angular,layerdrop,rms,gradnorm,kurtosis}.png
+    python analyze.py curves out-ln out-rms [--out=curves.png]
+        -> the train and val loss curves of the runs' log.jsonl, side by side (legend: the folder)
 
 Hidden states x_0..x_L come from model.hidden_states(idx): x_l enters block l (x_0 = embedding
 output), x_L leaves the last block (crms models give the decompressed d-dim stream).
@@ -243,10 +245,18 @@ def pyplot():
     try:
         import matplotlib
     except ImportError:
-        raise SystemExit("plots need matplotlib: pip install matplotlib (or pass --no_plots)") from None
+        raise SystemExit("plots need matplotlib: pip install matplotlib (analyze.py --no_plots writes only "
+                         "analysis.json)") from None
     matplotlib.use("Agg")  # files only, no display needed
     import matplotlib.pyplot as plt
     return plt
+
+
+def block_axis(axis):
+    """Blocks and hidden states are counted in whole numbers: ticks only there (a 2-layer model's axis
+    would otherwise read -0.25, 0.25, 0.75, ...). axis: ax.xaxis or ax.yaxis."""
+    from matplotlib.ticker import MaxNLocator
+    axis.set_major_locator(MaxNLocator(integer=True))
 
 
 def heatmap(ax, matrix, title, vmax=None):
@@ -259,6 +269,8 @@ def heatmap(ax, matrix, title, vmax=None):
                    extent=(0.5, L + 0.5, -0.5, L - 0.5))
     ax.set_xlabel("n (blocks ahead)")
     ax.set_ylabel("l (block entered)")
+    block_axis(ax.xaxis)
+    block_axis(ax.yaxis)
     ax.set_title(title, fontsize=9)
     return im
 
@@ -288,6 +300,7 @@ def plot_analysis(result, out_dir, title=""):
     ax.axhline(1.0, color="k", lw=0.8, ls="--", label="1% of the loss")
     ax.set_yscale("symlog", linthresh=1.0)  # linear below 1%, logarithmic above: small and big costs readable
     ax.set_xlabel("removed block l")
+    block_axis(ax.xaxis)
     ax.set_ylabel("loss increase (%, symlog)")
     ax.set_title(f"{title} layer drop (base loss {result['loss']:.3f})", fontsize=9)
     ax.legend(fontsize=8)
@@ -298,6 +311,7 @@ def plot_analysis(result, out_dir, title=""):
     ax.plot(range(L + 1), [math.sqrt(v) for v in result["var"]], "s--", label="per-token std")
     ax.set_yscale("log")
     ax.set_xlabel("hidden state l (0 = embedding output)")
+    block_axis(ax.xaxis)
     ax.set_ylabel("size of the residual stream")
     ax.set_title(f"{title} residual stream growth", fontsize=9)
     ax.legend(fontsize=8)
@@ -307,6 +321,7 @@ def plot_analysis(result, out_dir, title=""):
     ax.plot(range(L), result["grad_norm"], "o-")
     ax.set_yscale("log")
     ax.set_xlabel("block l")
+    block_axis(ax.xaxis)
     ax.set_ylabel("gradient norm of block parameters")
     ax.set_title(f"{title} per-block gradient norm", fontsize=9)
     save(fig, "gradnorm")
@@ -316,11 +331,71 @@ def plot_analysis(result, out_dir, title=""):
     ax.axhline(0.0, color="k", lw=0.8, ls="--", label="Gaussian (OSP clamps below 0)")
     ax.legend(fontsize=8)
     ax.set_xlabel("hidden state l (0 = embedding output)")
+    block_axis(ax.xaxis)
     ax.set_ylabel("excess kurtosis")
     ax.set_title(f"{title} excess kurtosis (OSP mean {result['summary']['kurtosis_mean']:.2f}, "
                  f"raw {result['summary']['kurtosis_raw_mean']:.2f})", fontsize=9)
     save(fig, "kurtosis")
     return paths
+
+
+# --------------------------------------------------------------------------------------------
+# loss curves of several runs, side by side (train.py's log.jsonl)
+
+
+def read_log(run_dir):
+    """(train, val) of a run folder's log.jsonl, each a list of (iter, loss): train from the training rows
+    (the mean loss since the previous row), val from the evaluation rows."""
+    path = os.path.join(run_dir, "log.jsonl")
+    train, val = [], []
+    with open(path) as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                raise ValueError(f"{path}: line {n} is not JSON (a damaged log)") from None
+            if "loss" in row:
+                train.append((row["iter"], row["loss"]))
+            if "val_loss" in row:
+                val.append((row["iter"], row["val_loss"]))
+    return train, val
+
+
+def plot_curves(run_dirs, out_path):
+    """Train loss (left panel) and val loss (right) over iterations, one colour per run; returns out_path."""
+    logs = {d: read_log(d) for d in run_dirs}  # read every log before drawing: a bad one fails first
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for k, (run_dir, splits) in enumerate(logs.items()):
+        for ax, points, style in zip(axes, splits, ("-", "o-")):
+            if points:
+                iters, losses = zip(*points)
+                ax.plot(iters, losses, style, ms=3, color=f"C{k}", label=os.path.normpath(run_dir))
+    for ax, split in zip(axes, ("train", "val")):
+        ax.set(xlabel="iteration", ylabel=f"{split} loss", title=f"{split} loss")
+        if ax.lines:
+            ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out_path, dpi=110)
+    plt.close(fig)
+    return out_path
+
+
+def curves_main(argv):
+    ap = _Parser(prog="analyze.py curves", description="Plot the train and val loss of run folders side by side")
+    ap.add_argument("run_dirs", nargs="+", metavar="DIR", help="train.py out_dirs (each holds a log.jsonl)")
+    ap.add_argument("--out", default="curves.png", help="PNG to write (default curves.png)")
+    args = ap.parse_args(argv)
+    for run_dir in args.run_dirs:
+        if not os.path.isfile(os.path.join(run_dir, "log.jsonl")):
+            ap.error(f"bad run folder '{run_dir}': no log.jsonl there (train.py writes one into its out_dir)")
+    try:
+        path = plot_curves(args.run_dirs, args.out)
+    except ValueError as e:
+        ap.error(str(e))
+    print(f"wrote {path}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -338,8 +413,9 @@ def pick_device(name):
 def analyze_checkpoint(out_dir, dataset=None, data_dir=None, batches=4, batch_size=8, split="val",
                        seed=1337, device="cpu", plots=True):
     """Load out_dir/ckpt.pt, analyze `batches` batches of `split`, write analysis.json (+ PNGs)."""
-    from model import load_checkpoint
-    from prepare import BatchSampler, ensure_prepared
+    from checkpoint import load_checkpoint
+    from data import BatchSampler
+    from prepare import ensure_prepared
 
     if batches < 1 or batch_size < 1:
         raise ValueError(f"batches and batch_size must be >= 1, got {batches} and {batch_size}")
@@ -369,13 +445,18 @@ def analyze_checkpoint(out_dir, dataset=None, data_dir=None, batches=4, batch_si
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, not argparse's usage block
-        print(f"error: {message} (see python analyze.py --help)", file=sys.stderr)
+        print(f"error: {message} (see python {self.prog} --help)", file=sys.stderr)
         sys.exit(2)
 
 
 def main(argv=None):
-    ap = _Parser(description="Angular distance, layer drop, residual growth, per-block gradient norms and "
-                             "excess kurtosis of a checkpoint -> out_dir/analysis.json and analysis_*.png")
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["curves"]:
+        return curves_main(argv[1:])
+    ap = _Parser(prog="analyze.py",
+                 description="Angular distance, layer drop, residual growth, per-block gradient norms and "
+                             "excess kurtosis of a checkpoint -> out_dir/analysis.json and analysis_*.png",
+                 epilog="Loss curves of runs side by side: python analyze.py curves DIR [DIR ...] [--out=curves.png]")
     ap.add_argument("--out_dir", default="out", help="folder with ckpt.pt (results are written there)")
     ap.add_argument("--dataset", default=None, help="dataset name (default: the checkpoint's)")
     ap.add_argument("--data_dir", default=None, help="parent folder of datasets (default: the checkpoint's)")

@@ -1,7 +1,8 @@
 """
-The files of a training run, for train.py: where its model comes from (ckpt.pt to resume, GPT-2 weights),
-what it keeps in out_dir (ckpt.pt, log.jsonl), the RNG states a checkpoint holds, and the Ctrl-C/SIGTERM
-flag that triggers the last save.
+The files of a training run: where its model comes from (ckpt.pt to resume: load_checkpoint; GPT-2 weights:
+load_pretrained), what it keeps in out_dir (ckpt.pt, log.jsonl), the RNG states a checkpoint holds, and the
+Ctrl-C/SIGTERM flag that triggers the last save. Writing and loading a checkpoint live here together, for
+train.py, sample.py, analyze.py and convert.py.
 
 A checkpoint is one torch.save'd dict of plain tensors, numbers and strings (torch.load(weights_only=True)
 reads it): the model's state_dict and config, the optimizer state, the iteration, every RNG state, the
@@ -21,7 +22,7 @@ from dataclasses import asdict, fields
 import numpy as np
 import torch
 
-from model import GPT, load_checkpoint
+from model import GPT, GPTConfig, compact_crms_model
 
 
 def rng_state():
@@ -77,6 +78,29 @@ def save_atomically(obj, path):
             os.remove(tmp)
 
 
+def load_checkpoint(path, device="cpu"):
+    """(model, checkpoint dict) from a ckpt.pt written by train.py or convert.py (or its out_dir)."""
+    if os.path.isdir(path):
+        path = os.path.join(path, "ckpt.pt")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        config = dict(ckpt["model_config"])
+        state = {k.removeprefix("_orig_mod.").removeprefix("module."): v for k, v in ckpt["model"].items()}
+    except Exception as err:  # a partial copy, a full disk, not a checkpoint at all
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0].split(". ")[0][:160]
+        raise ValueError(f"damaged checkpoint {path} ({reason}): delete it or restore a good copy") from None
+    compact = config.pop("compact", False) or ckpt.get("compact_crms", False)
+    if compact:  # the inference model convert.py writes: (d-1)-dim stream, folded weights
+        model = compact_crms_model(GPTConfig(**config))
+    else:
+        model = GPT(GPTConfig(**config))
+    model.to(next(iter(state.values())).dtype)  # in the checkpoint's dtype: float64 resumes exactly
+    model.load_state_dict(state)
+    return model.to(device), ckpt
+
+
 def process_alive(pid):
     try:
         os.kill(pid, 0)  # signal 0: only checks that the process exists
@@ -102,7 +126,7 @@ def remove_stale_temporaries(path):
 
 
 def read_checkpoint(path, device, hint):
-    """model.load_checkpoint, every failure one line naming the file: a damaged file (load_checkpoint says
+    """load_checkpoint, every failure one line naming the file: a damaged file (load_checkpoint says
     so and what to do; hint adds what this command offers), or a readable one that does not fit model.py."""
     try:
         return load_checkpoint(path, device)
@@ -144,14 +168,51 @@ def pretrained(name, cfg, meta, dataset, master):
     if master:
         print(f"loading pretrained weights {name} ...")
     try:
-        model = GPT.from_pretrained(name, dropout=cfg["dropout"])
+        model = load_pretrained(name, dropout=cfg["dropout"])
     except OSError as e:  # offline, or a folder without a Hugging Face GPT-2
         raise ValueError(f"could not load {name}: {str(e).strip().splitlines()[0]}") from None
     if cfg["block_size"] > model.config.block_size:
         raise ValueError(f"bad value {cfg['block_size']} for block_size: {name} has only "
                          f"{model.config.block_size} positions")
-    model.crop_block_size(cfg["block_size"])  # train (and later sample) with the shorter context
+    crop_block_size(model, cfg["block_size"])  # train (and later sample) with the shorter context
     return model
+
+
+def load_pretrained(name_or_dir, dropout=0.0):
+    """Hugging Face GPT-2 weights (gpt2, gpt2-medium, ... or a local save_pretrained folder) as our GPT."""
+    try:
+        from transformers import GPT2LMHeadModel
+    except ImportError:
+        raise SystemExit("GPT-2 weights need transformers: pip install transformers") from None
+    hf = GPT2LMHeadModel.from_pretrained(name_or_dir)
+    hc = hf.config
+    model = GPT(GPTConfig(n_layer=hc.n_layer, n_head=hc.n_head, n_embd=hc.n_embd, block_size=hc.n_positions,
+                          vocab_size=hc.vocab_size, norm_eps=hc.layer_norm_epsilon, mlp="gelu_tanh", dropout=dropout))
+    ours = model.state_dict()
+    conv1d = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
+    with torch.no_grad():
+        for k, v in hf.state_dict().items():
+            # skip the causal-mask buffers `h.N.attn.bias` / `.masked_bias` (NOT `attn.c_attn.bias`,
+            # the QKV bias) and the head, which is tied to wte
+            if k.endswith((".attn.bias", ".attn.masked_bias")) or k == "lm_head.weight":
+                continue
+            if k not in ours:
+                raise ValueError(f"unexpected GPT-2 weight {k}")
+            if k.endswith(conv1d):
+                v = v.t()  # HF GPT-2 stores Conv1D weights as (in, out)
+            ours[k][: v.shape[0]].copy_(v)  # wte: the padding rows keep their init; they are not classes
+    return model
+
+
+def crop_block_size(model, block_size):
+    """Shorten the context of a (pretrained) model: keep the first block_size learned positions."""
+    if block_size > model.config.block_size:
+        raise ValueError(f"block_size {block_size} exceeds the model's {model.config.block_size} positions")
+    model.config.block_size = block_size
+    wpe = model.transformer.wpe
+    if wpe is not None:
+        wpe.weight = torch.nn.Parameter(wpe.weight[:block_size].detach().clone())
+        wpe.num_embeddings = block_size
 
 
 class StopSignal:

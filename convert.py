@@ -11,7 +11,7 @@ The formulas (P = I - 11^T/d centres, C drops the last coordinate, D z = [z, -su
 so the compact model's norms are parameter-free CRMSNorms on d-1 coordinates (model.py, "The zero-mean
 stream", explains why the stream may be centred at all).
 Input: a checkpoint of norm=ln/norm_pos=pre, or of the equivalent rms+zero_mean or crms models. The output
-holds the model and the tokenizer description (no optimizer state) and loads with model.load_checkpoint /
+holds the model and the tokenizer description (no optimizer state) and loads with checkpoint.load_checkpoint /
 sample.py.
 """
 
@@ -21,11 +21,9 @@ import sys
 from dataclasses import asdict, replace
 
 import torch
-import torch.nn as nn
 
-from checkpoint import save_atomically
-from model import GPT, load_checkpoint, padded_vocab
-from norms import CRMSNorm
+from checkpoint import load_checkpoint, save_atomically
+from model import GPT, compact_crms_model
 
 
 def is_compact(model):
@@ -38,28 +36,6 @@ def check_convertible(model):
     if not ok:
         raise ValueError(f"only Pre-LN, Pre-RMSNorm with zero_mean, or crms models convert "
                          f"(got norm={c.norm}, norm_pos={c.norm_pos}, zero_mean={c.zero_mean})")
-
-
-def compact_crms_model(config):
-    """The inference model convert_to_crms fills: a Pre-Norm GPT on the (d-1)-dim stream with
-    parameter-free CRMSNorms, untied head, no centring hooks (the writers' weights are already C P W)."""
-    c = replace(config, norm="crms", depth_scale=False, tie_embeddings=False, emb_proj=False)
-    model = GPT(replace(c, norm="none", zero_mean=False))  # the right skeleton, then (d-1)-wide pieces
-    d, d1, V = c.n_embd, c.n_embd - 1, padded_vocab(c.vocab_size)
-    tr = model.transformer
-    tr.wte = nn.Embedding(V, d1)
-    if tr.wpe is not None:
-        tr.wpe = nn.Embedding(c.block_size, d1)
-    for block in tr.h:
-        block.ln_1, block.ln_2 = CRMSNorm(d, c.norm_eps, affine=False), CRMSNorm(d, c.norm_eps, affine=False)
-        block.attn.c_attn = nn.Linear(d1, 3 * d, bias=c.bias)
-        block.attn.c_proj = nn.Linear(d, d1, bias=c.bias)
-        block.mlp.c_fc = nn.Linear(d1, block.mlp.c_fc.out_features, bias=c.bias)
-        block.mlp.c_proj = nn.Linear(block.mlp.c_proj.in_features, d1, bias=c.bias)
-    tr.ln_f = CRMSNorm(d, c.norm_eps, affine=False)
-    model.lm_head = nn.Linear(d1, V, bias=c.bias)  # bias: the final norm's, folded
-    model.config = c
-    return model
 
 
 def centred(w, b=None):

@@ -19,15 +19,14 @@ zero_mean and norm=crms make Pre-RMSNorm and Pre-CRMSNorm exactly the Pre-LN mod
 """
 
 import math
-import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from configurator import config_field
-from norms import NORM_TYPES, RMSNorm, at_least_float32, decompress, make_norm
+from norms import NORM_TYPES, CRMSNorm, RMSNorm, at_least_float32, decompress, make_norm
 
 NORM_POSITIONS = ("pre", "post", "mix", "sandwich", "peri", "reorder", "deepnorm")
 MLP_TYPES = ("gelu", "gelu_tanh", "swiglu", "relu2")
@@ -350,16 +349,6 @@ class GPT(nn.Module):
             idx = torch.cat([idx, nxt], dim=1)
         return idx
 
-    def crop_block_size(self, block_size):
-        """Shorten the context of a (pretrained) model: keep the first block_size learned positions."""
-        if block_size > self.config.block_size:
-            raise ValueError(f"block_size {block_size} exceeds the model's {self.config.block_size} positions")
-        self.config.block_size = block_size
-        wpe = self.transformer.wpe
-        if wpe is not None:
-            wpe.weight = nn.Parameter(wpe.weight[:block_size].detach().clone())
-            wpe.num_embeddings = block_size
-
     def num_params(self, non_embedding=True):
         n = sum(p.numel() for p in self.parameters())
         if non_embedding and self.transformer.wpe is not None:
@@ -376,35 +365,6 @@ class GPT(nn.Module):
         """Model FLOPs utilization: achieved FLOP/s over the device's bf16 dense peak (None if unknown)."""
         peak = peak_flops or peak_flops_for(device)
         return None if not peak else self.flops_per_token() * tokens_per_s / peak
-
-    @classmethod
-    def from_pretrained(cls, name_or_dir, **overrides):
-        """Hugging Face GPT-2 weights (gpt2, gpt2-medium, ... or a local save_pretrained folder)."""
-        try:
-            from transformers import GPT2LMHeadModel
-        except ImportError:
-            raise SystemExit("GPT.from_pretrained needs transformers: pip install transformers") from None
-        if set(overrides) - {"dropout"}:
-            raise ValueError(f"from_pretrained can only override dropout, got {sorted(overrides)}")
-        hf = GPT2LMHeadModel.from_pretrained(name_or_dir)
-        hc = hf.config
-        model = cls(GPTConfig(n_layer=hc.n_layer, n_head=hc.n_head, n_embd=hc.n_embd, block_size=hc.n_positions,
-                              vocab_size=hc.vocab_size, norm_eps=hc.layer_norm_epsilon, mlp="gelu_tanh",
-                              dropout=overrides.get("dropout", 0.0)))
-        ours = model.state_dict()
-        conv1d = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
-        with torch.no_grad():
-            for k, v in hf.state_dict().items():
-                # skip the causal-mask buffers `h.N.attn.bias` / `.masked_bias` (NOT `attn.c_attn.bias`,
-                # the QKV bias) and the head, which is tied to wte
-                if k.endswith((".attn.bias", ".attn.masked_bias")) or k == "lm_head.weight":
-                    continue
-                if k not in ours:
-                    raise ValueError(f"unexpected GPT-2 weight {k}")
-                if k.endswith(conv1d):
-                    v = v.t()  # HF GPT-2 stores Conv1D weights as (in, out)
-                ours[k][: v.shape[0]].copy_(v)  # wte: the padding rows keep their init; they are not classes
-        return model
 
 
 # ---------------------------------------------------------------------------------------------
@@ -437,32 +397,31 @@ def make_stream_zero_mean(model, compress):
             module.register_forward_hook(centre)
 
 
+def compact_crms_model(config):
+    """The inference model convert.py's convert_to_crms fills (and checkpoint.load_checkpoint rebuilds): a
+    Pre-Norm GPT on the (d-1)-dim stream with parameter-free CRMSNorms, untied head, no centring hooks (the
+    writers' weights are already C P W)."""
+    c = replace(config, norm="crms", depth_scale=False, tie_embeddings=False, emb_proj=False)
+    model = GPT(replace(c, norm="none", zero_mean=False))  # the right skeleton, then (d-1)-wide pieces
+    d, d1, V = c.n_embd, c.n_embd - 1, padded_vocab(c.vocab_size)
+    tr = model.transformer
+    tr.wte = nn.Embedding(V, d1)
+    if tr.wpe is not None:
+        tr.wpe = nn.Embedding(c.block_size, d1)
+    for block in tr.h:
+        block.ln_1, block.ln_2 = CRMSNorm(d, c.norm_eps, affine=False), CRMSNorm(d, c.norm_eps, affine=False)
+        block.attn.c_attn = nn.Linear(d1, 3 * d, bias=c.bias)
+        block.attn.c_proj = nn.Linear(d, d1, bias=c.bias)
+        block.mlp.c_fc = nn.Linear(d1, block.mlp.c_fc.out_features, bias=c.bias)
+        block.mlp.c_proj = nn.Linear(block.mlp.c_proj.in_features, d1, bias=c.bias)
+    tr.ln_f = CRMSNorm(d, c.norm_eps, affine=False)
+    model.lm_head = nn.Linear(d1, V, bias=c.bias)  # bias: the final norm's, folded
+    model.config = c
+    return model
+
+
 # ---------------------------------------------------------------------------------------------
-# Checkpoints, and the GPU peak table for MFU
-
-def load_checkpoint(path, device="cpu"):
-    """(model, checkpoint dict) from a ckpt.pt written by train.py or convert.py (or its out_dir)."""
-    if os.path.isdir(path):
-        path = os.path.join(path, "ckpt.pt")
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        config = dict(ckpt["model_config"])
-        state = {k.removeprefix("_orig_mod.").removeprefix("module."): v for k, v in ckpt["model"].items()}
-    except Exception as err:  # a partial copy, a full disk, not a checkpoint at all
-        reason = (str(err).strip().splitlines() or [type(err).__name__])[0].split(". ")[0][:160]
-        raise ValueError(f"damaged checkpoint {path} ({reason}): delete it or restore a good copy") from None
-    compact = config.pop("compact", False) or ckpt.get("compact_crms", False)
-    if compact:  # the inference model convert.py writes: (d-1)-dim stream, folded weights
-        from convert import compact_crms_model
-        model = compact_crms_model(GPTConfig(**config))
-    else:
-        model = GPT(GPTConfig(**config))
-    model.to(next(iter(state.values())).dtype)  # in the checkpoint's dtype: float64 resumes exactly
-    model.load_state_dict(state)
-    return model.to(device), ckpt
-
+# The GPU peak table for MFU
 
 # Peak dense bf16 tensor FLOP/s by GPU name (torch.cuda.get_device_name); the longest matching name wins
 PEAK_FLOPS = {

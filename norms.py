@@ -17,7 +17,6 @@ Statistics are taken in at least float32 (bf16 inputs under autocast), float64 s
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 NORM_TYPES = ("ln", "rms", "crms", "ss", "none")
 
@@ -27,7 +26,7 @@ def at_least_float32(x):
 
 
 class LayerNorm(nn.Module):
-    """LN(x) = (x - mean) / sqrt(var + eps) * g + b; torch's fused kernel computes exactly this formula."""
+    """LN(x) = (x - mean) / sqrt(var + eps) * g + b over the last dim (what F.layer_norm computes)."""
 
     def __init__(self, dim, eps=1e-5, bias=True):
         super().__init__()
@@ -36,17 +35,17 @@ class LayerNorm(nn.Module):
         self.bias = nn.Parameter(torch.zeros(dim)) if bias else None
 
     def forward(self, x):
-        return F.layer_norm(x, self.weight.shape, self.weight, self.bias, self.eps)
+        xf = at_least_float32(x)
+        centred = xf - xf.mean(-1, keepdim=True)  # var = mean(centred^2): the biased variance, divided by d
+        y = centred * torch.rsqrt(centred.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+        return (y if self.bias is None else y + self.bias).type_as(x)
 
 
-class RMSNorm(nn.Module):
-    """RMS(x) = x / sqrt(mean(x^2) + eps) * g (+ b when bias=True)."""
+class RMSNorm(LayerNorm):
+    """RMS(x) = x / sqrt(mean(x^2) + eps) * g (+ b when bias=True): LayerNorm's parameters, no centring."""
 
-    def __init__(self, dim, eps=1e-5, bias=False):
-        super().__init__()
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(dim))
-        self.bias = nn.Parameter(torch.zeros(dim)) if bias else None
+    def __init__(self, dim, eps=1e-5, bias=False):  # RMSNorm has no bias unless asked (LLaMA)
+        super().__init__(dim, eps, bias)
 
     def forward(self, x):
         return rms_norm(x, self.weight, self.bias, self.eps)
@@ -110,12 +109,8 @@ class SSNorm(nn.Module):
 
 def make_norm(norm, dim, eps=1e-5, bias=True):
     """The one place a norm is built. `bias` follows the model's bias switch (ln, rms, crms)."""
-    if norm == "ln":
-        return LayerNorm(dim, eps, bias)
-    if norm == "rms":
-        return RMSNorm(dim, eps, bias)
-    if norm == "crms":
-        return CRMSNorm(dim, eps, bias)
+    if norm in ("ln", "rms", "crms"):
+        return {"ln": LayerNorm, "rms": RMSNorm, "crms": CRMSNorm}[norm](dim, eps, bias)
     if norm == "ss":
         return SSNorm(dim, eps)
     if norm == "none":

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 
 import torch
 
-import prepare
+from data import load_meta
+from prepare import get_tokenizer
 from configurator import ConfigError, config_field, parse_config, split_config
-from checkpoint import read_checkpoint
-from model import GPT
+from checkpoint import load_pretrained, read_checkpoint
 from train import PRETRAINED, autocast_context, fail, param_dtype, resolve_device, resolve_dtype
 
 
@@ -71,15 +71,15 @@ def main(argv=None):
         meta = ckpt.get("meta")
         if meta is None:
             try:
-                meta = prepare.load_meta(sc.data_dir, ckpt["dataset"])
+                meta = load_meta(sc.data_dir, ckpt["dataset"])
             except (KeyError, FileNotFoundError) as e:
                 fail(f"cannot find the tokenizer of this checkpoint: {e}")
         del ckpt
     else:
-        model = GPT.from_pretrained(sc.init_from)
+        model = load_pretrained(sc.init_from)
         meta = {"tokenizer": "gpt2"}
     model.to(device=device, dtype=param_dtype(dtype)).eval()
-    encode, decode = prepare.get_tokenizer(meta)
+    encode, decode = get_tokenizer(meta)
 
     start = sc.start
     if start.startswith("FILE:"):

@@ -8,7 +8,7 @@ Train a GPT (model.py) with AdamW/Muon/AuON (optim.py) on llm.c token shards (pr
 
 nanoGPT's train.py, read top-down, with its known complaints fixed: checkpoints carry no `_orig_mod.`
 prefixes and hold every RNG state (a resumed run reproduces the uninterrupted one bit for bit on CPU),
-the data position is the iteration number (prepare.BatchSampler is stateless), Ctrl-C/SIGTERM save a
+the data position is the iteration number (data.BatchSampler is stateless), Ctrl-C/SIGTERM save a
 checkpoint, a non-finite loss stops the run without overwriting the last good checkpoint, config typos
 are refused (configurator.py), evaluation is averaged over all ranks, and MFU uses the real GPU peak.
 
@@ -47,6 +47,7 @@ torch.set_flush_denormal(True)
 import torch.distributed as dist  # noqa: E402
 from torch.nn.parallel import DistributedDataParallel as DDP  # noqa: E402
 
+import data  # noqa: E402
 import prepare  # noqa: E402
 from checkpoint import (RunLog, StopSignal, fmt_duration, pretrained, remove_stale_temporaries, resume,  # noqa: E402
                         save_checkpoint, set_rng_state)
@@ -149,7 +150,7 @@ def main(argv=None):
             prepare.ensure_prepared(tc.dataset, tc.data_dir)
         if ddp:
             dist.barrier()
-        meta = prepare.load_meta(tc.data_dir, tc.dataset)
+        meta = data.load_meta(tc.data_dir, tc.dataset)
     except SystemExit as e:  # ensure_prepared's one-line message with the prepare.py command
         if isinstance(e.code, str):
             fail(e.code)
@@ -197,9 +198,9 @@ def main(argv=None):
 
     # ---- batches: the training batches follow --seed; the eval batches are fixed (EVAL_SEED)
     try:
-        train_sampler = prepare.BatchSampler(tc.data_dir, tc.dataset, "train", tc.batch_size, block_size, seed=tc.seed)
-        eval_samplers = {split: prepare.BatchSampler(tc.data_dir, tc.dataset, split, tc.batch_size, block_size,
-                                                     seed=EVAL_SEED) for split in ("train", "val")}
+        train_sampler = data.BatchSampler(tc.data_dir, tc.dataset, "train", tc.batch_size, block_size, seed=tc.seed)
+        eval_samplers = {split: data.BatchSampler(tc.data_dir, tc.dataset, split, tc.batch_size, block_size,
+                                                  seed=EVAL_SEED) for split in ("train", "val")}
     except (FileNotFoundError, ValueError) as e:
         fail(e)
     ctx = autocast_context(dtype, device_type)

@@ -186,7 +186,7 @@ def test_quick_metrics_and_full_analysis(kw):
 # CLI on a checkpoint in train.py's format, with plots
 
 def write_tiny_dataset(data_dir, name="tiny"):
-    from prepare import write_shard
+    from data import write_shard
     folder = os.path.join(data_dir, name)
     os.makedirs(folder)
     rng = np.random.default_rng(0)
@@ -225,6 +225,53 @@ def test_cli_bad_input_is_one_line(tmp_path):
     assert out.returncode == 2 and out.stderr.count("\n") == 1 and "no ckpt.pt" in out.stderr
     with pytest.raises(SystemExit):
         analyze.main(["--split=test"])
+
+
+def test_block_axes_have_whole_number_ticks_for_a_2_layer_model(tmp_path, monkeypatch):
+    """A 2-layer model's block axes once read -0.25, 0.25, 0.75: every block (or hidden-state) axis of the
+    analysis plots ticks whole numbers only."""
+    pytest.importorskip("matplotlib")
+    plt = analyze.pyplot()
+    figures = []
+    monkeypatch.setattr(plt, "close", figures.append)  # keep the figures plot_analysis draws
+    x, y = batch()
+    result = analyze.analyze_model(make(n_layer=2), [(x, y)])
+    analyze.plot_analysis(result, str(tmp_path))
+    block_axes = [axis for fig in figures for ax in fig.axes if ax.get_xlabel()
+                  for axis in ((ax.xaxis, ax.yaxis) if "block entered" in ax.get_ylabel() else (ax.xaxis,))]
+    assert len(block_axes) == 2 * 2 + 4  # two heatmaps (both axes) and four plots over blocks
+    for axis in block_axes:
+        lo, hi = sorted(axis.get_view_interval())
+        ticks = [t for t in axis.get_ticklocs() if lo - 1e-9 <= t <= hi + 1e-9]
+        assert len(ticks) >= 2 and all(float(t).is_integer() for t in ticks), (axis.get_label_text(), ticks)
+    monkeypatch.undo()
+    for fig in figures:
+        plt.close(fig)
+
+
+def write_log(run_dir, losses, val_every=10):
+    """A train.py-style log.jsonl: training rows every iteration, an evaluation row every val_every."""
+    os.makedirs(run_dir, exist_ok=True)
+    with open(os.path.join(run_dir, "log.jsonl"), "w") as f:
+        for it, loss in enumerate(losses):
+            f.write(json.dumps({"iter": it, "loss": loss, "lr": 1e-3, "tok_per_s": 1.0, "ms": 5.0}) + "\n")
+            if it % val_every == 0:
+                f.write(json.dumps({"iter": it, "train_loss": loss, "val_loss": loss + 0.1}) + "\n")
+
+
+def test_curves_command_plots_run_folders_side_by_side(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    a, b = str(tmp_path / "out-ln"), str(tmp_path / "out-rms")
+    write_log(a, [3.0 - 0.05 * i for i in range(30)])
+    write_log(b, [3.2 - 0.06 * i for i in range(25)])
+    train, val = analyze.read_log(a)
+    assert len(train) == 30 and val[:2] == [(0, 3.0 + 0.1), (10, (3.0 - 0.05 * 10) + 0.1)]
+    out = str(tmp_path / "curves.png")
+    analyze.main(["curves", a, b, f"--out={out}"])
+    assert os.path.getsize(out) > 5000 and f"wrote {out}" in capsys.readouterr().out
+    r = subprocess.run([sys.executable, "analyze.py", "curves", a, str(tmp_path / "empty")], cwd=ROOT,
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "empty" in r.stderr and "no log.jsonl" in r.stderr
 
 
 # ---------------------------------------------------------------------------------------------

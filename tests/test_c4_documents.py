@@ -1,5 +1,5 @@
 """Tests for prepare.py's documents layout (c4's default: the LNS / Mix-LN papers' one document per padded
-row) and its BatchSampler: rows, padding targets, meta, refusals, the loss ignoring padding, a train.py run.
+row) and data.py's BatchSampler of it: rows, padding targets, meta, refusals, the loss ignoring padding, a train.py run.
 Offline: a stand-in `datasets` module and a stand-in T5 tokenizer."""
 import json
 import os
@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 import prepare
-from prepare import BatchSampler, load_meta, read_shard
+from data import BatchSampler, load_meta, read_shard
 
 R = 16  # row_length of the test datasets
 EOS, PAD = 1, 0

@@ -17,7 +17,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from convert import convert_to_crms, convert_to_rms  # noqa: E402
-from model import GPT, GPTConfig, NORM_POSITIONS, load_checkpoint, padded_vocab, peak_flops_for  # noqa: E402
+from checkpoint import load_checkpoint, load_pretrained  # noqa: E402
+from model import GPT, GPTConfig, NORM_POSITIONS, padded_vocab, peak_flops_for  # noqa: E402
 from norms import NORM_TYPES, CRMSNorm, LayerNorm, RMSNorm, SSNorm  # noqa: E402
 
 V = 70
@@ -377,6 +378,23 @@ def test_norm_formulas_forward():
     assert torch.allclose(ss(x), 2.5 * x / torch.sqrt(x.pow(2).mean(-1, keepdim=True) + 1e-5))
 
 
+@pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-5), (torch.float64, 1e-12)])
+@pytest.mark.parametrize("bias", [True, False])
+def test_layernorm_formula_equals_torch_layer_norm(dtype, tol, bias):
+    """norms.LayerNorm writes the formula out; it must agree with torch's fused kernel (the old forward), and
+    keep its parameter names (weight, bias) so that old checkpoints load."""
+    torch.manual_seed(0)
+    ln = LayerNorm(16, 1e-5, bias=bias).to(dtype)
+    with torch.no_grad():
+        for p in ln.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    x = 3 * torch.randn(4, 5, 16, dtype=dtype) + 1.5
+    ref = F.layer_norm(x, (16,), ln.weight, ln.bias, 1e-5)
+    assert (ln(x) - ref).abs().max().item() < tol
+    assert list(ln.state_dict()) == (["weight", "bias"] if bias else ["weight"])
+    assert ln(x.bfloat16()).dtype == torch.bfloat16
+
+
 @pytest.mark.parametrize("norm", [LayerNorm(6), RMSNorm(6, bias=True), CRMSNorm(7), CRMSNorm(7, affine=False), SSNorm(6)])
 def test_norm_gradients_float64(norm):
     torch.manual_seed(0)
@@ -456,7 +474,7 @@ def test_gpt2_parity_with_transformers_on_perturbed_weights(tmp_path):
         for name, p in hf.named_parameters():
             p.add_(0.5 * torch.randn_like(p))
     hf.save_pretrained(tmp_path)
-    ours = GPT.from_pretrained(str(tmp_path)).eval()
+    ours = load_pretrained(str(tmp_path)).eval()
     assert ours.config.vocab_size == 100 and ours.transformer.wte.weight.shape[0] == 128
     idx, targets = torch.randint(0, 100, (2, 16)), torch.randint(0, 100, (2, 16))
     with torch.no_grad():

@@ -1,4 +1,6 @@
-"""Tests for prepare.py: llm.c shard I/O, meta, tokenizers, dataset writing, BatchSampler."""
+"""Tests for data.py (llm.c shard I/O, meta.json, BatchSampler) and prepare.py (tokenizers, sources, dataset
+writing). The optional offline data come from environment variables: TIKTOKEN_CACHE_DIR (tiktoken's cached
+gpt2 BPE files) and NANONORM_CORPUS (a folder holding tinyshakespeare.txt and the books' .txt files)."""
 import json
 import os
 import subprocess
@@ -13,16 +15,15 @@ import pytest
 import torch
 
 import prepare
-from prepare import BatchSampler, ensure_prepared, get_tokenizer, load_meta, read_shard, write_shard
+from data import BatchSampler, load_meta, read_shard, write_shard
+from prepare import ensure_prepared, get_tokenizer
 
-TIKTOKEN_CACHE = os.path.normpath(os.path.join(ROOT, "..", "shared", "tiktoken_cache"))
-SHAKESPEARE = os.path.normpath(os.path.join(ROOT, "..", "shared", "corpus", "tinyshakespeare.txt"))
-needs_tiktoken = pytest.mark.skipif(not os.path.isdir(TIKTOKEN_CACHE), reason="../shared/tiktoken_cache absent")
-
-
-@pytest.fixture
-def gpt2_env(monkeypatch):
-    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", TIKTOKEN_CACHE)
+# until tests/conftest.py offers them: the optional offline data, named by environment variables
+CORPUS_DIR = os.environ.get("NANONORM_CORPUS") or None
+needs_tiktoken = pytest.mark.skipif(not os.path.isdir(os.environ.get("TIKTOKEN_CACHE_DIR") or "/nonexistent"),
+                                    reason="set TIKTOKEN_CACHE_DIR to a folder of tiktoken's cached gpt2 BPE files")
+needs_corpus = pytest.mark.skipif(not os.path.isdir(CORPUS_DIR or "/nonexistent"),
+                                  reason="set NANONORM_CORPUS to a folder holding tinyshakespeare.txt and the books")
 
 
 # ---------------------------------------------------------------- shards
@@ -138,7 +139,7 @@ def test_char_round_trip():
 
 
 @needs_tiktoken
-def test_gpt2_round_trip(gpt2_env):
+def test_gpt2_round_trip():
     enc, dec = get_tokenizer({"tokenizer": "gpt2", "vocab_size": 50257})
     ids = enc("Hello world<|endoftext|>")
     assert ids == [15496, 995, 50256]
@@ -224,9 +225,8 @@ def test_stream_budget_split(tmp_path):
 
 
 def _run(*args, **kw):
-    env = dict(os.environ, TIKTOKEN_CACHE_DIR=TIKTOKEN_CACHE)
     return subprocess.run([sys.executable, os.path.join(ROOT, "prepare.py"), *args], capture_output=True,
-                          text=True, env=env, cwd=kw.get("cwd", ROOT), timeout=60)
+                          text=True, cwd=kw.get("cwd", ROOT), timeout=60)
 
 
 def test_cli_text_char(tmp_path):
@@ -258,7 +258,7 @@ def test_cli_text_char(tmp_path):
 
 
 @needs_tiktoken
-def test_text_folder_gpt2_eot(tmp_path, gpt2_env):
+def test_text_folder_gpt2_eot(tmp_path):
     folder = tmp_path / "docs"
     folder.mkdir()
     for i in range(5):
@@ -298,7 +298,7 @@ def test_python_docs_auto_prepare(tmp_path, capsys):
 
 
 @needs_tiktoken
-def test_python_docs_gpt2(tmp_path, gpt2_env):
+def test_python_docs_gpt2(tmp_path):
     out = ensure_prepared("python_docs_gpt2", str(tmp_path))
     meta = load_meta(str(tmp_path), "python_docs_gpt2")
     assert meta["tokenizer"] == "gpt2" and meta["vocab_size"] == 50257
@@ -307,12 +307,41 @@ def test_python_docs_gpt2(tmp_path, gpt2_env):
     assert int((toks == 50256).sum()) == len(topics)
 
 
-@pytest.mark.skipif(not os.path.isfile(SHAKESPEARE), reason="../shared/corpus absent")
+@needs_corpus
 def test_shakespeare_char_matches_nanogpt(tmp_path):
-    ensure_prepared("shakespeare_char", str(tmp_path))
+    prepare.prepare("shakespeare_char", inputs=[os.path.join(CORPUS_DIR, "tinyshakespeare.txt")], data_dir=str(tmp_path))
     meta = load_meta(str(tmp_path), "shakespeare_char")
     # nanoGPT's data/shakespeare_char/prepare.py: vocab 65, 1,003,854 train and 111,540 val tokens
     assert (meta["vocab_size"], meta["train_tokens"], meta["val_tokens"]) == (65, 1003854, 111540)
+
+
+def test_shakespeare_is_downloaded_or_read_from_input(tmp_path, monkeypatch):
+    """tiny Shakespeare comes from the checksummed download (kept in data_dir/_downloads) or from --input;
+    offline, the one-line message says how to pass a local copy. No other path is looked at."""
+    import hashlib
+    import io
+    import urllib.error
+    text = "First Citizen:\nBefore we proceed any further, hear me speak.\n" * 50
+    book = prepare.Book("tinyshakespeare", "stand-in", "https://example.org/input.txt",
+                        hashlib.sha256(text.encode()).hexdigest())
+    monkeypatch.setitem(prepare.BOOK_BY_NAME, "tinyshakespeare", book)
+    monkeypatch.setattr(prepare, "_open_url", lambda url: io.BytesIO(text.encode()))
+    out = ensure_prepared("shakespeare_char", str(tmp_path / "a"))
+    assert os.listdir(tmp_path / "a" / "_downloads") == ["tinyshakespeare.txt"]
+    split = _dataset_text(out)[1]
+    assert split["train"] + split["val"] == text
+
+    def no_network(url):
+        raise urllib.error.URLError("[Errno -2] Name or service not known")
+    monkeypatch.setattr(prepare, "_open_url", no_network)
+    with pytest.raises(SystemExit) as e:
+        ensure_prepared("shakespeare_char", str(tmp_path / "b"))
+    assert "URLError" in _one_line(e) and "--input" in str(e.value.code)
+    local = tmp_path / "input.txt"
+    local.write_text(text[::-1])
+    out = prepare.prepare("shakespeare_char", inputs=[str(local)], data_dir=str(tmp_path / "b"))
+    split = _dataset_text(out)[1]
+    assert split["train"] + split["val"] == text[::-1]
 
 
 def test_ensure_prepared_needs_download(tmp_path):
@@ -332,9 +361,6 @@ def test_cli_errors(tmp_path):
 
 
 # ---------------------------------------------------------------- books: download, checksum, cache, offline
-
-CORPUS = os.path.normpath(os.path.join(ROOT, "..", "shared", "corpus"))
-
 
 @pytest.fixture
 def fake_books(monkeypatch):
@@ -446,17 +472,17 @@ def test_books_local_copies(tmp_path, fake_books, capsys):
     assert "gamma" in _one_line(e) and "alpha.txt, beta.txt" in str(e.value.code)
 
 
-@pytest.mark.skipif(not os.path.isdir(CORPUS), reason="../shared/corpus absent")
+@needs_corpus
 def test_books_canonical_checksums_and_same_tokens_as_text_source(tmp_path):
-    """The recorded checksums are those of ../shared/corpus, and `books --input` writes the tokens
+    """The recorded checksums are those of the NANONORM_CORPUS copies, and `books --input` writes the tokens
     `text --input` of the same four files wrote for the README's CPU studies."""
     import hashlib
     for b in prepare.BOOKS:
-        with open(os.path.join(CORPUS, b.name + ".txt"), "rb") as f:
+        with open(os.path.join(CORPUS_DIR, b.name + ".txt"), "rb") as f:
             assert hashlib.sha256(f.read()).hexdigest() == b.sha256, b.name
     data = str(tmp_path / "data")
-    books = prepare.prepare("books", inputs=[CORPUS], data_dir=data)
-    files = sorted(os.path.join(CORPUS, f) for f in os.listdir(CORPUS) if f.endswith(".txt"))
+    books = prepare.prepare("books", inputs=[CORPUS_DIR], data_dir=data)
+    files = sorted(os.path.join(CORPUS_DIR, f) for f in os.listdir(CORPUS_DIR) if f.endswith(".txt"))
     text = prepare.prepare("text", inputs=files, tokenizer="char", name="corpus_char", data_dir=data)
     for split in ("train", "val"):
         a, b = prepare.list_shards(books, split), prepare.list_shards(text, split)

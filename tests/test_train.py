@@ -19,7 +19,8 @@ import torch
 import sample
 import train
 from configurator import parse_config
-from model import GPTConfig, load_checkpoint
+from checkpoint import load_checkpoint
+from model import GPTConfig
 from optim import OptimConfig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -1,0 +1,77 @@
+"""The layout of the repository: the top-level modules import each other without a circle (a reader can
+read them bottom-up: norms, model, checkpoint, ...), and the files a reader studies stay one sitting long."""
+import ast
+import os
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MODULES = sorted(f[:-3] for f in os.listdir(ROOT) if f.endswith(".py"))
+
+
+def local_imports(module):
+    """The top-level modules of this repository that `module` imports anywhere in its file (also inside
+    functions: a lazy import is still an edge of the graph)."""
+    with open(os.path.join(ROOT, module + ".py"), encoding="utf-8") as f:
+        tree = ast.parse(f.read())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    return sorted(names & set(MODULES) - {module})
+
+
+def find_cycle(graph):
+    """One import circle as a list [a, b, ..., a], or None."""
+    state = {}  # module -> "open" while on the current path, "done" after
+
+    def visit(node, path):
+        state[node] = "open"
+        for nxt in graph[node]:
+            if state.get(nxt) == "open":
+                return path[path.index(nxt):] + [nxt]
+            if nxt not in state:
+                found = visit(nxt, path + [nxt])
+                if found:
+                    return found
+        state[node] = "done"
+        return None
+
+    for start in graph:
+        if start not in state:
+            found = visit(start, [start])
+            if found:
+                return found
+    return None
+
+
+def test_find_cycle_finds_a_circle():
+    assert find_cycle({"a": ["b"], "b": ["c"], "c": ["a"]}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": ["b", "c"], "b": ["c"], "c": []}) is None
+
+
+def test_modules_import_without_a_circle():
+    graph = {m: local_imports(m) for m in MODULES}
+    assert "checkpoint" in graph["convert"] and "model" in graph["checkpoint"]  # the parser sees imports
+    cycle = find_cycle(graph)
+    assert cycle is None, "import circle: " + " -> ".join(cycle)
+
+
+def test_core_files_stay_short():
+    limits = {"norms.py": 120, "model.py": 450, "data.py": 250}
+    for name, limit in limits.items():
+        with open(os.path.join(ROOT, name), encoding="utf-8") as f:
+            n = len(f.read().splitlines())
+        assert n <= limit, f"{name} has {n} lines (limit {limit}): move a section where a reader looks for it"
+
+
+def test_product_names_no_path_outside_the_repository():
+    """A user's clone has no ../shared (our machines' offline corpus and BPE cache): the product must not
+    look there. Tests get those optional folders from TIKTOKEN_CACHE_DIR and NANONORM_CORPUS."""
+    files = [f for f in os.listdir(ROOT) if f.endswith(".py")]
+    files += [os.path.join("config", f) for f in os.listdir(os.path.join(ROOT, "config")) if f.endswith(".py")]
+    for name in files:
+        with open(os.path.join(ROOT, name), encoding="utf-8") as f:
+            text = f.read()
+        for needle in ('"..", "shared"', "../shared", "'..', 'shared'"):
+            assert needle not in text, f"{name} names {needle}: read an environment variable or a flag instead"
