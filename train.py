@@ -462,7 +462,7 @@ def lr_multiplier(it, tc, min_ratio):
         return 1.0
     if tc.lr_schedule == "wsd":
         decay_start = tc.max_iters - int(tc.decay_frac * tc.max_iters)
-        if it < decay_start:
+        if it < decay_start or decay_start == tc.max_iters:  # decay_frac=0: no decay, constant after warm-up
             return 1.0
         progress = min((it - decay_start + 1) / (tc.max_iters - decay_start), 1.0)  # the last step reaches min
         return 1.0 - progress * (1.0 - min_ratio)

@@ -360,6 +360,8 @@ def test_lr_schedules():
     tc = _tc(lr_schedule="wsd", decay_frac=0.2)  # stable until 80, then linear to r at the last step
     assert m(79, tc, 0.0) == 1.0 and m(99, tc, 0.0) == pytest.approx(0.0) and m(89, tc, 0.0) == pytest.approx(0.5)
     assert m(99, _tc(lr_schedule="constant"), 0.1) == 1.0
+    # decay_frac=0 is the stable phase alone (trend.py's stable runs), up to and including the final evaluation
+    assert [m(i, _tc(lr_schedule="wsd", decay_frac=0.0), 0.1) for i in range(10, 101)] == [1.0] * 91
     oc = OptimConfig(learning_rate=2e-3)
     assert train.min_lr_ratio(_tc(min_lr=None), oc) == pytest.approx(0.1)
     assert train.min_lr_ratio(_tc(min_lr=2e-4), oc) == pytest.approx(0.1)
