@@ -8,10 +8,11 @@ Class exercises cut from nanonorm's own code and graded by tests (EXERCISES.md h
 In the reference code the body of each technique sits between two comment lines, a start line
 `# exercise: NAME` and an end line `# end exercise` (each alone on its line); the code runs as if they
 were not there. `make` copies the project files (git's tracked and unignored files, or a walk that skips
-data/, out*/, results/, caches) and replaces each chosen body by
-    raise NotImplementedError("exercise NAME: see EXERCISES.md#NAME")
-at the body's indentation; the other exercises keep their solution; every marker line is dropped. The test
-files that check a chosen exercise against its formula are left out (SOLUTION_TESTS), and the copy is
+data/, out*/, results/, caches) and replaces each chosen body by one line at the body's indentation,
+    raise SystemExit("--norm=rms (also ...) needs exercise NAME (not done yet): read EXERCISES.md#NAME")
+so a command that needs an undone exercise stops with that line and no traceback; the other exercises
+keep their solution; every marker line is dropped. The test files that check a chosen exercise against its
+formula are left out (SOLUTION_TESTS), so is the grader's answer key (GRADER_ONLY), and the copy is
 searched for every distinctive line of every removed body before `make` reports success.
 
 Grading never holds the answer: tests/test_exercises.py compares with outputs and float64 gradients
@@ -42,19 +43,27 @@ class Exercise:
     points: int
     switch: tuple  # train.py flags that run this body (the default run does not)
     needs: tuple = ()  # exercises the switch also runs first
+    users: str = ""  # every command that runs this body, for the one-line stop of an undone exercise
 
 
+# in EXERCISES.md's order: an exercise comes after those its switch or its experiment needs
 EXERCISES = {
-    "rmsnorm": Exercise("norms.py", "rms_norm", 10, ("--norm=rms",)),
-    "crms": Exercise("norms.py", "CRMSNorm.forward", 15, ("--norm=crms",), needs=("centre_writer",)),
-    "layernorm_scaling": Exercise("model.py", "layernorm_scaling", 5, ("--depth_scale=True",)),
-    "mix_ln": Exercise("model.py", "mix_ln_placement", 10, ("--norm_pos=mix",)),
-    "centre_writer": Exercise("model.py", "make_stream_zero_mean.centre", 15, ("--zero_mean=True",)),
-    "newton_schulz": Exercise("optim.py", "zeropower_via_newtonschulz5", 20, ("--optimizer=muon",)),
+    "rmsnorm": Exercise("norms.py", "rms_norm", 10, ("--norm=rms",),
+                        users="--norm=rms (also --norm=ss, --qk_norm=True)"),
+    "centre_writer": Exercise("model.py", "make_stream_zero_mean.centre", 15, ("--zero_mean=True",),
+                              users="--zero_mean=True (also --norm=crms)"),
+    "crms": Exercise("norms.py", "CRMSNorm.forward", 15, ("--norm=crms",), needs=("centre_writer",),
+                     users="--norm=crms"),
+    "layernorm_scaling": Exercise("model.py", "layernorm_scaling", 5, ("--depth_scale=True",),
+                                  users="--depth_scale=True"),
+    "mix_ln": Exercise("model.py", "mix_ln_placement", 10, ("--norm_pos=mix",), users="--norm_pos=mix"),
+    "newton_schulz": Exercise("optim.py", "zeropower_via_newtonschulz5", 20, ("--optimizer=muon",),
+                              users="--optimizer=muon"),
+    "excess_kurtosis": Exercise("analyze.py", "excess_kurtosis", 15, ("--analyze_interval=1", "--eval_interval=1"),
+                                users="--analyze_interval=N (also python analyze.py)"),
     "angular_distance": Exercise("analyze.py", "angular_distance", 10,
-                                 ("--analyze_interval=1", "--eval_interval=1"), needs=("excess_kurtosis",)),
-    "excess_kurtosis": Exercise("analyze.py", "excess_kurtosis", 15,
-                                ("--analyze_interval=1", "--eval_interval=1")),
+                                 ("--analyze_interval=1", "--eval_interval=1"), needs=("excess_kurtosis",),
+                                 users="--analyze_interval=N (also python analyze.py)"),
 }
 
 # test files that check an exercise against its formula or a hand-written copy of its solution
@@ -78,8 +87,15 @@ class ExerciseError(Exception):
     """A problem the user can fix; main() prints it as one line."""
 
 
+def not_done(name):
+    """The one line a student copy stops with when a command runs an exercise that is not done yet."""
+    return f"{EXERCISES[name].users} needs exercise {name} (not done yet): read EXERCISES.md#{name}"
+
+
 def stub(name, indent):
-    return f'{indent}raise NotImplementedError("exercise {name}: see EXERCISES.md#{name}")\n'
+    # SystemExit: Python prints its message alone, no traceback, and no `except Exception` swallows it;
+    # pytest still reports it as a failure of the test that ran it
+    return f'{indent}raise SystemExit("{not_done(name)}")\n'
 
 
 # ---------------------------------------------------------------------------------------------
@@ -126,7 +142,7 @@ def marked_bodies(root=ROOT):
 
 
 def cut(text, chosen, path="<text>"):
-    """The student version of a source text: chosen bodies -> raise NotImplementedError, markers dropped."""
+    """The student version of a source text: chosen bodies -> the one-line stub, markers dropped."""
     lines = text.splitlines(keepends=True)
     out, i = [], 0
     for name, a, b, indent in find_markers(text, path):

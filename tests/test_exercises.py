@@ -511,7 +511,9 @@ def test_tool_recorded_inputs_are_reproducible():
         stored = exercises.load_recorded(name)["inputs"]
         fresh = make_inputs(torch.Generator().manual_seed(sum(map(ord, name))))
         for key, value in flatten(fresh).items():
-            assert torch.equal(value, flatten(stored)[key]), f"{name}: input {key} changed: run python exercises.py record"
+            # exp() (the heavy-tailed kurtosis input) may round 1 ulp differently on another CPU
+            assert torch.allclose(value, flatten(stored)[key], rtol=4e-16, atol=0), \
+                f"{name}: input {key} changed: run python exercises.py record"
 
 
 def flatten(d, prefix=""):
@@ -582,15 +584,16 @@ def test_tool_copy_grades_zero(student_copy):
     assert p.returncode == 1, p.stdout + p.stderr
     rows = {line.split()[0]: line for line in p.stdout.splitlines()}
     for name in reference_bodies():
-        assert "FAIL" in rows[name] and f"NotImplementedError: exercise {name}:" in rows[name], p.stdout
+        assert "FAIL" in rows[name] and f"SystemExit: {exercises.not_done(name)}"[:100] in rows[name], p.stdout
 
 
 @tool
 def test_tool_each_switch_names_its_exercise(tmp_path, tiny_dataset):
-    """Cut one exercise at a time: its train.py switch stops with its NotImplementedError; all cut: one of them."""
+    """Cut one exercise at a time: its train.py switch stops with its one line; all cut: one of them."""
     data_dir, name = tiny_dataset
     jobs = []
     for ex_name, ex in exercises.EXERCISES.items():
+        assert ex.switch[0].split("=")[0] in exercises.not_done(ex_name), exercises.not_done(ex_name)
         if ex_name in reference_bodies():
             exercises.make(str(tmp_path / ex_name), only=ex_name, log=lambda *a, **k: None)
             jobs.append((ex_name, str(tmp_path / ex_name), ["--max_iters=1", *ex.switch]))
@@ -608,10 +611,8 @@ def test_tool_each_switch_names_its_exercise(tmp_path, tiny_dataset):
         "    import train\n"
         "    try:\n"
         f"        train.main({base!r} + flags); results[label] = 'ran'\n"
-        "    except NotImplementedError as e:\n"
-        "        results[label] = str(e)\n"
         "    except SystemExit as e:\n"
-        "        results[label] = f'exit {e.code}'\n"
+        "        results[label] = e.code if isinstance(e.code, str) else f'exit {e.code}'\n"
         "    sys.path.remove(folder)\n"
         "print('RESULTS', json.dumps(results))\n")
     p = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=ENV, capture_output=True, text=True,
@@ -623,8 +624,18 @@ def test_tool_each_switch_names_its_exercise(tmp_path, tiny_dataset):
     for label, message in results.items():
         ex_name = label.removeprefix("all:")
         allowed = (ex_name,) + (exercises.EXERCISES[ex_name].needs if label.startswith("all:") else ())
-        named = [n for n in allowed if message.startswith(f"exercise {n}: see EXERCISES.md#{n}")]
+        named = [n for n in allowed if message == exercises.not_done(n)]
         assert named, f"{label}: switch {exercises.EXERCISES[ex_name].switch} gave {message!r}"
+    # as the student runs it: a real `python train.py` prints that one line on stderr and nothing else
+    runs = {(flag, needed): subprocess.Popen([sys.executable, "train.py", *base, "--max_iters=1", flag],
+                                             cwd=tmp_path / "all", env=ENV, stdout=subprocess.PIPE,
+                                             stderr=subprocess.PIPE, text=True)
+            for flag, needed in (("--norm=rms", "rmsnorm"), ("--norm=crms", "centre_writer"))}
+    for (flag, needed), run in runs.items():
+        _, stderr = run.communicate(timeout=120)
+        assert run.returncode == 1 and stderr.splitlines() == [exercises.not_done(needed)], \
+            f"python train.py {flag} in a student copy: exit {run.returncode}, stderr:\n{stderr[-2000:]}"
+        assert flag in stderr and f"EXERCISES.md#{needed}" in stderr, stderr
 
 
 @tool
@@ -635,7 +646,7 @@ def test_tool_one_solution_back_passes_exactly_that_exercise(tmp_path):
     exercises.make(str(dest), log=lambda *a, **k: None)
     path, lines = bodies[back]
     text = (dest / path).read_text()
-    stub_line = next(l for l in text.splitlines(keepends=True) if f'"exercise {back}:' in l)
+    stub_line = next(l for l in text.splitlines(keepends=True) if exercises.not_done(back) in l)
     (dest / path).write_text(text.replace(stub_line, "".join(l + "\n" for l in lines)))
     p = subprocess.run([sys.executable, "exercises.py", "grade"], cwd=dest, env=ENV, capture_output=True, text=True,
                        timeout=300)
