@@ -713,3 +713,73 @@ def test_tool_grader_candidates_cover_every_exercise():
         pytest.skip("no tests/exercise_data/candidates.py")
     for name in exercises.EXERCISES:
         assert len(CANDIDATES.CORRECT[name]) >= 2 and len(CANDIDATES.MISTAKES[name]) >= 3, name
+
+
+# ---------------------------------------------------------------------------------------------
+# EXERCISES.md: its numbers and its commands are checked by running them
+
+def exercises_md():
+    with open(os.path.join(ROOT, "EXERCISES.md"), encoding="utf-8") as f:
+        return f.read()
+
+
+@tool
+def test_tool_exercises_md_claims():
+    """Every ```python block of EXERCISES.md states a claim with asserts: run each."""
+    blocks = re.findall(r"```python\n(.*?)```", exercises_md(), re.S)
+    assert len(blocks) >= 4, "EXERCISES.md lost its checked claims"
+    for block in blocks:
+        try:
+            exec(compile(block, "EXERCISES.md", "exec"), {})
+        except AssertionError as e:
+            pytest.fail(f"a claim of EXERCISES.md does not hold:\n{block}\n{e!r}", pytrace=False)
+
+
+def md_commands(text):
+    """The `python SCRIPT ...` commands of EXERCISES.md (inline or in a bash block), whitespace collapsed."""
+    inline = re.findall(r"`(python [^`\n]+(?:\n[^`\n]+)?)`", text)
+    fenced = [line.split("#")[0] for block in re.findall(r"```bash\n(.*?)```", text, re.S) for line in block.splitlines()]
+    return [" ".join(c.split()) for c in inline + fenced if c.strip().startswith("python ")]
+
+
+@tool
+def test_tool_exercises_md_commands_take_their_flags():
+    """train.py commands parse and pass train's config checks; other scripts' flags exist in their source;
+    the sections follow the order of exercises.EXERCISES (dependencies first); the refusal it asks about
+    (zero_mean with Post-LN) happens."""
+    from configurator import parse_config, split_config
+    from model import GPTConfig
+    from optim import OptimConfig
+    import train
+    text = exercises_md()
+    commands = md_commands(text)
+    assert sum(c.startswith("python train.py") for c in commands) >= 8, commands
+    # inline flags alone (`--norm=rms --zero_mean=True`) are train.py's; not a bare `--out_dir` or a placeholder
+    commands += ["python train.py " + " ".join(span.split()) for span in re.findall(r"`(--[^`]+)`", text)
+                 if all(t.startswith("--") and "=" in t for t in span.split()) and not re.search(r"=N\b|\.\.\.", span)]
+    for command in commands:
+        script, *args = command.split()[1:]
+        flags = [a for a in args if a.startswith("--")]
+        if script == "train.py":
+            cfg = parse_config(flags, GPTConfig, OptimConfig, TrainConfig := train.TrainConfig)
+            split_config(cfg, GPTConfig)  # checks the architecture
+            train.check_train_config(split_config(cfg, TrainConfig))
+        elif script == "pytest" or script == "-m":
+            continue
+        else:
+            with open(os.path.join(ROOT, script), encoding="utf-8") as f:
+                source = f.read()
+            for flag in flags:
+                key = flag[2:].split("=")[0]
+                assert re.search(rf"\b{key}\b", source), f"EXERCISES.md: {command!r}: {script} has no {flag}"
+    for png in set(re.findall(r"analysis_(\w+)\.png", text)):
+        with open(os.path.join(ROOT, "analyze.py"), encoding="utf-8") as f:
+            assert png in f.read(), f"EXERCISES.md names analysis_{png}.png, which analyze.py does not write"
+    sections = re.findall(r"^## (\w+)$", text, re.M)
+    assert sections == list(exercises.EXERCISES), f"EXERCISES.md sections {sections}, expected {list(exercises.EXERCISES)}"
+    table = re.findall(r"^\| \[(\w+)\]", text, re.M)
+    assert table == sections, f"the table lists {table}"
+    for name, ex in exercises.EXERCISES.items():  # a dependency comes first
+        assert all(sections.index(need) < sections.index(name) for need in ex.needs), name
+    with pytest.raises(ValueError, match="zero_mean"):
+        GPTConfig(norm_pos="post", zero_mean=True)
