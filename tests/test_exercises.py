@@ -49,12 +49,13 @@ def assert_close(got, want, what, atol=1e-10, rtol=1e-10):
 
 
 def assert_rounded_like_float64(got, want64, what):
-    """got (a low-precision output) is want64 (the same code on the same values in float64) rounded to
-    got's dtype, but for a few ties: statistics taken in float32 round like that (measured: 0 of 4096
-    outputs differ), statistics taken in bf16 or float16 do not (37-40% differ, some by more than 1%)."""
+    """got (a low-precision output) is want64 (the same code on the same values in float64) rounded once
+    to got's dtype, but for a few ties (and a d-th coordinate summed after rounding): with float32
+    statistics none of these 4096 outputs differ; with the mean square, or the scale, in bfloat16 27% do.
+    Used with a unit gain and zero bias, so applying them before or after the rounding is all the same."""
     rounded = want64.to(got.dtype)
     differ = ((got != rounded) & ~(got.isnan() & rounded.isnan())).double().mean().item()
-    assert differ <= 0.02, (f"{what}: {100 * differ:.0f}% of the outputs differ from the float64 result rounded "
+    assert differ <= 0.05, (f"{what}: {100 * differ:.0f}% of the outputs differ from the float64 result rounded "
                             f"to {got.dtype}: take the statistics in float32 (at_least_float32)")
 
 
@@ -118,18 +119,22 @@ def test_rmsnorm_degenerate_inputs():
 
 
 def test_rmsnorm_takes_statistics_in_float32():
-    """bf16 statistics are off by up to 2^-9 before three more roundings; float16 squares overflow past
-    256. Both are visible against the float64 result rounded once; the dtype of the input is kept."""
+    """In bfloat16 the statistics are off by about a rounding step, visible against the float64 result
+    rounded once (unit gain); in float16 squares overflow past 256 (values here up to ~1200). The dtype of
+    the input is kept."""
     from norms import rms_norm
     g = gen(16)
     x, gain, bias = randn(g, 64, 64), 1 + 0.3 * randn(g, 64), 0.3 * randn(g, 64)
-    for dtype, scale in ((torch.bfloat16, 1.0), (torch.float16, 300.0)):
-        xl, gl, bl = (scale * x).to(dtype), gain.to(dtype), bias.to(dtype)
-        out = rms_norm(xl, gl, bl, 1e-5)
-        assert out.dtype == dtype, f"rms_norm of a {dtype} input gives {out.dtype}: keep the input's dtype"
-        assert_finite(out, f"rms_norm of a {dtype} input with values up to {scale * x.abs().max():.0f}")
-        want = rms_norm(xl.double(), gl.double(), bl.double(), 1e-5)
-        assert_rounded_like_float64(out, want, f"rms_norm of {dtype} inputs")
+    xb, ones = x.bfloat16(), torch.ones(64, dtype=torch.bfloat16)
+    out = rms_norm(xb, ones, None, 1e-5)
+    assert out.dtype == torch.bfloat16, f"rms_norm of a bfloat16 input gives {out.dtype}: keep the input's dtype"
+    assert_rounded_like_float64(out, rms_norm(xb.double(), ones.double(), None, 1e-5), "rms_norm of bfloat16 inputs")
+    xh, gh, bh = (300 * x).half(), gain.half(), bias.half()
+    out = rms_norm(xh, gh, bh, 1e-5)
+    assert out.dtype == torch.float16, f"rms_norm of a float16 input gives {out.dtype}: keep the input's dtype"
+    assert_close(out, rms_norm(xh.double(), gh.double(), bh.double(), 1e-5),
+                 f"rms_norm of float16 inputs up to {xh.abs().max():.0f} (their squares overflow float16)",
+                 atol=1e-2, rtol=1e-2)
     out = rms_norm(x.float(), gain.float(), None, 1e-5)
     assert out.dtype == torch.float32, f"rms_norm of a float32 input gives {out.dtype}"
 
@@ -264,17 +269,23 @@ def test_crms_degenerate_inputs():
 
 
 def test_crms_takes_statistics_in_float32():
-    """As for rmsnorm: bf16 statistics are visibly off, float16 squares overflow; the dtype is kept."""
+    """As for rmsnorm: bfloat16 statistics are visibly off (unit gain), float16 squares overflow; the dtype
+    is kept."""
     g = gen(18)
     z, gain, bias = randn(g, 64, 63), 1 + 0.3 * randn(g, 64), 0.3 * randn(g, 64)
-    for dtype, scale in ((torch.bfloat16, 1.0), (torch.float16, 300.0)):
-        for kind, norm in crms_norms(64, gain.to(dtype).double(), bias.to(dtype).double()).items():
-            zl = (scale * z).to(dtype)
-            want = norm(zl.double())
-            out = norm.to(dtype)(zl)
-            assert out.dtype == dtype, f"CRMSNorm({kind}) of a {dtype} input gives {out.dtype}: keep its dtype"
-            assert_finite(out, f"CRMSNorm({kind}) of a {dtype} input with values up to {scale * z.abs().max():.0f}")
-            assert_rounded_like_float64(out, want, f"CRMSNorm({kind}) of {dtype} inputs")
+    zb, zh = z.bfloat16(), (300 * z).half()
+    unit = crms_norms(64, torch.ones(64, dtype=torch.float64), torch.zeros(64, dtype=torch.float64))
+    for kind, norm in unit.items():
+        want = norm(zb.double())
+        out = norm.bfloat16()(zb)
+        assert out.dtype == torch.bfloat16, f"CRMSNorm({kind}) of a bfloat16 input gives {out.dtype}: keep its dtype"
+        assert_rounded_like_float64(out, want, f"CRMSNorm({kind}) of bfloat16 inputs")
+    for kind, norm in crms_norms(64, gain.half().double(), bias.half().double()).items():
+        want = norm(zh.double())
+        out = norm.half()(zh)
+        assert out.dtype == torch.float16, f"CRMSNorm({kind}) of a float16 input gives {out.dtype}: keep its dtype"
+        assert_close(out, want, f"CRMSNorm({kind}) of float16 inputs up to {zh.abs().max():.0f} (their squares "
+                     f"overflow float16)", atol=1e-2, rtol=1e-2)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -563,6 +574,7 @@ def test_tool_copy_holds_no_solution(student_copy):
     bodies = reference_bodies()
     files = copy_files(student_copy)
     assert "exercises.py" in files and "EXERCISES.md" in files and "tests/test_exercises.py" in files
+    assert not set(exercises.GRADER_ONLY) & set(files), "the grader's answer key is in the student copy"
     assert not any(p.startswith((".git/", "results/", "data/")) or p == ".git" for p in files)
     for name, (path, _) in bodies.items():
         assert exercises.stub(name, "").strip() in files[path].decode(), f"{path} lacks the stub of {name}"

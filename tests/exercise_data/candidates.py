@@ -56,6 +56,19 @@ def rms_via_torch(x, gain, bias, eps):
     return (y if bias is None else y + bias).to(x.dtype)
 
 
+def rms_affine_after_rounding(x, gain, bias, eps):
+    """Statistics and normalization in float32, gain and bias in the input's dtype."""
+    xf = upcast(x)
+    y = (xf * (xf.square().mean(-1, keepdim=True) + eps).rsqrt()).to(x.dtype) * gain
+    return y if bias is None else y + bias
+
+
+def rms_scale_in_input_dtype(x, gain, bias, eps):  # float32 mean square, but the scale rounded to bf16
+    xf = upcast(x)
+    y = x * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps).to(x.dtype) * gain
+    return y if bias is None else y + bias
+
+
 def rms_stats_in_input_dtype(x, gain, bias, eps):  # no upcast: bf16 statistics
     y = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * gain
     return y if bias is None else y + bias
@@ -162,6 +175,17 @@ def crms_via_einsum(self, z):
     if self.bias is not None:
         out = out + self.bias
     return out.to(z.dtype)
+
+
+def crms_affine_after_rounding(self, z):
+    """CRMS in float32, then decompress, gain and bias in the input's dtype."""
+    zf = upcast(z)
+    ms = (zf.square().sum(-1, keepdim=True) + zf.sum(-1, keepdim=True).square()) / self.dim
+    y = (zf / (ms + self.eps).sqrt()).to(z.dtype)
+    if self.weight is None:
+        return y
+    y = torch.cat([y, -y.sum(-1, keepdim=True)], -1) * self.weight
+    return y if self.bias is None else y + self.bias
 
 
 def crms_stats_in_input_dtype(self, z):
@@ -451,10 +475,12 @@ def ad_one_minus_cos(a, b, eps=1e-12):
 
 
 CORRECT = {
-    "rmsnorm": {"var_mean": rms_via_var_mean, "vector_norm": rms_via_vector_norm, "F.rms_norm": rms_via_torch},
+    "rmsnorm": {"var_mean": rms_via_var_mean, "vector_norm": rms_via_vector_norm, "F.rms_norm": rms_via_torch,
+                "gain and bias after rounding": rms_affine_after_rounding},
     "centre_writer": {"matrix P": centre_writer_with(centre_with_matrix),
                       "sum / d, drop then subtract": centre_writer_with(centre_by_sum)},
-    "crms": {"decompress then RMS": crms_via_decompressed_rms, "einsum": crms_via_einsum},
+    "crms": {"decompress then RMS": crms_via_decompressed_rms, "einsum": crms_via_einsum,
+             "decompress, gain and bias after rounding": crms_affine_after_rounding},
     "layernorm_scaling": {"l ** -0.5": lns_power, "sqrt(1 / l)": lns_sqrt_of_inverse,
                           "float64 rsqrt": lns_torch_float64},
     "mix_ln": {"int()": mix_int, "one-based": mix_one_based, "list": mix_list},
@@ -465,7 +491,7 @@ CORRECT = {
 }
 
 MISTAKES = {
-    "rmsnorm": {"bf16 statistics": rms_stats_in_input_dtype, "eps outside the sqrt": rms_eps_outside_sqrt,
+    "rmsnorm": {"bf16 statistics": rms_stats_in_input_dtype, "bf16 scale": rms_scale_in_input_dtype, "eps outside the sqrt": rms_eps_outside_sqrt,
                 "mean over dim 0": rms_wrong_dim, "NaN at a zero vector": rms_nan_at_zero,
                 "centred (LayerNorm)": rms_centred},
     "centre_writer": {"mean over tokens": centre_writer_with(centre_wrong_dim),
