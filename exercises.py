@@ -17,8 +17,12 @@ searched for every distinctive line of every removed body before `make` reports 
 
 Grading never holds the answer: tests/test_exercises.py compares with outputs and float64 gradients
 recorded from the reference on fixed random inputs (tests/exercise_data/NAME.pt, written by `record`
-from the CASES below) and checks mathematical properties, so a correct implementation written
-differently passes, and a wrong one fails with the output that differs and by how much.
+from the CASES below), checks the spec's answers on degenerate inputs (EXERCISES.md gives them), checks
+that bfloat16 and float16 inputs get float32 statistics, and checks mathematical properties. Tolerances come
+from each formula's conditioning (DEFAULT_TOLERANCE, COMPARE_AS, TOLERANCE_OF_OUTPUT), so a correct
+implementation written differently passes, and a wrong one fails with the output that differs and by how
+much. tests/exercise_data/candidates.py (never copied) holds such implementations and common mistakes,
+which the tool tests feed to the grader.
 """
 
 import math
