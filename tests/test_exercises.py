@@ -761,7 +761,7 @@ def test_tool_exercises_md_commands_take_their_flags():
     (zero_mean with Post-LN) happens."""
     from configurator import parse_config, split_config
     from model import GPTConfig
-    from optim import OptimConfig
+    from optim import OptimConfig, check_config as check_optim_config
     import train
     text = exercises_md()
     commands = md_commands(text)
@@ -773,10 +773,11 @@ def test_tool_exercises_md_commands_take_their_flags():
         script, *args = command.split()[1:]
         flags = [a for a in args if a.startswith("--")]
         if script == "train.py":
-            cfg = parse_config(flags, GPTConfig, OptimConfig, TrainConfig := train.TrainConfig)
+            cfg = parse_config(flags, GPTConfig, OptimConfig, train.TrainConfig)
             split_config(cfg, GPTConfig)  # checks the architecture
-            train.check_train_config(split_config(cfg, TrainConfig))
-        elif script == "pytest" or script == "-m":
+            train.check_train_config(split_config(cfg, train.TrainConfig))
+            check_optim_config(split_config(cfg, OptimConfig))
+        elif script == "-m":  # python -m pytest ...
             continue
         else:
             with open(os.path.join(ROOT, script), encoding="utf-8") as f:
