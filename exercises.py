@@ -8,18 +8,24 @@ Class exercises cut from nanonorm's own code and graded by tests (EXERCISES.md h
 In the reference code the body of each technique sits between two comment lines, a start line
 `# exercise: NAME` and an end line `# end exercise` (each alone on its line); the code runs as if they
 were not there. `make` copies the project files (git's tracked and unignored files, or a walk that skips
-data/, out*/, results/, caches) and replaces each chosen body by
-    raise NotImplementedError("exercise NAME: see EXERCISES.md#NAME")
-at the body's indentation; the other exercises keep their solution; every marker line is dropped. The test
-files that check a chosen exercise against its formula are left out (SOLUTION_TESTS), and the copy is
+data/, out*/, results/, caches) and replaces each chosen body by one line at the body's indentation,
+    raise SystemExit("--norm=rms (also ...) needs exercise NAME (not done yet): read EXERCISES.md#NAME")
+so a command that needs an undone exercise stops with that line and no traceback; the other exercises
+keep their solution; every marker line is dropped. The test files that check a chosen exercise against its
+formula are left out (SOLUTION_TESTS), so is the grader's answer key (GRADER_ONLY), and the copy is
 searched for every distinctive line of every removed body before `make` reports success.
 
 Grading never holds the answer: tests/test_exercises.py compares with outputs and float64 gradients
 recorded from the reference on fixed random inputs (tests/exercise_data/NAME.pt, written by `record`
-from the CASES below) and checks mathematical properties, so a correct implementation written
-differently passes, and a wrong one fails with the output that differs and by how much.
+from the CASES below), checks the spec's answers on degenerate inputs (EXERCISES.md gives them), checks
+that bfloat16 and float16 inputs get float32 statistics, and checks mathematical properties. Tolerances come
+from each formula's conditioning (DEFAULT_TOLERANCE, COMPARE_AS, TOLERANCE_OF_OUTPUT), so a correct
+implementation written differently passes, and a wrong one fails with the output that differs and by how
+much. tests/exercise_data/candidates.py (never copied) holds such implementations and common mistakes,
+which the tool tests feed to the grader.
 """
 
+import math
 import os
 import re
 import shutil
@@ -41,19 +47,27 @@ class Exercise:
     points: int
     switch: tuple  # train.py flags that run this body (the default run does not)
     needs: tuple = ()  # exercises the switch also runs first
+    users: str = ""  # every command that runs this body, for the one-line stop of an undone exercise
 
 
+# in EXERCISES.md's order: an exercise comes after those its switch or its experiment needs
 EXERCISES = {
-    "rmsnorm": Exercise("norms.py", "rms_norm", 10, ("--norm=rms",)),
-    "crms": Exercise("norms.py", "CRMSNorm.forward", 15, ("--norm=crms",), needs=("centre_writer",)),
-    "layernorm_scaling": Exercise("model.py", "layernorm_scaling", 5, ("--depth_scale=True",)),
-    "mix_ln": Exercise("model.py", "mix_ln_placement", 10, ("--norm_pos=mix",)),
-    "centre_writer": Exercise("model.py", "make_stream_zero_mean.centre", 15, ("--zero_mean=True",)),
-    "newton_schulz": Exercise("optim.py", "zeropower_via_newtonschulz5", 20, ("--optimizer=muon",)),
+    "rmsnorm": Exercise("norms.py", "rms_norm", 10, ("--norm=rms",),
+                        users="--norm=rms (also --norm=ss, --qk_norm=True)"),
+    "centre_writer": Exercise("model.py", "make_stream_zero_mean.centre", 15, ("--zero_mean=True",),
+                              users="--zero_mean=True (also --norm=crms)"),
+    "crms": Exercise("norms.py", "CRMSNorm.forward", 15, ("--norm=crms",), needs=("centre_writer",),
+                     users="--norm=crms"),
+    "layernorm_scaling": Exercise("model.py", "layernorm_scaling", 5, ("--depth_scale=True",),
+                                  users="--depth_scale=True"),
+    "mix_ln": Exercise("model.py", "mix_ln_placement", 10, ("--norm_pos=mix",), users="--norm_pos=mix"),
+    "newton_schulz": Exercise("optim.py", "zeropower_via_newtonschulz5", 20, ("--optimizer=muon",),
+                              users="--optimizer=muon"),
+    "excess_kurtosis": Exercise("analyze.py", "excess_kurtosis", 15, ("--analyze_interval=1", "--eval_interval=1"),
+                                users="--analyze_interval=N (also python analyze.py)"),
     "angular_distance": Exercise("analyze.py", "angular_distance", 10,
-                                 ("--analyze_interval=1", "--eval_interval=1"), needs=("excess_kurtosis",)),
-    "excess_kurtosis": Exercise("analyze.py", "excess_kurtosis", 15,
-                                ("--analyze_interval=1", "--eval_interval=1")),
+                                 ("--analyze_interval=1", "--eval_interval=1"), needs=("excess_kurtosis",),
+                                 users="--analyze_interval=N (also python analyze.py)"),
 }
 
 # test files that check an exercise against its formula or a hand-written copy of its solution
@@ -63,6 +77,9 @@ SOLUTION_TESTS = {
     "centre_writer": ("tests/test_model.py",), "newton_schulz": ("tests/test_optim.py",),
     "angular_distance": ("tests/test_analyze.py",), "excess_kurtosis": ("tests/test_analyze.py",),
 }
+# never in a student copy: correct implementations written differently from the reference, and common
+# mistakes, that tests/test_exercises.py feeds to the grader to check that it is fair
+GRADER_ONLY = ("tests/exercise_data/candidates.py",)
 
 START = re.compile(r"^(\s*)#\s*exercise:\s*(\S+)\s*$")
 END = re.compile(r"^(\s*)#\s*end exercise\s*$")
@@ -74,8 +91,15 @@ class ExerciseError(Exception):
     """A problem the user can fix; main() prints it as one line."""
 
 
+def not_done(name):
+    """The one line a student copy stops with when a command runs an exercise that is not done yet."""
+    return f"{EXERCISES[name].users} needs exercise {name} (not done yet): read EXERCISES.md#{name}"
+
+
 def stub(name, indent):
-    return f'{indent}raise NotImplementedError("exercise {name}: see EXERCISES.md#{name}")\n'
+    # SystemExit: Python prints its message alone, no traceback, and no `except Exception` swallows it;
+    # pytest still reports it as a failure of the test that ran it
+    return f'{indent}raise SystemExit("{not_done(name)}")\n'
 
 
 # ---------------------------------------------------------------------------------------------
@@ -122,7 +146,7 @@ def marked_bodies(root=ROOT):
 
 
 def cut(text, chosen, path="<text>"):
-    """The student version of a source text: chosen bodies -> raise NotImplementedError, markers dropped."""
+    """The student version of a source text: chosen bodies -> the one-line stub, markers dropped."""
     lines = text.splitlines(keepends=True)
     out, i = [], 0
     for name, a, b, indent in find_markers(text, path):
@@ -209,7 +233,7 @@ def make(dest, only=None, root=ROOT, log=print):
     if only and set(chosen) & set(missing):
         raise ExerciseError(f"cannot cut {', '.join(sorted(set(chosen) & set(missing)))}: no markers in the code")
     chosen = [n for n in chosen if n in bodies]
-    leave_out = {t for n in chosen for t in SOLUTION_TESTS[n]}
+    leave_out = {t for n in chosen for t in SOLUTION_TESTS[n]} | set(GRADER_ONLY)
     os.makedirs(dest, exist_ok=True)
     try:
         for rel in project_files(root):
@@ -234,7 +258,8 @@ def make(dest, only=None, root=ROOT, log=print):
         shutil.rmtree(dest, ignore_errors=True)  # dest was missing or empty: nothing of the user's is lost
         raise
     for rel in sorted(leave_out):
-        log(f"left out {rel}: it checks the solutions against their formulas")
+        log(f"left out {rel}: " + ("it holds correct answers (the grader's own tests)" if rel in GRADER_ONLY
+                                   else "it checks the solutions against their formulas"))
     log(f"student copy in {dest}: cut {', '.join(chosen) or 'nothing'}"
         + (f"; kept the solutions of {', '.join(n for n in EXERCISES if n not in chosen)}"
            if len(chosen) < len(EXERCISES) else ""))
@@ -467,8 +492,10 @@ def centre_writer_outputs(i):
 
 
 def newton_schulz_inputs(gen):
+    # large: a norm of ~6e3 makes any eps of the normalization negligible (tolerance ~1e-12), so a
+    # computation in float32 instead of G's float64 shows (~1e-7)
     return {"square": randn(gen, 8, 8), "wide": randn(gen, 4, 10), "tall": randn(gen, 10, 4),
-            "batch": randn(gen, 3, 5, 6)}
+            "batch": randn(gen, 3, 5, 6), "large": 1e3 * randn(gen, 6, 6)}
 
 
 def newton_schulz_outputs(i):
@@ -503,8 +530,48 @@ def excess_kurtosis_outputs(i):
 
 
 CASES = {name: (globals()[f"{name}_inputs"], globals()[f"{name}_outputs"]) for name in EXERCISES}
-TOLERANCE = {"newton_schulz": (1e-6, 1e-6)}  # (rtol, atol); an eps of 1e-7 in the normalization moves ~1e-7
+
+# Tolerances come from the conditioning of each formula, not from the reference's rounding. These are
+# float64 computations of formulas whose outputs move by about their inputs' relative error: any order of
+# operations rounds to ~1e-15 relative, so (rtol, atol) = (1e-9, 1e-12) accepts every correct way of writing
+# them and still sees the smallest plausible mistake (eps outside the sqrt moves RMSNorm by ~5e-6).
 DEFAULT_TOLERANCE = (1e-9, 1e-12)
+# Where the output itself is ill-conditioned, both sides are mapped to a well-conditioned quantity first.
+# angular_distance: d = arccos(c)/pi magnifies an error e of the cosine c to sqrt(2 e)/pi near c = 1
+# (1e-12 -> 4.5e-7), so eps added to the norm product instead of clamping it, or an atan2 form that is
+# more accurate than arccos near 0, would differ from the reference by far more than its rounding. Compare
+# cos(pi d) instead: the cosine is computed from the inputs to ~1e-14, and the eps form changes it by
+# eps/(|a||b|) < 1e-12 on the recorded inputs; a float32 computation is off by ~1e-7 there.
+# (name, map, the outputs' range, where the map is one-to-one)
+COMPARE_AS = {"angular_distance": ("cos(pi d)", lambda d: (d * math.pi).cos(), (0.0, 1.0))}
+TOLERANCE = {"angular_distance": (0.0, 1e-12)}
+
+
+def newton_schulz_sensitivity(steps):
+    """max over s in [0, 1] of |s f'(s)|, f = the quintic map applied `steps` times.
+
+    Newton-Schulz maps each singular value s of G / ||G||_F to f(s). Scaling the input by (1 - delta),
+    as any eps in the normalization does (delta = eps / ||G||_F, whether eps is added or clamped or
+    dropped), moves each output singular value by delta s f'(s), so by at most delta times this."""
+    import torch
+    a, b, c = 3.4445, -4.7750, 2.0315  # the spec's coefficients (EXERCISES.md#newton_schulz)
+    s = torch.linspace(0, 1, 200_001, dtype=torch.float64)
+    f, slope = s.clone(), torch.ones_like(s)
+    for _ in range(steps):
+        slope = slope * (a + 3 * b * f ** 2 + 5 * c * f ** 4)
+        f = a * f + b * f ** 3 + c * f ** 5
+    return (s * slope).abs().max().item()
+
+
+def newton_schulz_tolerance(inputs, key):
+    """(rtol, atol) for one recorded output: float64 rounding (1e-12) plus what an eps in [0, 1e-7] moves."""
+    match = re.fullmatch(r"zeropower_via_newtonschulz5\((\w+)(?:, steps=(\d+))?\)", key)
+    G = inputs[match.group(1)]
+    smallest_norm = G.flatten(0, -3).norm(dim=(-2, -1)).min().item() if G.ndim > 2 else G.norm().item()
+    return 0.0, 1e-12 + newton_schulz_sensitivity(int(match.group(2) or 5)) * 1e-7 / smallest_norm
+
+
+TOLERANCE_OF_OUTPUT = {"newton_schulz": newton_schulz_tolerance}  # (inputs, key) -> (rtol, atol)
 
 
 def recorded_path(name, root=ROOT):
@@ -534,11 +601,18 @@ def load_recorded(name, root=ROOT):
     return torch.load(recorded_path(name, root), weights_only=True)
 
 
-def compare(name, got, want):
+def flat_index(j, shape):
+    import torch
+    return [int(t) for t in torch.unravel_index(torch.tensor(j), shape)]
+
+
+def compare(name, got, want, inputs=None):
     """None if the outputs match the recorded ones, else one line: which output differs and by how much."""
     import torch
-    rtol, atol = TOLERANCE.get(name, DEFAULT_TOLERANCE)
+    as_name, as_map, (low, high) = COMPARE_AS.get(name, ("", None, (-math.inf, math.inf)))
     for key, w in want.items():
+        rtol, atol = TOLERANCE_OF_OUTPUT[name](inputs, key) if name in TOLERANCE_OF_OUTPUT \
+            else TOLERANCE.get(name, DEFAULT_TOLERANCE)
         if key not in got:
             return f"{name}: no output {key!r}"
         g = got[key]
@@ -548,13 +622,18 @@ def compare(name, got, want):
             return f"{name}: {key} has shape {tuple(g.shape)}, the reference {tuple(w.shape)}"
         if g.dtype != w.dtype:
             return f"{name}: {key} is {g.dtype}, the reference gives {w.dtype}"
-        g, w = g.detach().double().reshape(-1), w.double().reshape(-1)
+        shape, g, w = w.shape, g.detach().double().reshape(-1), w.double().reshape(-1)
+        outside = (g < low) | (g > high)
+        if outside.any():
+            j = int(outside.int().argmax())
+            return f"{name}: {key} is {g[j].item():.6g} at {flat_index(j, shape)}, outside [{low:g}, {high:g}]"
+        if as_map:
+            g, w, key = as_map(g), as_map(w), f"{as_name} of {key}"
         err = torch.where((g - w).isnan(), float("inf"), (g - w).abs())
         allowed = atol + rtol * w.abs()
         if (err > allowed).any():
             j = int((err - allowed).argmax())
-            index = [int(t) for t in torch.unravel_index(torch.tensor(j), want[key].shape)]
-            return (f"{name}: {key} is off by {err[j].item():.3g} at {index} (got {g[j].item():.6g}, "
+            return (f"{name}: {key} is off by {err[j].item():.3g} at {flat_index(j, shape)} (got {g[j].item():.6g}, "
                     f"want {w[j].item():.6g}, allowed {allowed[j].item():.1g})")
     return None
 
