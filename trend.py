@@ -80,6 +80,9 @@ def run_chain(variant, seed, lengths, runs_dir, base, threads):
         if last_iter(out_dir) >= target and os.path.exists(os.path.join(out_dir, "ckpt.pt")):
             continue
         if copy_from is not None:  # a branch starts as a copy of the stable run at its branch point
+            if last_iter(copy_from) != branch_point(target):
+                return (f"{variant} seed {seed}: the stable run {copy_from} is at step {last_iter(copy_from)}, "
+                        f"past the branch point {branch_point(target)} of length {target}: delete it to rerun")
             shutil.rmtree(out_dir, ignore_errors=True)
             shutil.copytree(copy_from, out_dir, ignore=shutil.ignore_patterns("analysis*"))
         elif not os.path.exists(os.path.join(out_dir, "ckpt.pt")):
