@@ -10,6 +10,7 @@ Muon (Keller Jordan, 2024; "Muon is scalable", Moonshot 2025), for each 2-D hidd
 NewtonSchulz5: X = u / (||u||_F + 1e-7), transposed to be wide; 5 times X <- a X + (b A + c A^2) X with
 A = X X^T and (a, b, c) = (3.4445, -4.7750, 2.0315). It runs in bf16 on CUDA and on CPUs with native bf16
 (AVX512-BF16/AMX), in float32 on other CPUs (emulated bf16 is ~25x slower there), in float64 for float64.
+NANONORM_CPU_BF16=native|emulated runs either CPU kind's path on any CPU (see cpu_has_native_bf16).
 
 AuON (arXiv 2509.24320) keeps Muon's momentum and replaces the orthogonalization by a cheap normalization:
     U = u / ||u||_F;  r = sqrt(mean(cosh(U)^2));  O = sqrt(min(rows, cols)) * U / r;  W -= lr * scale * O
