@@ -71,7 +71,7 @@ from model import (GPT, GPTConfig, NORM_POSITIONS, padded_vocab,  # noqa: E402
                    peak_flops_for)
 from norms import NORM_TYPES  # noqa: E402
 from optim import (CPU_BF16_SWITCH, OptimConfig, build_optimizers, check_config as check_optim_config,  # noqa: E402
-                   cpu_has_native_bf16)
+                   cpu_has_native_bf16, cpu_probes_native_bf16)
 
 COMPARES = ("none", "norm", "optim", "pos", "dtype", "infer", "graphs")
 SUITES = ("none", "gpu")
@@ -165,8 +165,9 @@ def describe_cpu(info):
 
 def peak_matmul_size(dtype):
     """2048 where the CPU multiplies this dtype natively; 512 where it emulates it (bf16 without AVX512-BF16/AMX,
-    fp16 without AMX-FP16: ~25x slower, so 2048^3 would take minutes with one thread)."""
-    if dtype == torch.bfloat16 and not cpu_has_native_bf16():
+    fp16 without AMX-FP16: ~25x slower, so 2048^3 would take minutes with one thread). Asks the CPU itself,
+    not NANONORM_CPU_BF16: the peak is this machine's, whichever code path it is told to take."""
+    if dtype == torch.bfloat16 and not cpu_probes_native_bf16():
         return 512
     if dtype == torch.float16 and not getattr(torch.cpu, "_is_amx_fp16_supported", lambda: False)():
         return 512
