@@ -70,7 +70,8 @@ from convert import convert_to_crms, convert_to_rms  # noqa: E402
 from model import (GPT, GPTConfig, NORM_POSITIONS, padded_vocab,  # noqa: E402
                    peak_flops_for)
 from norms import NORM_TYPES  # noqa: E402
-from optim import OptimConfig, build_optimizers, check_config as check_optim_config, cpu_has_native_bf16  # noqa: E402
+from optim import (CPU_BF16_SWITCH, OptimConfig, build_optimizers, check_config as check_optim_config,  # noqa: E402
+                   cpu_has_native_bf16, cpu_probes_native_bf16)
 
 COMPARES = ("none", "norm", "optim", "pos", "dtype", "infer", "graphs")
 SUITES = ("none", "gpu")
@@ -142,15 +143,21 @@ def cpu_info():
         return bool(getattr(torch.cpu, name, lambda: False)())
     info.update(isa=torch.backends.cpu.get_cpu_capability(), avx2=probe("_is_avx2_supported"),
                 avx512=probe("_is_avx512_supported"), avx512_bf16=probe("_is_avx512_bf16_supported"),
-                amx=probe("_is_amx_tile_supported"), native_bf16=cpu_has_native_bf16())
+                amx=probe("_is_amx_tile_supported"), native_bf16=cpu_has_native_bf16(),
+                bf16_forced=os.environ.get(CPU_BF16_SWITCH) or None)  # native_bf16 follows the switch
     return info
 
 
 def describe_cpu(info):
     """One line, e.g. 'AMD EPYC (AuthenticAMD), AVX2 (no AVX-512), no native bf16 (bf16 emulated)'."""
     simd = "AVX-512" if info["avx512"] else ("AVX2 (no AVX-512)" if info["avx2"] else info["isa"])
-    if info["native_bf16"]:
-        bf16 = "native bf16 (" + " + ".join(n for n, k in (("AVX512-BF16", "avx512_bf16"), ("AMX", "amx")) if info[k]) + ")"
+    units = [n for n, k in (("AVX512-BF16", "avx512_bf16"), ("AMX", "amx")) if info[k]]
+    if info.get("bf16_forced"):  # the other kind's code paths on this CPU: its speeds are not that kind's
+        own = f"native bf16 ({' + '.join(units)})" if units else "bf16 emulated"
+        bf16 = (f"{'native' if info['native_bf16'] else 'emulated'} bf16 forced by "
+                f"{CPU_BF16_SWITCH}={info['bf16_forced']} (this CPU: {own})")
+    elif info["native_bf16"]:
+        bf16 = f"native bf16 ({' + '.join(units)})"
     else:
         bf16 = "no native bf16 (no AVX512-BF16/AMX: bf16 emulated, dtype=auto trains in float32)"
     return f"{info['model']} ({info['vendor']}), {simd}, {bf16}"
@@ -158,8 +165,9 @@ def describe_cpu(info):
 
 def peak_matmul_size(dtype):
     """2048 where the CPU multiplies this dtype natively; 512 where it emulates it (bf16 without AVX512-BF16/AMX,
-    fp16 without AMX-FP16: ~25x slower, so 2048^3 would take minutes with one thread)."""
-    if dtype == torch.bfloat16 and not cpu_has_native_bf16():
+    fp16 without AMX-FP16: ~25x slower, so 2048^3 would take minutes with one thread). Asks the CPU itself,
+    not NANONORM_CPU_BF16: the peak is this machine's, whichever code path it is told to take."""
+    if dtype == torch.bfloat16 and not cpu_probes_native_bf16():
         return 512
     if dtype == torch.float16 and not getattr(torch.cpu, "_is_amx_fp16_supported", lambda: False)():
         return 512

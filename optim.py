@@ -10,6 +10,7 @@ Muon (Keller Jordan, 2024; "Muon is scalable", Moonshot 2025), for each 2-D hidd
 NewtonSchulz5: X = u / (||u||_F + 1e-7), transposed to be wide; 5 times X <- a X + (b A + c A^2) X with
 A = X X^T and (a, b, c) = (3.4445, -4.7750, 2.0315). It runs in bf16 on CUDA and on CPUs with native bf16
 (AVX512-BF16/AMX), in float32 on other CPUs (emulated bf16 is ~25x slower there), in float64 for float64.
+NANONORM_CPU_BF16=native|emulated runs either CPU kind's path on any CPU (see cpu_has_native_bf16).
 
 AuON (arXiv 2509.24320) keeps Muon's momentum and replaces the orthogonalization by a cheap normalization:
     U = u / ||u||_F;  r = sqrt(mean(cosh(U)^2));  O = sqrt(min(rows, cols)) * U / r;  W -= lr * scale * O
@@ -21,13 +22,14 @@ Routing (spec): every 2-D parameter except transformer.wte/wpe and lm_head goes 
 the LM head, norm gains, biases and scalars go to AdamW with its own learning rate. With optimizer=adamw
 everything goes to AdamW, weight decay only on tensors with >= 2 dims.
 
-Distributed: with torch.distributed initialized and world_size > 1, each rank orthogonalizes the matrices
-i with i % world_size == rank (per shape bucket) and all_gather shares the results, so every rank applies
-the same update as a single process would.
+Distributed: with torch.distributed initialized and world_size > 1, each shape bucket (all matrices of one
+shape, batched in one Newton-Schulz call) is orthogonalized whole by one rank and broadcast to the others,
+so every rank applies bit for bit the update a single process would, in every Newton-Schulz dtype.
 """
 
 import functools
 import math
+import os
 from dataclasses import dataclass, field
 
 import torch
@@ -89,9 +91,32 @@ def check_config(cfg):
 # -----------------------------------------------------------------------------
 # the two orthogonalizing maps, both batched over a leading dim of same-shape matrices
 
-@functools.lru_cache(maxsize=None)
+CPU_BF16_SWITCH = "NANONORM_CPU_BF16"
+CPU_BF16_CHOICES = ("native", "emulated")
+
+
 def cpu_has_native_bf16():
-    """True on CPUs with native bf16 dot products (AVX512-BF16 or AMX); elsewhere bf16 is emulated, ~25x slower."""
+    """True on CPUs with native bf16 dot products (AVX512-BF16 or AMX); elsewhere bf16 is emulated, ~25x slower.
+    This one answer decides dtype=auto (train.py, bench.py) and Newton-Schulz's dtype (below).
+
+    The environment variable NANONORM_CPU_BF16 overrides the probe, to run the code paths of the other kind
+    of CPU on this one (results are the same, only the speed differs):
+        NANONORM_CPU_BF16=native    as on AVX512-BF16 / AMX CPUs: dtype=auto is bf16 autocast, Newton-Schulz in bf16
+        NANONORM_CPU_BF16=emulated  as on AVX2-only CPUs: dtype=auto is float32, Newton-Schulz in float32
+    It is read at every call (cheap), so tests can set it with monkeypatch.setenv; the probe is cached.
+    """
+    forced = os.environ.get(CPU_BF16_SWITCH, "")
+    if forced:
+        if forced not in CPU_BF16_CHOICES:
+            raise ValueError(f"bad value {forced!r} for {CPU_BF16_SWITCH}: choose from {', '.join(CPU_BF16_CHOICES)} "
+                             f"(or leave it unset to probe the CPU)")
+        return forced == "native"
+    return cpu_probes_native_bf16()
+
+
+@functools.lru_cache(maxsize=None)
+def cpu_probes_native_bf16():
+    """What the CPU itself has: AVX512-BF16 or AMX (torch's probes), without the NANONORM_CPU_BF16 override."""
     try:
         return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
     except AttributeError:  # older torch without the probes
@@ -217,33 +242,52 @@ class Muon(torch.optim.Optimizer):
         return zeropower_via_newtonschulz5(U, steps=group["ns_steps"])
 
     def orthogonalize(self, updates, group):
-        """direction() of every update, in order: one batched call per shape. With several processes each
-        rank does every world_size-th matrix of a shape bucket and all_gather collects the rest, so every
-        rank gets the same directions a single process would."""
-        distributed = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
-        world_size, rank = (dist.get_world_size(), dist.get_rank()) if distributed else (1, 0)
+        """direction() of every update, in order: one batched call per shape bucket (all matrices of one shape).
+
+        With several processes each bucket is orthogonalized whole by one rank and broadcast to the others.
+        Every batched call then holds the same matrices as in one process, so the directions are bit-identical
+        to one process's. Splitting a bucket over ranks was not: batched matmuls may round differently for a
+        different batch (on AMX, bf16 X @ X^T of one 1152x384 matrix vs a batch of several), and with bf16
+        Newton-Schulz 2 ranks drifted from 1 process by ~1e-4 in loss within 15 steps. deal_buckets spreads
+        the buckets by cost; with more ranks than buckets the extra ranks only receive."""
         buckets = {}
         for i, u in enumerate(updates):
             buckets.setdefault(tuple(u.shape), []).append(i)
+        distributed = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+        owners = deal_buckets(buckets, dist.get_world_size()) if distributed else [0] * len(buckets)
+        rank = dist.get_rank() if distributed else 0
         directions = [None] * len(updates)
-        pending = []  # (indices, gathered stacks, async handle)
-        for idx in buckets.values():
-            if not distributed:
-                for i, d in zip(idx, self.direction(torch.stack([updates[i] for i in idx]), group)):
-                    directions[i] = d
-                continue
-            per_rank = -(-len(idx) // world_size)  # ceil: pad so every rank sends the same size
-            mine = [updates[i] for i in idx[rank::world_size]]
-            mine += [torch.zeros_like(updates[idx[0]])] * (per_rank - len(mine))
-            local = self.direction(torch.stack(mine), group).contiguous()
-            gathered = [torch.empty_like(local) for _ in range(world_size)]
-            handle = dist.all_gather(gathered, local, async_op=True)  # overlaps the next bucket's work
-            pending.append((idx, gathered, handle))
-        for idx, gathered, handle in pending:
+        pending = []  # async broadcasts, waited for once every bucket is started
+        for idx, owner in zip(buckets.values(), owners):
+            if owner == rank:
+                stack = self.direction(torch.stack([updates[i] for i in idx]), group).contiguous()
+            else:  # filled by the owner's broadcast
+                stack = torch.empty((len(idx), *updates[idx[0]].shape), dtype=updates[idx[0]].dtype,
+                                    device=updates[idx[0]].device)
+            if distributed:  # async: this rank's next bucket overlaps the transfer
+                pending.append(dist.broadcast(stack, src=owner, async_op=True))
+            for i, d in zip(idx, stack):
+                directions[i] = d
+        for handle in pending:
             handle.wait()
-            for k, i in enumerate(idx):  # matrix idx[k] was done by rank k % world_size as its (k // world_size)-th
-                directions[i] = gathered[k % world_size][k // world_size]
         return directions
+
+
+def deal_buckets(buckets, world_size):
+    """The rank that orthogonalizes each bucket of {shape: indices}, in the buckets' order: the costliest
+    bucket first, each to the least loaded rank so far (ties: the lowest rank). Every rank computes the same
+    answer from the shapes alone. Newton-Schulz on an m x n matrix (m <= n) costs about 2 m^2 n + m^3
+    multiply-adds per iteration (X X^T, A A and B X)."""
+    costs = []
+    for shape, idx in buckets.items():
+        m, n = sorted(shape)
+        costs.append(len(idx) * (2 * m * m * n + m ** 3))
+    load = [0] * world_size
+    owners = [0] * len(costs)
+    for b in sorted(range(len(costs)), key=lambda b: -costs[b]):  # stable: equal costs keep their order
+        owners[b] = min(range(world_size), key=lambda r: (load[r], r))
+        load[owners[b]] += costs[b]
+    return owners
 
 
 class AuON(Muon):

@@ -399,7 +399,8 @@ def resolve_device(name, local_rank=0):
 
 def resolve_dtype(name, device_type):
     """The dtype name to run in; auto = bfloat16 where it is fast (CUDA with bf16, CPUs with AVX512-BF16
-    or AMX), float16 on older CUDA GPUs, else float32."""
+    or AMX; NANONORM_CPU_BF16=native|emulated decides on any CPU: optim.cpu_has_native_bf16), float16 on
+    older CUDA GPUs, else float32."""
     if name == "auto" and device_type == "cuda":
         return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
     if name == "auto":

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from conftest import requires  # noqa: E402
 from convert import convert_to_crms, convert_to_rms  # noqa: E402
 from checkpoint import load_checkpoint, load_pretrained  # noqa: E402
 from model import GPT, GPTConfig, NORM_POSITIONS, padded_vocab, peak_flops_for  # noqa: E402
@@ -464,8 +465,9 @@ def test_skip_blocks_and_hidden_states():
 # ---------------------------------------------------------------------------------------------
 # 7. GPT-2 weights: logits AND loss equal to transformers' on weights where every parameter is perturbed
 
+@requires("transformers")
 def test_gpt2_parity_with_transformers_on_perturbed_weights(tmp_path):
-    transformers = pytest.importorskip("transformers")
+    import transformers
     torch.manual_seed(0)
     hf_cfg = transformers.GPT2Config(n_layer=2, n_head=2, n_embd=32, n_positions=16, vocab_size=100,
                                      bos_token_id=0, eos_token_id=0)

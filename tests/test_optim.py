@@ -26,14 +26,14 @@ from optim import (AuON, Muon, OptimConfig, build_optimizers, newton_schulz_dtyp
                    zeropower_via_newtonschulz5)
 
 A, B, C = 3.4445, -4.7750, 2.0315
-REAL_BF16_PROBE = optim.cpu_has_native_bf16
 
 
 @pytest.fixture(autouse=True)
 def float32_newton_schulz(monkeypatch):
-    """Newton-Schulz in float32 on every CPU, so the formula tests hold to float32 precision also on CPUs
-    with native bf16 (where optim.py runs it in bf16); the dtype choice itself is tested below."""
-    monkeypatch.setattr(optim, "cpu_has_native_bf16", lambda: False)
+    """Newton-Schulz in float32 on every CPU (NANONORM_CPU_BF16=emulated: the AVX2 path), so the formula
+    tests hold to float32 precision also on CPUs with native bf16 (where optim.py runs it in bf16). Tests of
+    the bf16 path set NANONORM_CPU_BF16=native, which runs it on any CPU (slowly where bf16 is emulated)."""
+    monkeypatch.setenv("NANONORM_CPU_BF16", "emulated")
 
 
 def quintic5(x):
@@ -156,21 +156,30 @@ def test_newton_schulz_transpose_and_batch(dtype):
 def test_newton_schulz_dtype_choice(monkeypatch):
     cuda = SimpleNamespace(type="cuda")
     for native in (False, True):
-        monkeypatch.setattr(optim, "cpu_has_native_bf16", lambda: native)
+        monkeypatch.setenv("NANONORM_CPU_BF16", "native" if native else "emulated")
+        assert optim.cpu_has_native_bf16() == native
         cpu32, cpu64 = torch.zeros(2, 2), torch.zeros(2, 2, dtype=torch.float64)
         assert newton_schulz_dtype(cpu32) == (torch.bfloat16 if native else torch.float32)
         assert newton_schulz_dtype(cpu32.bfloat16()) == (torch.bfloat16 if native else torch.float32)
         assert newton_schulz_dtype(cpu64) == torch.float64  # exactness tests stay exact
         assert newton_schulz_dtype(SimpleNamespace(dtype=torch.float32, device=cuda)) == torch.bfloat16
         assert newton_schulz_dtype(SimpleNamespace(dtype=torch.float64, device=cuda)) == torch.float64
-    assert isinstance(REAL_BF16_PROBE(), bool)  # the real probe runs on this CPU
+    monkeypatch.delenv("NANONORM_CPU_BF16")
+    assert optim.cpu_has_native_bf16() == optim.cpu_probes_native_bf16()  # unset: the real probe of this CPU
+    assert isinstance(optim.cpu_probes_native_bf16(), bool)
+
+
+def test_cpu_bf16_switch_refuses_other_values(monkeypatch):
+    monkeypatch.setenv("NANONORM_CPU_BF16", "amx")
+    with pytest.raises(ValueError, match=r"^bad value 'amx' for NANONORM_CPU_BF16: choose from native, emulated"):
+        optim.cpu_has_native_bf16()
 
 
 def test_newton_schulz_in_bf16_where_native(monkeypatch):
     # small matrices: bf16 is emulated (slow) on CPUs without AVX512-BF16/AMX
     G = torch.randn(2, 96, 32, generator=torch.Generator().manual_seed(4))
     O32 = zeropower_via_newtonschulz5(G)
-    monkeypatch.setattr(optim, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setenv("NANONORM_CPU_BF16", "native")
     O16 = zeropower_via_newtonschulz5(G)
     assert O16.dtype == torch.float32 and O16.shape == G.shape  # returned in the input's dtype
     assert 1e-4 < (O16 - O32).abs().max() < 0.1  # it did run in bf16: rounded, but the same map
@@ -414,17 +423,15 @@ def test_load_state_dict_rejects_other_optimizer():
 
 def dist_train(steps=3):
     """Train FakeGPT a few Muon steps with the same gradients on every rank (as after DDP's average);
-    returns the parameters and how many matrices this process orthogonalized."""
-    counted = []
+    returns the parameters and the stacks this process gave to Newton-Schulz."""
+    stacks = []
     plain_ns = optim.zeropower_via_newtonschulz5
 
     def counting_ns(G, steps=5):
-        counted.append(G.shape[0] if G.ndim == 3 else 1)
+        stacks.append(G.clone())
         return plain_ns(G, steps)
 
     optim.zeropower_via_newtonschulz5 = counting_ns
-    plain_probe = optim.cpu_has_native_bf16
-    optim.cpu_has_native_bf16 = lambda: False  # float32 here and in the torchrun workers, on any CPU
     try:
         torch.manual_seed(0)
         model = FakeGPT()
@@ -432,8 +439,7 @@ def dist_train(steps=3):
         train_steps(model, opts, torch.Generator().manual_seed(7), steps)
     finally:
         optim.zeropower_via_newtonschulz5 = plain_ns
-        optim.cpu_has_native_bf16 = plain_probe
-    return {n: p.detach().clone() for n, p in model.named_parameters()}, sum(counted)
+    return {n: p.detach().clone() for n, p in model.named_parameters()}, stacks
 
 
 def dist_worker(out_dir, rank, port):
@@ -441,16 +447,20 @@ def dist_worker(out_dir, rank, port):
     import torch.distributed as dist
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
-    params, n_orth = dist_train()
-    torch.save({"params": params, "n_orth": n_orth, "world_size": dist.get_world_size()},
+    params, stacks = dist_train()
+    torch.save({"params": params, "stacks": stacks, "world_size": dist.get_world_size()},
                os.path.join(out_dir, f"rank{rank}.pt"))
     dist.barrier()
     dist.destroy_process_group()
 
 
-def test_two_process_muon_matches_one_process(tmp_path):
+@pytest.mark.parametrize("cpu_bf16", ["emulated", "native"])
+def test_two_process_muon_matches_one_process(tmp_path, monkeypatch, cpu_bf16):
+    """Bit for bit, with Newton-Schulz in float32 (emulated: AVX2 CPUs) and in bf16 (native: AVX512-BF16/AMX,
+    where a batch split across ranks rounded differently: each bucket is now orthogonalized whole)."""
     if not torch.distributed.is_available() or "fork" not in mp.get_all_start_methods():
         pytest.skip("needs torch.distributed and fork")
+    monkeypatch.setenv("NANONORM_CPU_BF16", cpu_bf16)  # the forked ranks inherit it
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -465,16 +475,34 @@ def test_two_process_muon_matches_one_process(tmp_path):
             proc.join()
     assert [proc.exitcode for proc in procs] == [0, 0]
 
-    ref, n_single = dist_train()
-    n_muon = len(MUON_NAMES)
-    assert n_single == 3 * n_muon  # one process: every matrix, every step
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the ranks: the comparison is of the batching, not of the thread count
+    try:
+        ref, ref_stacks = dist_train()
+    finally:
+        torch.set_num_threads(threads)
+    assert sum(len(s) for s in ref_stacks) == 3 * len(MUON_NAMES)  # one process: every matrix, every step
     results = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
+    assert all(res["world_size"] == 2 for res in results)
+    # Each rank batched whole buckets, the very stacks one process batches, and together every bucket once:
+    # batched matmuls may round differently when a batch is split (the cause of the old mismatch), so this
+    # holds the ranks to one process's batches on any CPU, also where this tiny model's shapes round alike.
+    # By cost (2 m^2 n + m^3 per matrix): c_fc (128x32, 2) and mlp.c_proj (32x128, 2) go one to each rank,
+    # then c_attn (96x32, 2) to rank 0 and the 32x32 bucket (2 attn.c_proj + emb_proj_in) to rank 1.
+    assert [[len(s) for s in res["stacks"]] for res in results] == [[2, 2] * 3, [3, 2] * 3]
+    rank_stacks = results[0]["stacks"] + results[1]["stacks"]
+    assert len(rank_stacks) == len(ref_stacks)
+    for s in rank_stacks:
+        assert sum(r.shape == s.shape and torch.equal(r, s) for r in ref_stacks) == 1
     for res in results:
-        assert res["world_size"] == 2
-        # each rank did only its share of each shape bucket, padded to equal counts: buckets of 2 (c_attn),
-        # 3 (attn.c_proj + emb_proj_in), 2 (c_fc), 2 (mlp.c_proj) give 1 + 2 + 1 + 1 = 5 of 9 per step
-        assert res["n_orth"] == 3 * 5
         for name, p in ref.items():
-            torch.testing.assert_close(res["params"][name], p, atol=1e-6, rtol=0, msg=name)
-    for name in ref:  # ranks agree bit for bit
-        assert torch.equal(results[0]["params"][name], results[1]["params"][name]), name
+            assert torch.equal(res["params"][name], p), (name, (res["params"][name] - p).abs().max().item())
+
+
+def test_deal_buckets_balances_cost_and_is_the_same_everywhere():
+    d = 64  # a GPT block's four shapes, 3 layers each: costs 7, 3, 9, 9 (x d^3 per matrix)
+    buckets = {(3 * d, d): [0, 4, 8], (d, d): [1, 5, 9], (4 * d, d): [2, 6, 10], (d, 4 * d): [3, 7, 11]}
+    assert optim.deal_buckets(buckets, 1) == [0, 0, 0, 0]
+    assert optim.deal_buckets(buckets, 2) == [0, 1, 0, 1]  # loads 16 and 12: the costliest two split first
+    assert optim.deal_buckets(buckets, 4) == [2, 3, 0, 1]
+    assert optim.deal_buckets(buckets, 6) == [2, 3, 0, 1]  # more ranks than buckets: ranks 4 and 5 wait

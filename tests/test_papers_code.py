@@ -17,12 +17,14 @@ import sys
 import pytest
 import torch
 
+from conftest import requires
 from model import GPT, GPTConfig
 
 REPO = os.environ.get("NANONORM_LNS_REPO", "")
 THEIR_MODEL = os.path.join(REPO, "peft_pretraining", "modeling_llama.py")
-pytestmark = pytest.mark.skipif(not os.path.isfile(THEIR_MODEL),
-                                reason="set NANONORM_LNS_REPO to a clone of lmsdss/LayerNorm-Scaling")
+pytestmark = [pytest.mark.skipif(not os.path.isfile(THEIR_MODEL),
+                                 reason="set NANONORM_LNS_REPO to a clone of lmsdss/LayerNorm-Scaling"),
+              requires("transformers")]
 
 L, D, HEADS, HIDDEN, V, T = 4, 64, 4, 128, 200, 32
 # their NORM_TYPE (POST_NUM=1 of 4 blocks Post-LN for Mix-LN) -> our switches; plus rows that must differ
@@ -37,7 +39,7 @@ DIFFERENT = [("deeppost", dict(norm_pos="deepnorm")),  # DeepNet's alpha = (2L)^
 
 def their_model(norm_type, tmp_path, monkeypatch):
     """Their LlamaForCausalLM for NORM_TYPE=norm_type (the module reads it when layers are built and run)."""
-    transformers = pytest.importorskip("transformers")
+    import transformers
     monkeypatch.setenv("NORM_TYPE", norm_type)
     monkeypatch.setenv("POST_NUM", "1")
     with open(THEIR_MODEL) as f:

@@ -18,6 +18,7 @@ import torch
 
 import sample
 import train
+from conftest import requires
 from configurator import parse_config
 from checkpoint import load_checkpoint
 from model import GPTConfig
@@ -95,25 +96,31 @@ def test_resume_is_exact(tiny_dataset, tmp_path, dtype, weight_dtype, optimizer)
     assert all(torch.equal(final_a[k], final_b[k]) for k in final_a)  # the same weights, to the last bit
 
 
-@pytest.mark.parametrize("optimizer", ["adamw", "muon"])
-def test_ddp_equals_gradient_accumulation(tiny_dataset, tmp_path, optimizer):
-    """2 gloo ranks x 1 micro-batch see the batches of 1 rank x 2 micro-batches and reach the same losses."""
+@pytest.mark.parametrize("optimizer, dtype, cpu_bf16", [("adamw", "float64", ""), ("muon", "float64", ""),
+                                                       ("muon", "float32", "native")])
+def test_ddp_equals_gradient_accumulation(tiny_dataset, tmp_path, optimizer, dtype, cpu_bf16):
+    """2 gloo ranks x 1 micro-batch see the batches of 1 rank x 2 micro-batches and reach the same losses.
+    float32 with NANONORM_CPU_BF16=native runs Muon's Newton-Schulz in bf16, as on AVX512-BF16/AMX CPUs:
+    exact too, as every process runs one thread (a different thread count rounds float32 matmuls apart)."""
     if not torch.distributed.is_available() or not torch.distributed.is_gloo_available():
         pytest.skip("torch.distributed with gloo is not available")
-    args = ["--dtype=float64", "--max_iters=4", "--eval_interval=2", "--gradient_accumulation_steps=2",
+    args = [f"--dtype={dtype}", "--max_iters=4", "--eval_interval=2", "--gradient_accumulation_steps=2",
             f"--optimizer={optimizer}", "--warmup_iters=1"]
+    env = {**ENV, "NANONORM_CPU_BF16": cpu_bf16} if cpu_bf16 else ENV
     one, two = tmp_path / "one", tmp_path / "two"
-    run(TRAIN, tiny_args(tiny_dataset, one, *args), tmp_path)
+    p = subprocess.run([sys.executable, TRAIN, *tiny_args(tiny_dataset, one, *args)],
+                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
     p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
                         TRAIN, *tiny_args(tiny_dataset, two, *args)],
-                       cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=180)
+                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
     assert p.returncode == 0, p.stdout + p.stderr
     assert "2 rank(s) x 1 micro-batches" in p.stdout
     _, train_1, eval_1 = log_rows(one)
     _, train_2, eval_2 = log_rows(two)
     assert sorted(train_1) == sorted(train_2) == [0, 1, 2, 3]
     for it in train_1:
-        assert abs(train_1[it] - train_2[it]) < 1e-6, (it, train_1[it], train_2[it])
+        assert train_1[it] == train_2[it], (it, train_1[it], train_2[it])
     for it in eval_1:  # evaluation is split over ranks and all-reduced: same batches, same mean
         assert abs(eval_1[it][0] - eval_2[it][0]) < 1e-6
     assert train_1[3] != train_1[0]  # it trained
@@ -270,9 +277,10 @@ def test_damaged_checkpoint_is_one_line(trained, tiny_dataset, tmp_path, capsys)
         assert len(err) == 1 and str(broken / "ckpt.pt") in err[0] and "delete it" in err[0], err
 
 
+@requires("transformers")
 def test_init_from_local_hf_gpt2_folder(tmp_path):
     """init_from=<folder of a Hugging Face GPT-2> loads it, crops the context to block_size and trains."""
-    transformers = pytest.importorskip("transformers")
+    import transformers
     import numpy as np
     import prepare
     hf_dir = tmp_path / "hf"
@@ -319,6 +327,23 @@ def test_config_errors_are_one_line(capsys, tiny_dataset, tmp_path, argv, code, 
     got, err = _main_error(capsys, [f"--data_dir={data_dir}", f"--dataset={name}", f"--out_dir={tmp_path}", *argv])
     assert got == code
     assert len(err) == 1 and err[0].startswith("error: ") and needle in err[0], err
+
+
+def test_bad_cpu_bf16_switch_is_one_line(capsys, tiny_dataset, tmp_path, monkeypatch):
+    monkeypatch.setenv("NANONORM_CPU_BF16", "yes")
+    data_dir, name = tiny_dataset
+    code, err = _main_error(capsys, [f"--data_dir={data_dir}", f"--dataset={name}", f"--out_dir={tmp_path}"])
+    assert code == 2 and len(err) == 1 and "NANONORM_CPU_BF16: choose from native, emulated" in err[0], err
+
+
+@pytest.mark.parametrize("cpu_bf16, picked", [("emulated", "float32"), ("native", "bfloat16")])
+def test_dtype_auto_follows_the_cpus_bf16(monkeypatch, cpu_bf16, picked):
+    """dtype=auto: bf16 autocast on CPUs with AVX512-BF16/AMX (bench.py --compare=dtype: faster there),
+    float32 where bf16 is emulated (slower); NANONORM_CPU_BF16 picks the kind on any CPU."""
+    monkeypatch.setenv("NANONORM_CPU_BF16", cpu_bf16)
+    assert train.resolve_dtype("auto", "cpu") == picked
+    assert train.resolve_dtype("float32", "cpu") == "float32"  # an explicit dtype is kept
+    assert train.resolve_dtype("bfloat16", "cpu") == "bfloat16"
 
 
 def test_missing_checkpoint_and_dataset_are_one_line(capsys, tiny_dataset, tmp_path):
