@@ -69,7 +69,8 @@ def test_product_names_no_path_outside_the_repository():
     """A user's clone has no ../shared (our machines' offline corpus and BPE cache): the product must not
     look there. Tests get those optional folders from TIKTOKEN_CACHE_DIR and NANONORM_CORPUS."""
     files = [f for f in os.listdir(ROOT) if f.endswith(".py")]
-    files += [os.path.join("config", f) for f in os.listdir(os.path.join(ROOT, "config")) if f.endswith(".py")]
+    files += [os.path.join(folder, f) for folder in ("config", "tests")
+              for f in os.listdir(os.path.join(ROOT, folder)) if f.endswith(".py") and f != "test_layout.py"]
     for name in files:
         with open(os.path.join(ROOT, name), encoding="utf-8") as f:
             text = f.read()

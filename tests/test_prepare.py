@@ -18,12 +18,7 @@ import prepare
 from data import BatchSampler, load_meta, read_shard, write_shard
 from prepare import ensure_prepared, get_tokenizer
 
-# until tests/conftest.py offers them: the optional offline data, named by environment variables
-CORPUS_DIR = os.environ.get("NANONORM_CORPUS") or None
-needs_tiktoken = pytest.mark.skipif(not os.path.isdir(os.environ.get("TIKTOKEN_CACHE_DIR") or "/nonexistent"),
-                                    reason="set TIKTOKEN_CACHE_DIR to a folder of tiktoken's cached gpt2 BPE files")
-needs_corpus = pytest.mark.skipif(not os.path.isdir(CORPUS_DIR or "/nonexistent"),
-                                  reason="set NANONORM_CORPUS to a folder holding tinyshakespeare.txt and the books")
+from conftest import CORPUS_DIR, needs_corpus, needs_tiktoken  # the optional offline data (environment variables)
 
 
 # ---------------------------------------------------------------- shards
