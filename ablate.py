@@ -1081,14 +1081,14 @@ def findings_rows(metrics, exact=None):
 
 
 def _ms_text(values, digits):
+    """'mean (spread)' of the finite values; seeds that never reached a target (inf) or are missing are counted."""
     mean, spread = mean_spread([v for v in values if v is not None and math.isfinite(v)])
     missing = sum(v is None for v in values)
-    if any(v is not None and math.isinf(v) for v in values):
-        return f"not reached in {sum(v is not None and math.isinf(v) for v in values)} seed(s)"
-    if mean is None:
-        return "-"
-    text = (f"{mean:.2e} ({spread:.1e})" if digits == "sci" else f"{mean:.{digits}f} ({spread:.{digits}f})")
-    return text + (f", {missing} seed(s) missing" if missing else "")
+    never = sum(v is not None and math.isinf(v) for v in values)
+    text = "-" if mean is None else (f"{mean:.2e} ({spread:.1e})" if digits == "sci"
+                                     else f"{mean:.{digits}f} ({spread:.{digits}f})")
+    return text + (f", never reached in {never} seed(s)" if never else "") + \
+        (f", {missing} seed(s) missing" if missing else "")
 
 
 def write_findings(runs, runs_dir, results_dir, command, about, exact=None):
@@ -1275,9 +1275,11 @@ def main(argv=None):
     else:
         runs = plan(args.study, args.scale, depths, overrides)
     wanted = None
-    if args.only:
-        wanted = {r.name for r in runs for w in args.only.split(",") if r.name == w or r.name.startswith(w + "_")}
-        unknown = [w for w in args.only.split(",") if not any(r.name == w or r.name.startswith(w + "_") for r in runs)]
+    if args.only:  # a run's name, or a prefix of names (findings: --only=depth) when no run has that name
+        names = {r.name for r in runs}
+        picked = {w: {w} if w in names else {n for n in names if n.startswith(w + "_")} for w in args.only.split(",")}
+        wanted = set().union(*picked.values())
+        unknown = [w for w, got in picked.items() if not got]
         if unknown:
             ap.error(f"bad value '{unknown[0]}' for --only: choose from {', '.join(r.name for r in runs)}")
     if not args.no_plots and not args.dry_run and importlib.util.find_spec("matplotlib") is None:
