@@ -466,3 +466,17 @@ def test_gpu_short_tiny_cpu_form_runs(tiny_dataset, tmp_path, in_root):
     assert len(summary["runs"]) == 8 and not any(m.get("failed") for m in summary["runs"].values())
     assert set(summary["by_config"]) == {f"{v}_L2" for v in ablate.DEEP_VARIANTS}
     assert all(len(c["seeds"]) == 2 for c in summary["by_config"].values())
+
+
+def test_a_failing_analysis_names_the_flag_that_skips_it(monkeypatch):
+    def broken(*args, **kwargs):
+        raise ValueError("no val shard")
+    monkeypatch.setattr(ablate, "analyze_run", broken)
+    run = ablate.plan("norm", "cpu", None, {})[0]
+    with pytest.raises(SystemExit) as e:
+        ablate.analyze_runs([run], "runs", {run.name: {"cmd": ""}}, ablate.ANALYSIS["cpu"], "cpu")
+    message = str(e.value.code)
+    assert "analyzing ln failed (ValueError: no val shard)" in message and "--no_analysis" in message
+    assert len(message.splitlines()) == 1
+    # the flags it names exist (argparse would exit 2 on an unknown one)
+    assert ablate.main(["norm", "--no_analysis", "--no_plots", "--dry_run", "--runs_dir=/nonexistent/runs"]) is None
