@@ -5,22 +5,38 @@ Run a named ablation study as a sequence of train.py runs, analyze each run, and
     python ablate.py depth --scale=cpu --depths=6,12   # pre/post/mix/LNS/sandwich/peri/deepnorm (Curse of Depth, Mix-LN)
     python ablate.py optim --scale=cpu                 # adamw, muon, muon+ss, muon+ss+emb_proj (OSP)
     python ablate.py depth --scale=cpu_deep            # pre/LNS/mix/post, 24 x 64, 800 steps, 2 seeds (~32 min)
+    python ablate.py depth --scale=gpu_short --dry_run # pre/LNS/mix/post, 24 x 512, 2 seeds: <= 8 min on one H100/H200
     python ablate.py depth --scale=130m --dry_run      # commands, tokens, FLOPs, H100 hours at 40% MFU
+    python ablate.py findings --jobs=2                 # one table: which of the papers' claims reproduce (CPU, 3 seeds)
 
-At --scale=cpu_deep (depth study only) every configuration runs with two seeds; results.md adds their mean and
-spread (max - min) and, from train.py's --analyze_interval eval rows, the share of removable blocks and the
+At --scale=cpu_deep and gpu_short (depth study only) every configuration runs with two seeds; results.md adds their
+mean and spread (max - min) and, from train.py's --analyze_interval eval rows, the share of removable blocks and the
 stream growth rms(x_L)/rms(x_0) over training (trajectories.png), plus the final per-layer profiles (profiles.png).
 
 At --scale=130m the depth study writes the paper's C4 perplexity (Sun et al. 2025, Table 1) beside ours for
 the runs that have one (12 layers on c4: pre, post, mix, pre_lns, deepnorm).
 
+The findings study trains the norm and optim studies' runs and the 24-layer depth rows at two learning rates, each
+with 3 seeds, and writes results/findings/findings.md + findings.json: one row per claim of the papers, with the
+paper's figure, ours as mean (spread) over the seeds, a verdict computed by claim_verdict, and the command.
+
 Each run is `python train.py [config file] --key=value ...` with out_dir runs_dir/<run> (default
-ablations/<study>_<scale>/<run>). A run is finished when its folder holds ckpt.pt and a `done` marker
-(written here after train.py exits 0): finished runs are skipped, an interrupted run with a ckpt.pt is
-continued with --init_from=resume. Then analyze.py measures every run (angular distance, layer drop,
-residual growth, per-block gradient norms, excess kurtosis) and results/<study>_<scale>/ gets
-results.md (tables), summary.json and plots (loss curves of all runs on one axis; analysis plots side
-by side).
+ablations/<study>_<scale>/<run>). train.py records in <run>/run.json what the run was trained with: the resolved
+config, the dataset (name, sha256 of meta.json, shard sizes) and the code (git commit; sha256 of the training
+code). A finished run (ckpt.pt and a `done` marker) is reused only when that record matches the plan; otherwise
+the study stops before training anything, naming the differing keys (`max_iters 5 != 400`: the run's, then the
+plan's), or retrains it with --on_mismatch=retrain. An interrupted run whose record matches is resumed. --dry_run
+prints the same decision per run.
+
+A study with --set overrides, or one that trains on another dataset than its own (offline, corpus_char falls back
+to python_docs), writes to folders suffixed with the overrides and that dataset (results/norm_cpu_max_iters5/),
+so a quick try never overwrites the results the repository ships. A study with a failed run exits non-zero and
+names each failed run with the last line of its train.log; a dataset that is missing and cannot be prepared here
+stops the study before any run starts, with the prepare.py command.
+
+Then analyze.py measures every run (angular distance, layer drop, residual growth, per-block gradient norms,
+excess kurtosis) and results/<study>_<scale>/ gets results.md (the command, commit, machine, dataset and
+tables), summary.json and plots (loss curves of all runs on one axis; analysis plots side by side).
 Metrics: final val loss and perplexity exp(val loss); ms/iter = median of log.jsonl's train rows
 (the first row, which holds start-up costs, is left out); the norm study also gives the largest
 |train loss difference| between runs at equal logged iterations (ln, rms+zero_mean and crms are the
@@ -77,7 +93,7 @@ DEEP_SEEDS = (1337, 1338)
 #   480 steps x 32 x 512 = 7.9M tokens (about one pass over the books' 7.9M training characters): ~17 s a run;
 #   + ~25 s a run for the Python/CUDA start-up, evaluations, checkpoint and analysis;
 #   8 runs x ~42 s = ~5.6 minutes, leaving 2.4 minutes of margin for a slower eager step.
-# --dry_run prints this projection from the model's FLOPs (gpu_short_projection).
+# --dry_run prints this projection from each run's FLOPs (model.flops_per_token).
 GPU_SHORT_BASE = dict(CPU_BASE, **LLAMA, n_layer=24, n_head=8, n_embd=512, block_size=512, batch_size=32,
                       max_iters=480, learning_rate=1e-3, min_lr=1e-4, warmup_iters=48, eval_interval=80, eval_iters=10,
                       log_interval=20, analyze_interval=160, dtype="bfloat16", device="cuda", compile=False,
@@ -325,9 +341,11 @@ class Decision:
     """What happens to one planned run: new | reuse | resume | retrain | refuse (diff says why)."""
     action: str
     diff: str = ""
+    source: str = ""  # reuse of another study's identical run: its folder (linked into this study's)
 
     def describe(self):
-        return {"new": "new", "reuse": "done, reused", "resume": "interrupted, would resume from its ckpt.pt",
+        return {"new": "new", "reuse": "done, reused" + (f" from {self.source}" if self.source else ""),
+                "resume": "interrupted, would resume from its ckpt.pt",
                 "retrain": f"would retrain: {self.diff}", "refuse": f"would refuse: {self.diff}"}[self.action]
 
 
@@ -346,7 +364,9 @@ def set_aside(out_dir):
     """Move a run folder that is to be retrained to <out_dir>.previous (replacing an older one): a retrain
     never mixes two trainings in one folder, and the last one stays readable until the next retrain."""
     old = out_dir.rstrip("/") + ".previous"
-    if os.path.exists(old):
+    if os.path.islink(old):  # a link to another study's run: only the link goes
+        os.remove(old)
+    elif os.path.exists(old):
         shutil.rmtree(old)
     os.replace(out_dir, old)
     return old
@@ -387,10 +407,13 @@ def execute(runs, runs_dir, decisions, threads=None, jobs=1):
     for i, run in enumerate(runs):
         out_dir = os.path.join(runs_dir, run.name)
         decision = decisions[run.name]
+        if decision.source and not os.path.exists(out_dir):  # another study's identical run: linked, not copied
+            os.makedirs(runs_dir, exist_ok=True)
+            os.symlink(os.path.relpath(os.path.abspath(decision.source), os.path.abspath(runs_dir)), out_dir)
         if decision.action == "reuse":
             with open(os.path.join(out_dir, "done")) as f:
                 marker = json.load(f)
-            print(f"[{i + 1}/{len(runs)}] {run.name}: done, reused", flush=True)
+            print(f"[{i + 1}/{len(runs)}] {run.name}: {decision.describe()}", flush=True)
             records[run.name] = {"cmd": "python " + " ".join(train_command(run, out_dir)[1:]),
                                  "wall_s": marker.get("wall_s")}
         else:
@@ -908,11 +931,12 @@ FINDINGS_LRS = (1e-3, 2e-3)  # the 24-layer loss ranking may flip with the lr: e
 # 24 x 64 model at 400 steps instead of 800 (24 runs: 2 lrs x 4 configurations x 3 seeds), without the
 # quick_metrics trajectories (the claims use the final analysis). findings_thread_seconds projects the time.
 FINDINGS_DEPTH = dict(DEEP_BASE, max_iters=400, warmup_iters=40, analyze_interval=0)
-# ms per step on one thread (float32), measured 2026-12-02 on this project's 2-core Xeon (AVX-512, AMX) while idle:
-# 6 x 128 norm runs 82-90, optim runs (Muon) 112, 24 x 64 depth runs 150; rounded up; a busy CPU is up to 2x slower
-FINDINGS_MS_PER_ITER = {"norm": 100, "optim": 120, "depth": 160}
+# ms per step on one thread (float32), measured 2026-12-02 on this project's 2-core Xeon (AVX-512, AMX): idle,
+# 6 x 128 norm runs 82-90, optim runs (Muon) 112, 24 x 64 depth runs 150; with the machine busy (load 4.7) 128, 202
+# and 208. The projection uses the busy figures, so that it is an upper bound on a CPU shared by two runs.
+FINDINGS_MS_PER_ITER = {"norm": 130, "optim": 200, "depth": 210}
 FINDINGS_RUN_OVERHEAD_S = 8  # python/torch start-up, the final checkpoint and the analysis of one run
-FINDINGS_CALIBRATION = "ms/step norm 100, optim 120, depth 160 on one idle Xeon thread; a busy CPU: up to 2x"
+FINDINGS_CALIBRATION = "ms/step norm 130, optim 200, depth 210 measured on one thread of a busy 2-core Xeon"
 
 
 def findings_plan(overrides):
@@ -1203,16 +1227,17 @@ def machine(threads, train_device):
     """One line: the CPU model, its vector/matrix features that decide the speed and dtype (AVX2, AVX-512,
     native bf16 = AVX512-BF16 or AMX), the threads per run; or the GPU when the runs train on one."""
     import platform
-    cpu, flags = platform.processor() or platform.machine(), set()
-    try:
+    cpu, flags = None, set()
+    try:  # Linux; elsewhere the platform's processor name and no flags
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("model name") and cpu in ("", platform.machine(), platform.processor()):
+                if line.startswith("model name") and cpu is None:
                     cpu = line.split(":", 1)[1].strip()
-                elif line.startswith("flags"):
+                elif line.startswith("flags") and not flags:
                     flags = set(line.split(":", 1)[1].split())
     except OSError:
         pass
+    cpu = cpu or platform.processor() or platform.machine()
     have = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
     line = (f"{cpu}, {os.cpu_count()} logical CPUs, {'/'.join(have) or 'no AVX2/AVX-512 flags seen'}, native bf16 "
             f"{'yes' if {'avx512_bf16', 'amx_bf16'} & flags else 'no'}; {threads or 'torch default'} thread(s) per run")
@@ -1313,7 +1338,15 @@ def main(argv=None):
     results_dir = args.results or os.path.join("results", tag)
 
     # what happens to every run: compared with its run.json before anything is trained
-    decisions = {r.name: decide(r, os.path.join(runs_dir, r.name), planned_record(r), args.on_mismatch) for r in runs}
+    planned = {r.name: planned_record(r) for r in runs}
+    decisions = {r.name: decide(r, os.path.join(runs_dir, r.name), planned[r.name], args.on_mismatch) for r in runs}
+    if args.study == "findings":  # the norm and optim study's own runs (seed 1337) are the same trainings
+        for r in runs:
+            other = os.path.join("ablations", f"{r.extra['part']}_cpu" + (f"_{suffix}" if suffix else ""),
+                                 r.extra["variant"])
+            if decisions[r.name].action == "new" and r.extra["part"] != "depth" and \
+                    decide(r, other, planned[r.name], "refuse").action == "reuse":
+                decisions[r.name] = Decision("reuse", source=other)
     todo = [r for r in runs if wanted is None or r.name in wanted]
     rest = [r for r in runs if r not in todo and decisions[r.name].action == "reuse"]
     if args.dry_run:

@@ -287,7 +287,8 @@ def test_on_mismatch_retrain_retrains_and_keeps_the_old_run(tiny_dataset, tmp_pa
     assert ablate.read_log(str(tmp_path / "runs" / "ln.previous"))[1][-1]["iter"] == 2  # the old run, kept aside
 
 
-def test_set_writes_to_suffixed_folders_and_leaves_the_shipped_ones_untouched(tiny_dataset, tmp_path, monkeypatch):
+def test_set_writes_to_suffixed_folders_and_leaves_the_shipped_ones_untouched(tiny_dataset, tmp_path, monkeypatch,
+                                                                             capsys):
     """In a copy of the repository layout (links), a study with --set writes results/<study>_<scale>_<suffix>."""
     data_dir, name = tiny_dataset
     for fn in os.listdir(ROOT):
@@ -308,6 +309,15 @@ def test_set_writes_to_suffixed_folders_and_leaves_the_shipped_ones_untouched(ti
     assert "Command: `python ablate.py norm --only=ln" in md and "--set max_iters=2" in md
     assert "Commit: " in md and "Machine: " in md and "thread(s) per run" in md
     assert f"Dataset: {name} " in md and "NOT the study's own dataset corpus_char" in md
+    # the findings study reuses that run (same training, seed 1337) by a link instead of training it again
+    findings = ["findings", "--only=norm_ln_s1337"] + QUIET + _tiny(data_dir, name)
+    ablate.main(findings + ["--dry_run"])
+    assert f"# norm_ln_s1337: done, reused from {os.path.join('ablations', folder, 'ln')}" in \
+        capsys.readouterr().out
+    ablate.main(findings)
+    linked = tmp_path / "ablations" / folder.replace("norm_cpu", "findings") / "norm_ln_s1337"
+    assert os.path.islink(linked) and os.path.samefile(linked, tmp_path / "ablations" / folder / "ln")
+    assert os.path.exists(tmp_path / "results" / folder.replace("norm_cpu", "findings") / "findings.md")
 
 
 def test_folder_suffix_from_overrides_and_fallback_dataset():
