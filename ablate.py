@@ -381,9 +381,7 @@ def train_one(run, out_dir, decision, threads, prefix=""):
     if decision.action == "retrain":
         print(f"    {run.name}: the old run moved to {set_aside(out_dir)} ({decision.diff})", flush=True)
     os.makedirs(out_dir, exist_ok=True)
-    log_path = os.path.join(out_dir, "train.log")
-    if decision.action != "resume" and os.path.exists(log_path):
-        os.remove(log_path)  # the log of a failed earlier attempt; a resume appends to its own log
+    log_path = os.path.join(out_dir, "train.log")  # appended to: an earlier failed attempt's log stays above
     t0 = time.time()
     rc = run_train(train_command(run, out_dir, decision.action == "resume"), log_path, threads, prefix)
     wall = time.time() - t0
@@ -1012,7 +1010,7 @@ def findings_metrics(runs, runs_dir):
 def _side(metrics, config, key):
     """One metric of a configuration, per seed in FINDINGS_SEEDS order (None where the seed is missing)."""
     by_seed = metrics.get(config, {})
-    return [by_seed[s][key] if s in by_seed else None for s in FINDINGS_SEEDS]
+    return [by_seed[s].get(key) if s in by_seed else None for s in FINDINGS_SEEDS]
 
 
 def _paired(metrics, a, b, fn):
@@ -1073,13 +1071,13 @@ def findings_rows(metrics, exact=None):
             lo = _side(metrics, f"depth_{lower}_lr{lr:g}", key)
             hi = _side(metrics, f"depth_{higher}_lr{lr:g}", key)
             verdict, why = claim_verdict(lo, hi)
-            if cid == "stream_growth" and verdict == "agrees" and min(hi) <= 1.0:
+            if cid == "stream_growth" and verdict == "agrees" and min(_finite(hi)) <= 1.0:
                 verdict, why = "disagrees beyond the seed spread", "Pre-LN's stream does not grow (x_L/x_1 <= 1)"
             rows.append(dict(id=cid, claim=claim, paper=paper, measure=measure, lower=lo, higher=hi,
                              lower_name=lower, higher_name=higher, lr=lr, verdict=verdict, why=why,
                              command=cmd.format("depth"), digits=3))
     # Muon: iterations until its train loss first reaches AdamW's final one (same seed), against AdamW's own
-    final = {s: m["train_loss"] for s, m in metrics.get("optim_adamw", {}).items()}
+    final = {s: m["train_loss"] for s, m in metrics.get("optim_adamw", {}).items() if m["train_loss"] is not None}
     reach = lambda cfg: [iters_to_reach(metrics[cfg][s]["dir"], final[s])  # noqa: E731
                          if s in final and s in metrics.get(cfg, {}) else None for s in FINDINGS_SEEDS]
     verdict, why = claim_verdict(reach("optim_muon"), reach("optim_adamw"))

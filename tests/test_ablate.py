@@ -490,3 +490,15 @@ def test_a_failing_analysis_names_the_flag_that_skips_it(monkeypatch):
     assert len(message.splitlines()) == 1
     # the flags it names exist (argparse would exit 2 on an unknown one)
     assert ablate.main(["norm", "--no_analysis", "--no_plots", "--dry_run", "--runs_dir=/nonexistent/runs"]) is None
+
+
+def test_findings_rows_with_a_missing_seed_and_no_adamw_log():
+    lo = ablate.FINDINGS_LRS[0]
+    m = {f"depth_pre_lr{lo:g}": _metrics((2.0, 2.1), rms_growth_deep=(3.0, 3.1)),  # the third seed did not finish
+         f"depth_pre_lns_lr{lo:g}": _metrics((1.9, 1.8, 1.85), rms_growth_deep=(1.1, 1.2, 1.1)),
+         "optim_adamw": _metrics((2.0, 2.0, 2.0), train_loss=(None, None, None))}
+    rows = {(r["id"], r["lr"]): r for r in ablate.findings_rows(m)}
+    growth = rows[("stream_growth", lo)]
+    assert growth["verdict"] == "agrees" and growth["higher"] == [3.0, 3.1, None]
+    assert ablate._ms_text(growth["higher"], 2) == "3.05 (0.10), 1 seed(s) missing"
+    assert rows[("muon_sooner", None)]["verdict"] == "not testable at this scale"
