@@ -1246,6 +1246,24 @@ def machine(threads, train_device):
     return line
 
 
+PASSES_WARNING = 2.0  # more passes over the training split than this: the runs start to memorize it
+
+
+def data_passes(planned, data_dir, name):
+    """The most passes any planned run makes over the dataset's training split (tokens per run = max_iters x
+    batch_size x gradient_accumulation_steps x block_size), with the split's size; (None, None) when unknown."""
+    try:
+        with open(os.path.join(data_dir, name, "meta.json")) as f:
+            train_tokens = json.load(f).get("train_tokens")
+    except (OSError, ValueError):
+        return None, None
+    if not train_tokens:
+        return None, None
+    c = [p["config"] for p in planned.values()]
+    tokens = max(x["max_iters"] * x["batch_size"] * x["gradient_accumulation_steps"] * x["block_size"] for x in c)
+    return tokens / train_tokens, train_tokens
+
+
 def dataset_line(name, data_dir, own):
     """The dataset the runs trained on, with its source and fingerprint, and whether it is the study's own."""
     meta_path = os.path.join(data_dir, name, "meta.json")
@@ -1337,6 +1355,14 @@ def main(argv=None):
 
     # what happens to every run: compared with its run.json before anything is trained
     planned = {r.name: planned_record(r) for r in runs}
+    passes, train_tokens = data_passes(planned, runs[0].args.get("data_dir", "data"), dataset)
+    if passes is not None and passes > PASSES_WARNING:
+        line = (f"note: a run reads {passes:.1f} passes over {dataset}'s {train_tokens:,} training tokens: expect it "
+                f"to memorize them (a larger dataset, or fewer --set max_iters)")
+        if args.dry_run:
+            note = f"{note}\n# {line}" if note else line
+        else:
+            print(line, flush=True)
     decisions = {r.name: decide(r, os.path.join(runs_dir, r.name), planned[r.name], args.on_mismatch) for r in runs}
     if args.study == "findings":  # the norm and optim study's own runs (seed 1337) are the same trainings
         for r in runs:
@@ -1352,11 +1378,16 @@ def main(argv=None):
             # the real run's folders depend on whether the books can be downloaded: show the offline case too
             other_dir = args.runs_dir or os.path.join("ablations",
                                                       f"{base_tag}_{folder_suffix(overrides, own, 'python_docs')}")
-            other = [decide(r, os.path.join(other_dir, r.name), planned_record(
-                Run(r.name, {**r.args, "dataset": "python_docs"}, r.config_file)), args.on_mismatch) for r in todo]
+            offline = {r.name: planned_record(Run(r.name, {**r.args, "dataset": "python_docs"}, r.config_file))
+                       for r in todo}
+            other = [decide(r, os.path.join(other_dir, r.name), offline[r.name], args.on_mismatch) for r in todo]
             counts = {a: sum(d.action == a for d in other) for a in ("new", "reuse", "resume", "retrain", "refuse")}
             note += (f"\n# offline (python_docs) the runs would be in {other_dir}: "
                      + ", ".join(f"{n} {a}" for a, n in counts.items() if n))
+            offline_passes, offline_tokens = data_passes(offline, runs[0].args.get("data_dir", "data"), "python_docs")
+            if offline_passes is not None and offline_passes > PASSES_WARNING:
+                note += (f"; a run would read {offline_passes:.1f} passes over python_docs's {offline_tokens:,} "
+                         f"training tokens: expect it to memorize them")
         return dry_run(args, runs, todo, decisions, runs_dir, results_dir, note)
     refused = [r for r in todo if decisions[r.name].action == "refuse"]
     if refused:
@@ -1381,7 +1412,9 @@ def main(argv=None):
     finished = [r for r in runs if r.name in records and not records[r.name].get("failed")]
     command = "python ablate.py " + " ".join(argv)
     about = [f"Commit: {git_commit()}", f"Machine: {machine(threads, runs[0].args.get('device'))}",
-             dataset_line(dataset, runs[0].args.get("data_dir", "data"), own)]
+             dataset_line(dataset, runs[0].args.get("data_dir", "data"), own)
+             + ("" if passes is None else f"; a run reads up to {passes:.2f} passes over its {train_tokens:,} "
+                                          f"training tokens")]
     summary = None
     if finished and args.study == "findings":
         exact = exactness_test(threads) if not args.no_exactness_test else None

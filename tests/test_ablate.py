@@ -309,6 +309,7 @@ def test_set_writes_to_suffixed_folders_and_leaves_the_shipped_ones_untouched(ti
     assert "Command: `python ablate.py norm --only=ln" in md and "--set max_iters=2" in md
     assert "Commit: " in md and "Machine: " in md and "thread(s) per run" in md
     assert f"Dataset: {name} " in md and "NOT the study's own dataset corpus_char" in md
+    assert "a run reads up to 0.00 passes over its" in md  # 2 steps x 2 x 16 tokens of ~36k
     # the findings study reuses that run (same training, seed 1337) by a link instead of training it again
     findings = ["findings", "--only=norm_ln_s1337"] + QUIET + _tiny(data_dir, name)
     ablate.main(findings + ["--dry_run"])
@@ -459,13 +460,19 @@ def test_findings_plan_dry_run_and_table(tmp_path, capsys):
 
 # gpu_short: the depth study for a short GPU loan
 
-def test_gpu_short_plan_and_projection_fit_8_minutes(tmp_path, capsys):
+def test_gpu_short_plan_and_projection_fit_8_minutes(tiny_dataset, tmp_path, capsys):
     runs = ablate.plan("depth", "gpu_short", None, {})
     assert len(runs) == 8 and {r.extra["config"] for r in runs} == {f"{v}_L24" for v in ablate.DEEP_VARIANTS}
     assert all(r.args["device"] == "cuda" and r.args["n_layer"] == 24 for r in runs)
     ablate.main(["depth", "--scale=gpu_short", "--dry_run", f"--runs_dir={tmp_path}/runs"])
     last = capsys.readouterr().out.splitlines()[-1]
     assert last.startswith("# projected:") and 2 < float(last.split()[2]) <= 8
+    # on a small dataset the dry run warns that the runs would memorize it (7.9M tokens a run)
+    data_dir, name = tiny_dataset
+    ablate.main(["depth", "--scale=gpu_short", "--dry_run", f"--runs_dir={tmp_path}/runs", "--set", f"dataset={name}",
+                 "--set", f"data_dir={data_dir}"])
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith("# note: a run reads ") and f"passes over {name}'s" in first
 
 
 def test_gpu_short_tiny_cpu_form_runs(tiny_dataset, tmp_path, in_root):
