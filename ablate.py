@@ -1373,6 +1373,9 @@ def main(argv=None):
                 decisions[r.name] = Decision("reuse", source=other)
     todo = [r for r in runs if wanted is None or r.name in wanted]
     rest = [r for r in runs if r not in todo and decisions[r.name].action == "reuse"]
+    for r in runs:  # outside --only: a finished run that no longer matches stays out of the tables, said here
+        if r not in todo and decisions[r.name].action in ("refuse", "retrain"):
+            print(f"# {r.name} (not in --only) is left out of the tables: {decisions[r.name].diff}")
     if args.dry_run:
         if note and dataset == "corpus_char":
             # the real run's folders depend on whether the books can be downloaded: show the offline case too
