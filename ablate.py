@@ -1121,7 +1121,8 @@ def _ms_text(values, digits):
 
 
 def write_findings(runs, runs_dir, results_dir, command, about, exact=None):
-    """results_dir/findings.md and findings.json: one row per claim, computed from the runs' logs and analyses."""
+    """results_dir/findings.md and findings.json: one row per claim, computed from the logs and analyses of `runs`
+    (the runs trained or reused as planned: never a folder whose record differs from the plan)."""
     metrics = findings_metrics(runs, runs_dir)
     rows = findings_rows(metrics, exact)
     os.makedirs(results_dir, exist_ok=True)
@@ -1421,7 +1422,7 @@ def main(argv=None):
     summary = None
     if finished and args.study == "findings":
         exact = exactness_test(threads) if not args.no_exactness_test else None
-        summary = write_findings(runs, runs_dir, results_dir, command,
+        summary = write_findings(finished, runs_dir, results_dir, command,
                                  about + [f"Wall time of this invocation: {time.time() - t0:.0f} s"], exact)
     elif finished:
         shown = [r for r in runs if r.name in records]

@@ -509,3 +509,16 @@ def test_findings_rows_with_a_missing_seed_and_no_adamw_log():
     assert growth["verdict"] == "agrees" and growth["higher"] == [3.0, 3.1, None]
     assert ablate._ms_text(growth["higher"], 2) == "3.05 (0.10), 1 seed(s) missing"
     assert rows[("muon_sooner", None)]["verdict"] == "not testable at this scale"
+
+
+def test_findings_never_uses_a_run_trained_with_other_settings(tiny_dataset, tmp_path, in_root, capsys):
+    import json
+    data_dir, name = tiny_dataset
+    argv = ["findings", f"--runs_dir={tmp_path}/runs", f"--results={tmp_path}/results"] + QUIET
+    ablate.main(argv + ["--only=norm_ln_s1337"] + _tiny(data_dir, name))
+    ablate.main(argv + ["--only=norm_rms_s1337"] + _tiny(data_dir, name, max_iters=3))
+    assert "# norm_ln_s1337 (not in --only) is left out of the tables: max_iters 2 != 3" in capsys.readouterr().out
+    with open(tmp_path / "results" / "findings.json") as f:
+        rows = {r["id"]: r for r in json.load(f)["rows"]}
+    assert rows["exactness"]["higher"] == [None, None, None]  # ln (2 steps) is not compared with rms (3 steps)
+    assert rows["exactness"]["verdict"] == "not testable at this scale"
