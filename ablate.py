@@ -595,10 +595,13 @@ def plot_study(runs, metrics, runs_dir, results_dir, study):
             ax.set_ylim(lo - 0.1, lo + max(1.5, 3 * (max(finals) - lo)))
     save(fig, "loss_curves.png")
 
-    if study == "norm":  # the three equivalent runs differ only by rounding: show |difference| to ln
+    shown = {r.name for r in runs}  # only this study's runs: never a folder left out for another record
+    if study == "norm" and "ln" in shown:  # the three equivalent runs differ only by rounding: |difference| to ln
         fig, ax = plt.subplots(figsize=(7, 4))
         tr_ln = {r["iter"]: r["loss"] for r in read_log(os.path.join(runs_dir, "ln"))[0]}
         for k, name in enumerate(("rms", "rms_zm", "crms")):
+            if name not in shown:
+                continue
             tr = {r["iter"]: r["loss"] for r in read_log(os.path.join(runs_dir, name))[0]}
             its = sorted(set(tr) & set(tr_ln))
             diff = [abs(tr[i] - tr_ln[i]) or np.nan for i in its]
