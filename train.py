@@ -485,7 +485,7 @@ def min_lr_ratio(tc, oc):
 NOT_TRAINING_CODE = ("ablate.py", "analyze.py", "bench.py", "exercises.py", "sample.py")
 
 
-def run_record(cfg, data_dir=None, dataset=None):
+def run_record(cfg):
     """What a run is trained with, as ablate.py compares it: the resolved config (defaults < config files <
     --key=value), the dataset (name, sha256 of meta.json, shard sizes) and the code (git commit when there is
     one, and a sha256 over the top-level .py files that define training: all but NOT_TRAINING_CODE, so a
@@ -493,10 +493,12 @@ def run_record(cfg, data_dir=None, dataset=None):
     import hashlib
     import json
     import subprocess
-    data_dir, dataset = data_dir or cfg["data_dir"], dataset or cfg["dataset"]
-    folder = os.path.join(data_dir, dataset)
-    meta_path = os.path.join(folder, "meta.json")
-    meta_sha = hashlib.sha256(open(meta_path, "rb").read()).hexdigest() if os.path.exists(meta_path) else None
+    dataset = cfg["dataset"]
+    folder = os.path.join(cfg["data_dir"], dataset)
+    meta_sha = None
+    if os.path.exists(os.path.join(folder, "meta.json")):
+        with open(os.path.join(folder, "meta.json"), "rb") as f:
+            meta_sha = hashlib.sha256(f.read()).hexdigest()
     shards = {fn: os.path.getsize(os.path.join(folder, fn))
               for fn in sorted(os.listdir(folder)) if fn.endswith(".bin")} if os.path.isdir(folder) else {}
     root = os.path.dirname(os.path.abspath(__file__))
