@@ -5,22 +5,38 @@ Run a named ablation study as a sequence of train.py runs, analyze each run, and
     python ablate.py depth --scale=cpu --depths=6,12   # pre/post/mix/LNS/sandwich/peri/deepnorm (Curse of Depth, Mix-LN)
     python ablate.py optim --scale=cpu                 # adamw, muon, muon+ss, muon+ss+emb_proj (OSP)
     python ablate.py depth --scale=cpu_deep            # pre/LNS/mix/post, 24 x 64, 800 steps, 2 seeds (~32 min)
+    python ablate.py depth --scale=gpu_short --dry_run # pre/LNS/mix/post, 24 x 512, 2 seeds: <= 8 min on one H100/H200
     python ablate.py depth --scale=130m --dry_run      # commands, tokens, FLOPs, H100 hours at 40% MFU
+    python ablate.py findings --jobs=2                 # one table: which of the papers' claims reproduce (CPU, 3 seeds)
 
-At --scale=cpu_deep (depth study only) every configuration runs with two seeds; results.md adds their mean and
-spread (max - min) and, from train.py's --analyze_interval eval rows, the share of removable blocks and the
+At --scale=cpu_deep and gpu_short (depth study only) every configuration runs with two seeds; results.md adds their
+mean and spread (max - min) and, from train.py's --analyze_interval eval rows, the share of removable blocks and the
 stream growth rms(x_L)/rms(x_0) over training (trajectories.png), plus the final per-layer profiles (profiles.png).
 
 At --scale=130m the depth study writes the paper's C4 perplexity (Sun et al. 2025, Table 1) beside ours for
 the runs that have one (12 layers on c4: pre, post, mix, pre_lns, deepnorm).
 
+The findings study trains the norm and optim studies' runs and the 24-layer depth rows at two learning rates, each
+with 3 seeds, and writes results/findings/findings.md + findings.json: one row per claim of the papers, with the
+paper's figure, ours as mean (spread) over the seeds, a verdict computed by claim_verdict, and the command.
+
 Each run is `python train.py [config file] --key=value ...` with out_dir runs_dir/<run> (default
-ablations/<study>_<scale>/<run>). A run is finished when its folder holds ckpt.pt and a `done` marker
-(written here after train.py exits 0): finished runs are skipped, an interrupted run with a ckpt.pt is
-continued with --init_from=resume. Then analyze.py measures every run (angular distance, layer drop,
-residual growth, per-block gradient norms, excess kurtosis) and results/<study>_<scale>/ gets
-results.md (tables), summary.json and plots (loss curves of all runs on one axis; analysis plots side
-by side).
+ablations/<study>_<scale>/<run>). train.py records in <run>/run.json what the run was trained with: the resolved
+config, the dataset (name, sha256 of meta.json, shard sizes) and the code (git commit; sha256 of the training
+code). A finished run (ckpt.pt and a `done` marker) is reused only when that record matches the plan; otherwise
+the study stops before training anything, naming the differing keys (`max_iters 5 != 400`: the run's, then the
+plan's), or retrains it with --on_mismatch=retrain. An interrupted run whose record matches is resumed. --dry_run
+prints the same decision per run.
+
+A study with --set overrides, or one that trains on another dataset than its own (offline, corpus_char falls back
+to python_docs), writes to folders suffixed with the overrides and that dataset (results/norm_cpu_max_iters5/),
+so a quick try never overwrites the results the repository ships. A study with a failed run exits non-zero and
+names each failed run with the last line of its train.log; a dataset that is missing and cannot be prepared here
+stops the study before any run starts, with the prepare.py command.
+
+Then analyze.py measures every run (angular distance, layer drop, residual growth, per-block gradient norms,
+excess kurtosis) and results/<study>_<scale>/ gets results.md (the command, commit, machine, dataset and
+tables), summary.json and plots (loss curves of all runs on one axis; analysis plots side by side).
 Metrics: final val loss and perplexity exp(val loss); ms/iter = median of log.jsonl's train rows
 (the first row, which holds start-up costs, is left out); the norm study also gives the largest
 |train loss difference| between runs at equal logged iterations (ln, rms+zero_mean and crms are the
@@ -29,18 +45,22 @@ tests/test_model.py::test_pre_ln_rms_crms_train_identically, which is run and re
 """
 
 import argparse
+import hashlib
+import importlib.util
 import itertools
 import json
 import math
 import os
+import re
+import shutil
 import statistics
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 
-STUDIES = ("norm", "depth", "optim")
-SCALES = ("cpu", "cpu_deep", "130m")
+STUDIES = ("norm", "depth", "optim", "findings")
+SCALES = ("cpu", "cpu_deep", "gpu_short", "130m")
 
 # CPU preset: a char-level model small enough that each whole study fits the time in its comment on
 # 2 (shared) CPU cores; float32 so that the norm study's differences are float32 rounding only.
@@ -64,6 +84,24 @@ DEEP_BASE = dict(CPU_BASE, **LLAMA, n_layer=24, n_head=4, n_embd=64, block_size=
                  warmup_iters=80, eval_interval=100, eval_iters=4, analyze_interval=100)
 DEEP_VARIANTS = ("pre", "pre_lns", "mix", "post")
 DEEP_SEEDS = (1337, 1338)
+# gpu_short (depth study only, issue 19): Pre-LN, LNS, Mix-LN and Post-LN, 2 seeds, 24 layers x 512 wide, that fit
+# a short loan of one H100/H200 in <= 8 minutes, start-up and analysis included. The arithmetic, from the H200
+# figure of the 130M LLaMA preset (659k tokens/s bf16 compiled = 659k x 686 MFLOP/token = 452 TFLOP/s, 46% MFU):
+#   24 x 512 with the char vocabulary: 6 x 24 x 12 x 512^2 + attention = ~0.53 GFLOP/token;
+#   not compiled (torch.compile of a 24-block model costs ~1 min per variant, more than a 30 s run saves), so
+#   planned at 25% MFU: 989e12 x 0.25 / 0.53e9 = ~470k tokens/s;
+#   480 steps x 32 x 512 = 7.9M tokens (about one pass over the books' 7.9M training characters): ~17 s a run;
+#   + ~25 s a run for the Python/CUDA start-up, evaluations, checkpoint and analysis;
+#   8 runs x ~42 s = ~5.6 minutes, leaving 2.4 minutes of margin for a slower eager step.
+# --dry_run prints this projection from each run's FLOPs (model.flops_per_token).
+GPU_SHORT_BASE = dict(CPU_BASE, **LLAMA, n_layer=24, n_head=8, n_embd=512, block_size=512, batch_size=32,
+                      max_iters=480, learning_rate=1e-3, min_lr=1e-4, warmup_iters=48, eval_interval=80, eval_iters=10,
+                      log_interval=20, analyze_interval=160, dtype="bfloat16", device="cuda", compile=False,
+                      always_save_checkpoint=False)
+GPU_SHORT_MFU = 0.25          # eager bf16, see above
+GPU_SHORT_PEAK_FLOPS = 989e12  # H100 SXM / H200 dense bf16
+GPU_SHORT_OVERHEAD_S = 25      # per run: start-up, evaluations, checkpoint, analysis
+GPU_SHORT_BUDGET_MIN = 8
 # 130M preset: the LLaMA-130M setup of the Curse-of-Depth / Mix-LN papers (config/llama-130m.py) on one GPU
 BIG_CONFIG = "config/llama-130m.py"
 BIG_BASE = dict(dataset="c4", always_save_checkpoint=True)  # the papers' data: prepare.py c4
@@ -78,8 +116,8 @@ PAPER_SOURCE = "Sun et al. 2025, The Curse of Depth in LLMs, Table 1 (C4 val ppl
 H100_PEAK_FLOPS = 989e12
 DRY_RUN_MFU = 0.40
 ANALYSIS = {"cpu": dict(batches=2, batch_size=8), "cpu_deep": dict(batches=2, batch_size=8),
-            "130m": dict(batches=8, batch_size=16)}
-DEFAULT_DEPTHS = {"cpu": [6, 12], "cpu_deep": [24], "130m": [12]}
+            "gpu_short": dict(batches=4, batch_size=16), "130m": dict(batches=8, batch_size=16)}
+DEFAULT_DEPTHS = {"cpu": [6, 12], "cpu_deep": [24], "gpu_short": [24], "130m": [12]}
 EXACTNESS_TEST = "tests/test_model.py::test_pre_ln_rms_crms_train_identically"
 
 
@@ -123,11 +161,12 @@ def plan(study, scale, depths, overrides):
     seeds = [None]
     if scale == "cpu":
         config_file, base = None, {**CPU_BASE, **CPU_STUDY[study]}
-    elif scale == "cpu_deep":
+    elif scale in ("cpu_deep", "gpu_short"):
         if study != "depth":
-            raise SystemExit(f"bad scale 'cpu_deep' for the {study} study: it is for the depth study only "
+            raise SystemExit(f"bad scale '{scale}' for the {study} study: it is for the depth study only "
                              f"(choose cpu or 130m)")
-        config_file, base, seeds = None, dict(DEEP_BASE), DEEP_SEEDS
+        config_file, seeds = None, DEEP_SEEDS
+        base = dict(DEEP_BASE) if scale == "cpu_deep" else dict(GPU_SHORT_BASE)
         names = [v for v in names if v[0] in DEEP_VARIANTS]
     elif scale == "130m":
         config_file, base = BIG_CONFIG, {**BIG_BASE, **BIG_STUDY[study]}
@@ -176,6 +215,8 @@ def projection(run):
     except (OSError, ValueError):
         if tc.dataset == "c4":
             cfg["vocab_size"] = prepare.T5_VOCAB
+        elif tc.dataset in ("corpus_char", "python_docs") or tc.dataset.endswith("_char"):
+            cfg["vocab_size"] = 256  # not prepared yet: a char vocabulary is at most a few hundred symbols
     with torch.device("meta"):  # shapes only: no memory, no init time
         model = GPT(train.split_config(cfg, GPTConfig))
     tokens = tc.max_iters * tc.batch_size * tc.gradient_accumulation_steps * model.config.block_size
@@ -184,16 +225,26 @@ def projection(run):
             "h100_hours": tokens * per_token / (H100_PEAK_FLOPS * DRY_RUN_MFU) / 3600}
 
 
-def run_train(cmd, log_path, threads=None):
-    """Run train.py, keep its whole output in log_path, echo eval/done/error lines. Returns the exit code."""
+def run_train(cmd, log_path, threads=None, prefix=""):
+    """Run train.py, keep its whole output in log_path, echo eval/done/error lines (with prefix: the run's name,
+    when several runs share the console). Returns the exit code."""
     env = thread_env(threads)
     with open(log_path, "a") as log, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                                       text=True, bufsize=1, env=env) as p:
         for line in p.stdout:
             log.write(line)
             if line.startswith(("eval", "done", "error", "Traceback")) or "Error" in line:
-                print("    " + line.rstrip(), flush=True)
+                print("    " + prefix + line.rstrip(), flush=True)
         return p.wait()
+
+
+def last_line(path):
+    """The last non-empty line of a file (a failed run's train.log: its one-line error), or ''."""
+    if not os.path.exists(path):
+        return ""
+    with open(path, errors="replace") as f:
+        lines = [line.strip() for line in f if line.strip()]
+    return lines[-1] if lines else ""
 
 
 def read_log(out_dir):
@@ -226,51 +277,176 @@ def ensure_dataset(args):
 
 
 # --------------------------------------------------------------------------------------------
+# run records: a run folder is reused only when it was trained with what the plan asks for
+
+# config keys that do not change what is trained: where it is written or read from (the dataset's contents
+# are compared by their fingerprint instead), how it was started (a resumed run continues the same training)
+NOT_COMPARED = ("out_dir", "data_dir", "init_from", "wandb_log", "wandb_project", "wandb_run_name")
+
+
+def planned_record(run):
+    """The run.json that train.py would write for this run (train.run_record on the resolved config)."""
+    import train
+    from model import GPTConfig
+    argv = ([run.config_file] if run.config_file else []) + [f"--{k}={fmt(v)}" for k, v in run.args.items()]
+    try:
+        cfg = train.parse_config(argv, GPTConfig, train.OptimConfig, train.TrainConfig)
+    except ValueError as e:  # configurator's one-line ConfigError: a bad --set key or value
+        raise SystemExit(f"error: {e}") from None
+    return train.run_record(cfg)
+
+
+def read_record(out_dir):
+    """out_dir/run.json (train.py writes it at the start of a run), or None."""
+    path = os.path.join(out_dir, "run.json")
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _short(v):
+    text = json.dumps(v) if isinstance(v, (dict, list)) else str(v)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def record_diff(recorded, planned):
+    """'' when the run's record matches the plan, else one line: 'key <run's> != <planned>; ...'."""
+    if recorded is None:
+        return "no run.json (trained before run records were kept, or not by train.py)"
+    diffs = []
+    rc, pc = recorded.get("config", {}), planned["config"]
+    for key in sorted((set(rc) | set(pc)) - set(NOT_COMPARED) - {"dataset"}):  # the dataset: by its fingerprint
+        if rc.get(key) != pc.get(key):
+            diffs.append(f"{key} {_short(rc.get(key))} != {_short(pc.get(key))}")
+    rd, pd = recorded.get("dataset", {}), planned["dataset"]
+    if rd.get("name") != pd["name"]:
+        diffs.append(f"dataset {rd.get('name')} != {pd['name']}")
+    elif (rd.get("meta_sha256"), rd.get("shards")) != (pd["meta_sha256"], pd["shards"]):
+        fp = lambda d: hashlib.sha256(json.dumps([d.get("meta_sha256"), d.get("shards")]).encode()).hexdigest()[:8]  # noqa: E731
+        diffs.append(f"dataset {pd['name']} contents {fp(rd)} != {fp(pd)} (meta.json or shard sizes)")
+    rk, pk = recorded.get("code", {}), planned["code"]
+    if rk.get("source_sha256") != pk["source_sha256"]:
+        name = lambda k: f"{(k.get('source_sha256') or '?')[:8]} (commit {(k.get('commit') or 'none')[:7]}" \
+            f"{', dirty' if k.get('dirty') else ''})"  # noqa: E731
+        diffs.append(f"code {name(rk)} != {name(pk)}")
+    return "; ".join(diffs)
+
+
+@dataclass
+class Decision:
+    """What happens to one planned run: new | reuse | resume | retrain | refuse (diff says why)."""
+    action: str
+    diff: str = ""
+    source: str = ""  # reuse of another study's identical run: its folder (linked into this study's)
+
+    def describe(self):
+        return {"new": "new", "reuse": "done, reused" + (f" from {self.source}" if self.source else ""),
+                "resume": "interrupted, would resume from its ckpt.pt",
+                "retrain": f"would retrain: {self.diff}", "refuse": f"would refuse: {self.diff}"}[self.action]
+
+
+def decide(run, out_dir, planned, on_mismatch):
+    """Compare a run folder with the plan: a finished run whose run.json matches is reused, an interrupted one
+    resumed; a mismatch is retrained or refused (--on_mismatch); a folder without ckpt.pt is trained anew."""
+    if not os.path.exists(os.path.join(out_dir, "ckpt.pt")):
+        return Decision("new")
+    diff = record_diff(read_record(out_dir), planned)
+    if diff:
+        return Decision(on_mismatch, diff)
+    return Decision("reuse" if os.path.exists(os.path.join(out_dir, "done")) else "resume")
+
+
+def set_aside(out_dir):
+    """Move a run folder that is to be retrained to <out_dir>.previous (replacing an older one): a retrain
+    never mixes two trainings in one folder, and the last one stays readable until the next retrain."""
+    old = out_dir.rstrip("/") + ".previous"
+    if os.path.islink(old):  # a link to another study's run: only the link goes
+        os.remove(old)
+    elif os.path.exists(old):
+        shutil.rmtree(old)
+    os.replace(out_dir, old)
+    return old
+
+
+# --------------------------------------------------------------------------------------------
 # training and analysis of every run
 
-def execute(runs, runs_dir, analysis=None, device="cpu", threads=None):
-    """Train (or skip) and analyze every run; returns {name: record}."""
-    records = {}
+def train_one(run, out_dir, decision, threads, prefix=""):
+    """Train (or resume) one run; returns its record {cmd, wall_s} or {cmd, failed: exit code, reason}."""
+    record = {"cmd": "python " + " ".join(train_command(run, out_dir)[1:])}
+    if decision.action == "retrain":
+        print(f"    {run.name}: the old run moved to {set_aside(out_dir)} ({decision.diff})", flush=True)
+    os.makedirs(out_dir, exist_ok=True)
+    log_path = os.path.join(out_dir, "train.log")  # appended to: an earlier failed attempt's log stays above
+    t0 = time.time()
+    rc = run_train(train_command(run, out_dir, decision.action == "resume"), log_path, threads, prefix)
+    wall = time.time() - t0
+    if rc != 0:
+        return {**record, "failed": rc, "wall_s": wall, "reason": last_line(log_path) or f"exit {rc}"}
+    if not os.path.exists(os.path.join(out_dir, "ckpt.pt")):
+        return {**record, "failed": 1, "wall_s": wall,
+                "reason": "train.py exited 0 but wrote no ckpt.pt (save_checkpoint=False?)"}
+    done_path = os.path.join(out_dir, "done")
+    with open(done_path + ".tmp", "w") as f:
+        json.dump({"args": {k: fmt(v) for k, v in run.args.items()}, "cmd": record["cmd"], "wall_s": wall}, f)
+    os.replace(done_path + ".tmp", done_path)
+    print(f"    {run.name}: trained in {wall:.0f} s", flush=True)
+    return {**record, "wall_s": wall}
+
+
+def execute(runs, runs_dir, decisions, threads=None, jobs=1):
+    """Train the runs that need it, up to `jobs` train.py processes at once (each with `threads` threads);
+    returns {name: record} in plan order. Reused runs get their wall time from the done marker."""
+    records, todo = {}, []
     for i, run in enumerate(runs):
         out_dir = os.path.join(runs_dir, run.name)
-        done_path = os.path.join(out_dir, "done")
-        finished = os.path.exists(done_path) and os.path.exists(os.path.join(out_dir, "ckpt.pt"))
-        resume = not finished and os.path.exists(os.path.join(out_dir, "ckpt.pt"))
-        cmd = train_command(run, out_dir, resume)
-        shown = " ".join(cmd[1:])
-        record = {"cmd": "python " + " ".join(train_command(run, out_dir)[1:])}
-        if finished:
-            with open(done_path) as f:
+        decision = decisions[run.name]
+        if decision.source and not os.path.exists(out_dir):  # another study's identical run: linked, not copied
+            os.makedirs(runs_dir, exist_ok=True)
+            os.symlink(os.path.relpath(os.path.abspath(decision.source), os.path.abspath(runs_dir)), out_dir)
+        if decision.action == "reuse":
+            with open(os.path.join(out_dir, "done")) as f:
                 marker = json.load(f)
-            if marker.get("args") != {k: fmt(v) for k, v in run.args.items()}:
-                raise SystemExit(f"{out_dir} was trained with other settings than this study now asks for; "
-                                 f"delete it or pass another --runs_dir")
-            print(f"[{i + 1}/{len(runs)}] {run.name}: done, skipped", flush=True)
-            record["wall_s"] = marker.get("wall_s")
+            print(f"[{i + 1}/{len(runs)}] {run.name}: {decision.describe()}", flush=True)
+            records[run.name] = {"cmd": "python " + " ".join(train_command(run, out_dir)[1:]),
+                                 "wall_s": marker.get("wall_s")}
         else:
-            os.makedirs(out_dir, exist_ok=True)
-            print(f"[{i + 1}/{len(runs)}] {run.name}: python {shown}", flush=True)
-            t0 = time.time()
-            rc = run_train(cmd, os.path.join(out_dir, "train.log"), threads)
-            wall = time.time() - t0
-            if rc != 0:
-                print(f"    {run.name} failed (exit {rc}); see {os.path.join(out_dir, 'train.log')}", flush=True)
-                records[run.name] = {**record, "failed": rc, "wall_s": wall}
-                continue
-            if not os.path.exists(os.path.join(out_dir, "ckpt.pt")):
-                raise SystemExit(f"train.py exited 0 but wrote no {out_dir}/ckpt.pt (save_checkpoint=False?)")
-            with open(done_path + ".tmp", "w") as f:
-                json.dump({"args": {k: fmt(v) for k, v in run.args.items()}, "cmd": record["cmd"],
-                           "wall_s": wall}, f)
-            os.replace(done_path + ".tmp", done_path)
-            record["wall_s"] = wall
-            print(f"    {run.name}: trained in {wall:.0f} s", flush=True)
-        record["analysis"] = analyze_run(run, out_dir, analysis or ANALYSIS["cpu"], device)
-        records[run.name] = record
-    return records
+            todo.append((i, run, out_dir, decision))
+
+    def start(item):
+        i, run, out_dir, decision = item
+        shown = " ".join(train_command(run, out_dir, decision.action == "resume")[1:])
+        print(f"[{i + 1}/{len(runs)}] {run.name} ({decision.action}): python {shown}", flush=True)
+        return run.name, train_one(run, out_dir, decision, threads, prefix=f"{run.name}: " if jobs > 1 else "")
+
+    if jobs > 1:  # threads only wait on the train.py processes; the work is in the processes
+        from concurrent.futures import ThreadPoolExecutor
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            trained = dict(pool.map(start, todo))
+    else:
+        trained = dict(start(item) for item in todo)
+    records.update(trained)
+    return {r.name: records[r.name] for r in runs if r.name in records}
 
 
-def analyze_run(run, out_dir, analysis, device):
+def analyze_runs(runs, runs_dir, records, analysis, device, plots=True):
+    """analysis.json of every finished run (the failed ones have none)."""
+    for run in runs:
+        record = records.get(run.name)
+        if record is not None and not record.get("failed"):
+            try:
+                record["analysis"] = analyze_run(run, os.path.join(runs_dir, run.name), analysis, device, plots)
+            except (Exception, SystemExit) as e:  # one line; the trained runs stay and are reused next time
+                raise SystemExit(f"error: analyzing {run.name} failed ({type(e).__name__}: {e}); the trained runs are "
+                                 f"kept (reused next time); pass --no_analysis to write the tables without it"
+                                 + ("" if not plots else ", or --no_plots to skip only its plots")) from None
+
+
+def analyze_run(run, out_dir, analysis, device, plots=True):
     """analysis.json of the run (recomputed when missing or older than ckpt.pt)."""
     import analyze
     path = os.path.join(out_dir, "analysis.json")
@@ -281,7 +457,7 @@ def analyze_run(run, out_dir, analysis, device):
     t0 = time.time()
     r = analyze.analyze_checkpoint(out_dir, dataset=run.args.get("dataset"), data_dir=run.args.get("data_dir"),
                                    batches=analysis["batches"], batch_size=analysis["batch_size"], split="val",
-                                   device=device, plots=True)
+                                   device=device, plots=plots)
     print(f"    analyzed {run.name} in {time.time() - t0:.0f} s", flush=True)
     return r
 
@@ -419,10 +595,13 @@ def plot_study(runs, metrics, runs_dir, results_dir, study):
             ax.set_ylim(lo - 0.1, lo + max(1.5, 3 * (max(finals) - lo)))
     save(fig, "loss_curves.png")
 
-    if study == "norm":  # the three equivalent runs differ only by rounding: show |difference| to ln
+    shown = {r.name for r in runs}  # only this study's runs: never a folder left out for another record
+    if study == "norm" and "ln" in shown:  # the three equivalent runs differ only by rounding: |difference| to ln
         fig, ax = plt.subplots(figsize=(7, 4))
         tr_ln = {r["iter"]: r["loss"] for r in read_log(os.path.join(runs_dir, "ln"))[0]}
         for k, name in enumerate(("rms", "rms_zm", "crms")):
+            if name not in shown:
+                continue
             tr = {r["iter"]: r["loss"] for r in read_log(os.path.join(runs_dir, name))[0]}
             its = sorted(set(tr) & set(tr_ln))
             diff = [abs(tr[i] - tr_ln[i]) or np.nan for i in its]
@@ -641,12 +820,15 @@ def plot_seeds(summary, runs_dir, results_dir):
     return paths
 
 
-def write_results(study, scale, runs, records, runs_dir, results_dir, commands, wall, exact=None):
+def write_results(study, scale, runs, records, runs_dir, results_dir, commands, wall, exact=None, about=None,
+                  plots=True):
+    """results.md (tables; about: provenance lines under the command), summary.json and, with plots, the PNGs."""
     os.makedirs(results_dir, exist_ok=True)
     metrics = {r.name: run_metrics(r, records.get(r.name, {"cmd": ""}), os.path.join(runs_dir, r.name))
                for r in runs}
     md = [f"# {study} study, scale {scale}", "",
           f"Command: `{commands}`  ",
+          *[f"{line}  " for line in (about or [])],
           f"Training wall time: {sum((m.get('wall_s') or 0) for m in metrics.values()):.0f} s summed over the runs "
           f"(each run's own time, kept in its `done` marker; runs skipped here were trained earlier); "
           f"this invocation took {wall:.0f} s.  ",
@@ -690,7 +872,7 @@ def write_results(study, scale, runs, records, runs_dir, results_dir, commands, 
             md += [f"Exactness proof in float64: `pytest {exact['test']}` -> {exact['summary']} "
                    f"(exit {exact['returncode']}); it trains ln, rms+zero_mean and crms for 50 steps with AdamW "
                    "and Muon and requires |loss difference| <= 1e-9 at every step.", ""]
-    plots = []
+    pngs = []
     if by_config(runs):  # several seeds per configuration (cpu_deep): their mean, spread and trajectories
         seeds = seed_summary(runs, metrics, runs_dir)
         extra["by_config"] = seeds
@@ -698,13 +880,15 @@ def write_results(study, scale, runs, records, runs_dir, results_dir, commands, 
         md += ["Removable share: blocks whose removal raises the loss by < 1% (final: the analysis batches; over "
                "training: one val batch of train.py's quick_metrics). rms x_L/x_0 over training uses the "
                "embedding output as reference (quick_metrics); the final x_L/x_1 leaves the embedding's scale out.", ""]
-        plots = plot_seeds(seeds, runs_dir, results_dir)
-    md += ["## plots", ""] + [f"![{os.path.basename(p)}]({os.path.basename(p)})"
-                              for p in plots + plot_study(runs, metrics, runs_dir, results_dir, study)]
+        if plots:
+            pngs = plot_seeds(seeds, runs_dir, results_dir)
+    if plots:
+        md += ["## plots", ""] + [f"![{os.path.basename(p)}]({os.path.basename(p)})"
+                                  for p in pngs + plot_study(runs, metrics, runs_dir, results_dir, study)]
     with open(os.path.join(results_dir, "results.md"), "w") as f:
         f.write("\n".join(md) + "\n")
-    summary = {"study": study, "scale": scale, "command": commands, "wall_s": wall, "runs_dir": runs_dir,
-               "runs": metrics, **extra}
+    summary = {"study": study, "scale": scale, "command": commands, "about": about or [], "wall_s": wall,
+               "runs_dir": runs_dir, "runs": metrics, **extra}
     with open(os.path.join(results_dir, "summary.json"), "w") as f:
         json.dump(summary, f, indent=1)
     return summary
@@ -738,91 +922,571 @@ def parse_depths(text):
     return depths
 
 
+# --------------------------------------------------------------------------------------------
+# findings: one table of what reproduces at CPU scale (issue 18, items 4 and 5)
+
+FINDINGS_SEEDS = (1337, 1338, 1339)
+FINDINGS_LRS = (1e-3, 2e-3)  # the 24-layer loss ranking may flip with the lr: every depth verdict is given at both
+# Lengths, for the budget of <= ~85 thread-minutes (the lead's 2 cores, --jobs=2, <= 45 minutes wall): the norm and
+# optim runs are exactly the cpu studies' runs (6 x 128, 400 steps) with 3 seeds; the depth runs are cpu_deep's
+# 24 x 64 model at 400 steps instead of 800 (24 runs: 2 lrs x 4 configurations x 3 seeds), without the
+# quick_metrics trajectories (the claims use the final analysis). findings_thread_seconds projects the time.
+FINDINGS_DEPTH = dict(DEEP_BASE, max_iters=400, warmup_iters=40, analyze_interval=0)
+# ms per step on one thread (float32), measured 2026-12-02 on this project's 2-core Xeon (AVX-512, AMX): idle,
+# 6 x 128 norm runs 82-90, optim runs (Muon) 112, 24 x 64 depth runs 150; with the machine busy (load 4.7) 128, 202
+# and 208. The projection uses the busy figures, so that it is an upper bound on a CPU shared by two runs.
+FINDINGS_MS_PER_ITER = {"norm": 130, "optim": 200, "depth": 210}
+FINDINGS_RUN_OVERHEAD_S = 8  # python/torch start-up, the final checkpoint and the analysis of one run
+FINDINGS_CALIBRATION = "ms/step norm 130, optim 200, depth 210 measured on one thread of a busy 2-core Xeon"
+
+
+def findings_plan(overrides):
+    """The runs of the findings table: the norm study (4 variants), the 24-layer depth rows (pre, pre_lns, mix,
+    post) at each of FINDINGS_LRS, and the optim study (4 optimizers), each with FINDINGS_SEEDS."""
+    parts = [("norm", {**CPU_BASE, **CPU_STUDY["norm"]}, variants("norm"), [None]),
+             ("depth", FINDINGS_DEPTH, [v for v in variants("depth") if v[0] in DEEP_VARIANTS], FINDINGS_LRS),
+             ("optim", {**CPU_BASE, **CPU_STUDY["optim"]}, variants("optim"), [None])]
+    runs = []
+    for part, base, names, lrs in parts:
+        for lr, seed, (name, label, args) in itertools.product(lrs, FINDINGS_SEEDS, names):
+            lr_args = {"learning_rate": lr, "min_lr": lr / 10} if lr else {}
+            config = f"{part}_{name}" + (f"_lr{lr:g}" if lr else "")
+            a = {**base, **args, **lr_args, "seed": seed, **overrides}
+            runs.append(Run(f"{config}_s{seed}", a, group=part + (f"_lr{lr:g}" if lr else ""), label=label,
+                            extra={"part": part, "variant": name, "lr": lr, "seed": seed, "config": config}))
+    return runs
+
+
+def findings_thread_seconds(run):
+    """Projected seconds of one findings run on one thread: steps and evaluations (a forward pass ~ 1/3 step)."""
+    a = run.args
+    evals = a["max_iters"] // a["eval_interval"] + 1
+    steps = a["max_iters"] + evals * 2 * a["eval_iters"] / 3
+    return FINDINGS_MS_PER_ITER[run.extra["part"]] * steps / 1000 + FINDINGS_RUN_OVERHEAD_S
+
+
+def _finite(values):
+    return [v for v in values if v is not None and not math.isnan(v)]
+
+
+def claim_verdict(lower, higher, min_seeds=2):
+    """(verdict, why) for a claim 'lower < higher', each side measured once per seed. Agrees: every seed of
+    `lower` is below every seed of `higher`; disagrees beyond the seed spread: every one above; otherwise the
+    seeds' ranges overlap and the sign of the mean difference is only reported. Not testable without at least
+    min_seeds finished runs per side."""
+    lo, hi = _finite(lower), _finite(higher)
+    if len(lo) < min_seeds or len(hi) < min_seeds:
+        return "not testable at this scale", f"only {len(lo)} and {len(hi)} finished seeds (need {min_seeds} each)"
+    if max(lo) < min(hi):
+        return "agrees", ""
+    if min(lo) > max(hi):
+        return "disagrees beyond the seed spread", ""
+    same = sum(lo) / len(lo) < sum(hi) / len(hi)
+    return "within the seed spread", f"the means point {'the claimed' if same else 'the other'} way; the seeds overlap"
+
+
+def iters_to_reach(out_dir, target):
+    """First logged iteration whose train loss (mean over log_interval steps) is <= target; inf if none."""
+    rows = read_log(out_dir)[0]
+    return next((float(r["iter"]) for r in rows if r["loss"] <= target), math.inf)
+
+
+def findings_metrics(runs, runs_dir):
+    """{config: {seed: metrics}} of the finished runs: final val loss, train log, analysis summary."""
+    out = {}
+    for run in runs:
+        out_dir = os.path.join(runs_dir, run.name)
+        if not os.path.exists(os.path.join(out_dir, "done")):
+            continue
+        train_rows, eval_rows = read_log(out_dir)
+        analysis = read_analysis(out_dir) or {}
+        a = analysis.get("summary", {})
+        out.setdefault(run.extra["config"], {})[run.extra["seed"]] = {
+            "dir": out_dir, "val_loss": eval_rows[-1]["val_loss"] if eval_rows else None,
+            "train_loss": train_rows[-1]["loss"] if train_rows else None,
+            "rms_growth_deep": a.get("rms_growth_deep"), "grad_norm_cv": a.get("grad_norm_cv"),
+            "kurtosis_mean": a.get("kurtosis_mean"),
+            "deep_half_removable": deep_half_removable(out_dir) if analysis else None}
+    return out
+
+
+def _side(metrics, config, key):
+    """One metric of a configuration, per seed in FINDINGS_SEEDS order (None where the seed is missing)."""
+    by_seed = metrics.get(config, {})
+    return [by_seed[s].get(key) if s in by_seed else None for s in FINDINGS_SEEDS]
+
+
+def _paired(metrics, a, b, fn):
+    """fn(metrics of a, metrics of b) per seed that both configurations finished."""
+    ma, mb = metrics.get(a, {}), metrics.get(b, {})
+    return [fn(ma[s], mb[s]) if s in ma and s in mb else None for s in FINDINGS_SEEDS]
+
+
+# claim: (id, text, source and the paper's figure, part, lower config, higher config, what is measured)
+DEPTH_CLAIMS = [
+    ("stream_growth", "Pre-LN's stream grows with depth, and LNS bounds it",
+     "Sun et al. 2025: Pre-LN output variance grows with depth; LNS keeps it bounded (variance-vs-layer figure)",
+     "pre_lns", "pre", "rms_growth_deep", "rms(x_L)/rms(x_1) after training: LNS below Pre-LN"),
+    ("removable", "Pre-LN's deep layers are near-identities that can be removed",
+     "Sun et al. 2025: removing a deep Pre-LN block barely changes the loss; with LNS every block matters "
+     "(layer-drop figure)",
+     "pre_lns", "pre", "deep_half_removable", "share of the deeper-half blocks whose removal costs < 1% of the val "
+     "loss: LNS below Pre-LN"),
+    ("lns_loss", "LNS lowers the loss",
+     "Sun et al. 2025, Table 1: C4 val ppl 25.76 (Pre-LN + LNS) vs 26.73 (Pre-LN), 130M; 20.35 vs 21.92, 250M",
+     "pre_lns", "pre", "val_loss", "final val loss: LNS below Pre-LN"),
+    ("mix_grad", "Mix-LN evens out per-layer gradient norms",
+     "Li et al. 2025: Pre-LN shrinks deep layers' gradient norms, Post-LN early ones; Mix-LN's are more uniform",
+     "mix", "pre", "grad_norm_cv", "coefficient of variation of the per-block gradient norms: Mix-LN below Pre-LN"),
+    ("mix_loss", "Mix-LN lowers the loss against Pre-LN",
+     "Li et al. 2025 / Sun et al. Table 1: C4 val ppl 26.07 (Mix-LN) vs 26.73 (Pre-LN), 130M; 21.39 vs 21.92, 250M",
+     "mix", "pre", "val_loss", "final val loss: Mix-LN below Pre-LN"),
+    ("post_depth", "Post-LN is worse at depth",
+     "Sun et al. 2025, Table 1: Post-LN 1409.79 vs Pre-LN 21.92 C4 val ppl at 250M (24 layers); 26.95 vs 26.73 "
+     "at 130M (12 layers)",
+     "pre", "post", "val_loss", "final val loss: Pre-LN below Post-LN"),
+]
+KURTOSIS_OUTLIERS = 1.0  # AdamW's mean excess kurtosis below this: no outliers for OSP to remove
+
+
+def findings_rows(metrics, exact=None):
+    """One row per claim (and per lr for the depth claims): the measured sides, the verdict and why."""
+    rows = []
+    cmd = "python ablate.py findings --only={}"
+    # Jiang et al.: ln, rms+zero_mean and crms are one function of the same parameters (differences: rounding)
+    diff = lambda x, y: max_loss_diff(x["dir"], y["dir"])["train"]  # noqa: E731
+    equiv = [max(v) if None not in v else None for v in zip(_paired(metrics, "norm_ln", "norm_rms_zm", diff),
+                                                            _paired(metrics, "norm_ln", "norm_crms", diff))]
+    plain = _paired(metrics, "norm_ln", "norm_rms", diff)
+    verdict, why = claim_verdict([None if e is None else 10 * e for e in equiv], plain)
+    if exact is not None and exact.get("returncode"):
+        verdict, why = "disagrees beyond the seed spread", f"the float64 test fails: {exact['summary']}"
+    rows.append(dict(id="exactness", claim="Pre-LN = Pre-RMS = Pre-CRMS exactly",
+                     paper="Jiang et al. 2023: arithmetically equivalent in training and inference",
+                     measure="max |train loss difference| to ln at equal logged steps (float32), of rms_zm and crms, "
+                             "against 1/10 of plain RMSNorm's (another model)",
+                     lower=equiv, higher=plain, lower_name="rms_zm/crms vs ln", higher_name="plain rms vs ln",
+                     lr=None, verdict=verdict,
+                     why="; ".join(w for w in (why, exact and f"float64 test: {exact['summary']}") if w),
+                     command=cmd.format("norm"), digits="sci"))
+    for lr in FINDINGS_LRS:
+        for cid, claim, paper, lower, higher, key, measure in DEPTH_CLAIMS:
+            lo = _side(metrics, f"depth_{lower}_lr{lr:g}", key)
+            hi = _side(metrics, f"depth_{higher}_lr{lr:g}", key)
+            verdict, why = claim_verdict(lo, hi)
+            if cid == "stream_growth" and verdict == "agrees" and min(_finite(hi)) <= 1.0:
+                verdict, why = "disagrees beyond the seed spread", "Pre-LN's stream does not grow (x_L/x_1 <= 1)"
+            rows.append(dict(id=cid, claim=claim, paper=paper, measure=measure, lower=lo, higher=hi,
+                             lower_name=lower, higher_name=higher, lr=lr, verdict=verdict, why=why,
+                             command=cmd.format("depth"), digits=3))
+    # Muon: iterations until its train loss first reaches AdamW's final one (same seed), against AdamW's own
+    final = {s: m["train_loss"] for s, m in metrics.get("optim_adamw", {}).items() if m["train_loss"] is not None}
+    reach = lambda cfg: [iters_to_reach(metrics[cfg][s]["dir"], final[s])  # noqa: E731
+                         if s in final and s in metrics.get(cfg, {}) else None for s in FINDINGS_SEEDS]
+    verdict, why = claim_verdict(reach("optim_muon"), reach("optim_adamw"))
+    rows.append(dict(id="muon_sooner", claim="Muon reaches a loss sooner than AdamW",
+                     paper="Keller Jordan's Muon / modded-nanogpt: AdamW's loss in fewer steps",
+                     measure="first logged iteration (train loss, mean of 10 steps) at or below AdamW's final train "
+                             "loss of the same seed",
+                     lower=reach("optim_muon"), higher=reach("optim_adamw"), lower_name="muon", higher_name="adamw",
+                     lr=None, verdict=verdict, why=why, command=cmd.format("optim"), digits=0))
+    lo, hi = _side(metrics, "optim_muon_ss_ep", "kurtosis_mean"), _side(metrics, "optim_adamw", "kurtosis_mean")
+    verdict, why = claim_verdict(lo, hi)
+    if _finite(hi) and max(_finite(hi)) < KURTOSIS_OUTLIERS:
+        verdict, why = "not testable at this scale", (f"AdamW's excess kurtosis is already below {KURTOSIS_OUTLIERS} "
+                                                       f"(the paper's 1,818 needs a 1.4B model and 100B tokens): no "
+                                                       f"outliers to remove")
+    rows.append(dict(id="osp_kurtosis", claim="OSP lowers activation kurtosis",
+                     paper="Outlier-Safe Pre-Training (1.4B, 100B tokens): excess kurtosis 1818.56 (Adam) -> 0.04 "
+                           "(Muon + SSNorm + EmbProj)",
+                     measure="mean excess kurtosis over the hidden states (relu'd, analyze.py): OSP below AdamW",
+                     lower=lo, higher=hi, lower_name="muon_ss_ep", higher_name="adamw", lr=None,
+                     verdict=verdict, why=why, command=cmd.format("optim"), digits=3))
+    # does each depth verdict hold at every lr?
+    for row in rows:
+        if row["lr"] is not None:
+            same = {r["verdict"] for r in rows if r["id"] == row["id"]}
+            row["holds_at_all_lrs"] = ("-" if same == {"not testable at this scale"} else "yes" if len(same) == 1
+                                       else "no: " + ", ".join(f"{r['verdict']} at lr {r['lr']:g}"
+                                                               for r in rows if r["id"] == row["id"]))
+    return rows
+
+
+def _ms_text(values, digits):
+    """'mean (spread)' of the finite values; seeds that never reached a target (inf) or are missing are counted."""
+    mean, spread = mean_spread([v for v in values if v is not None and math.isfinite(v)])
+    missing = sum(v is None for v in values)
+    never = sum(v is not None and math.isinf(v) for v in values)
+    text = "-" if mean is None else (f"{mean:.2e} ({spread:.1e})" if digits == "sci"
+                                     else f"{mean:.{digits}f} ({spread:.{digits}f})")
+    return text + (f", never reached in {never} seed(s)" if never else "") + \
+        (f", {missing} seed(s) missing" if missing else "")
+
+
+def write_findings(runs, runs_dir, results_dir, command, about, exact=None):
+    """results_dir/findings.md and findings.json: one row per claim, computed from the logs and analyses of `runs`
+    (the runs trained or reused as planned: never a folder whose record differs from the plan)."""
+    metrics = findings_metrics(runs, runs_dir)
+    rows = findings_rows(metrics, exact)
+    os.makedirs(results_dir, exist_ok=True)
+    table_rows = []
+    for r in rows:
+        ours = (f"{r['lower_name']} {_ms_text(r['lower'], r['digits'])} vs {r['higher_name']} "
+                f"{_ms_text(r['higher'], r['digits'])}")
+        table_rows.append([r["claim"], r["paper"], "-" if r["lr"] is None else f"{r['lr']:g}", ours,
+                           r["verdict"] + (f" ({r['why']})" if r["why"] else ""), r.get("holds_at_all_lrs", "-"),
+                           f"`{r['command']}`"])
+    n_seeds = len(FINDINGS_SEEDS)
+    md = ["# Findings: what reproduces at CPU scale", "",
+          f"Command: `{command}` (regenerates this table; finished runs whose run.json matches are reused)  ",
+          *[f"{line}  " for line in about], f"Run folders: `{runs_dir}`", "",
+          table(["claim", "paper's figure", "lr", f"ours: mean (spread = max - min) over {n_seeds} seeds",
+                 "verdict", "holds at both lrs", "command"], table_rows), "",
+          "Verdicts are computed (ablate.claim_verdict): **agrees** when every seed of the side the paper says is "
+          "lower is below every seed of the other side; **disagrees beyond the seed spread** when every one is "
+          "above; **within the seed spread** when the seeds' ranges overlap; **not testable at this scale** with "
+          "the reason.", "",
+          "What is measured:", ""]
+    md += [f"- {r['claim']}: {r['measure']}." for r in rows if r["lr"] in (None, FINDINGS_LRS[0])]
+    md += ["", "Lengths (as planned; --set overrides in the command above change them): the norm and optim rows are the cpu studies' runs (6 layers x 128, 400 steps, batch 16 x 64 "
+           "characters, lr 2e-3) with seeds " + ", ".join(map(str, FINDINGS_SEEDS)) + "; the depth rows are "
+           "cpu_deep's 24 x 64 model at 400 steps (cpu_deep trains 800) at lr " +
+           " and ".join(f"{lr:g}" for lr in FINDINGS_LRS) + ", so that the 48 runs fit about 85 thread-minutes "
+           "(2 runs at a time on 2 cores: <= 45 minutes). At this size and length a claim about 130M-1B models "
+           "trained on billions of tokens can only be tested in direction, not in size.", ""]
+    with open(os.path.join(results_dir, "findings.md"), "w") as f:
+        f.write("\n".join(md) + "\n")
+    summary = {"command": command, "about": about, "runs_dir": runs_dir, "seeds": list(FINDINGS_SEEDS),
+               "lrs": list(FINDINGS_LRS), "exactness_test": exact,
+               "rows": [{k: v for k, v in r.items() if k != "digits"} for r in rows]}
+    with open(os.path.join(results_dir, "findings.json"), "w") as f:
+        json.dump(summary, f, indent=1, default=str)
+    return summary
+
+
+# --------------------------------------------------------------------------------------------
+# where a study writes, what it ran on
+
+def folder_suffix(overrides, own_dataset, dataset):
+    """'' for a study as shipped; else a suffix from its --set overrides (sorted, 'max_iters5-eval_iters1') and,
+    when it trains on a dataset other than its own (the offline python_docs fallback), that dataset's name: a
+    quick try never writes into the folders the repository ships."""
+    parts = [f"{k}{v}" for k, v in sorted(overrides.items())]
+    if dataset != own_dataset and "dataset" not in overrides:
+        parts.append(dataset)
+    suffix = re.sub(r"[^A-Za-z0-9_.=+-]", "_", "-".join(parts))
+    if len(suffix) > 60:  # keep folder names readable; the hash keeps different overrides apart
+        suffix = suffix[:51] + "-" + hashlib.sha256(suffix.encode()).hexdigest()[:8]
+    return suffix
+
+
+AUTO_PREPARED = r"(python_docs|shakespeare_char|shakespeare)(?:_(char|gpt2|t5))?"  # prepare.ensure_prepared's
+
+
+def resolve_dataset(args, dry_run):
+    """(the dataset the runs train on, a note for the dry run or None). A real run prepares it: corpus_char from
+    the books or, offline, python_docs instead (ensure_dataset); python_docs and shakespeare on first use; any
+    other missing dataset stops the study before a run starts, with the prepare.py command. A dry run prepares
+    nothing and says what the real run would do."""
+    import prepare
+    name, data_dir = args.get("dataset"), args.get("data_dir", "data")
+    folder = os.path.join(data_dir, name)
+    if prepare.list_shards(folder, "train"):
+        return name, None
+    if name == "corpus_char":
+        if dry_run:
+            return name, (f"dataset {name} is not prepared in {folder}: the real run prepares it from the books "
+                          f"(a download) or, offline, trains on python_docs and then writes to folders suffixed "
+                          f"'python_docs'")
+        return ensure_dataset(args), None
+    if re.fullmatch(AUTO_PREPARED, name):
+        if dry_run:
+            return name, f"dataset {name} is not prepared in {folder}: the real run prepares it first (offline)"
+        prepare.ensure_prepared(name, data_dir)
+        return name, None
+    message = (f"dataset '{name}' is not prepared in {folder}: run `{prepare.prepare_command(name, data_dir)}` "
+               f"first")
+    if dry_run:
+        return name, f"error: {message} (the real run stops before starting any run)"
+    raise SystemExit(f"error: {message} (no run was started)")
+
+
+def git_commit():
+    """'<commit>' or '<commit> (uncommitted changes)' of the repository, or 'no git'."""
+    root = os.path.dirname(os.path.abspath(__file__))
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return "no git"
+    if head.returncode:
+        return "no git"
+    return head.stdout.strip() + (" (uncommitted changes)" if dirty.stdout.strip() else "")
+
+
+def machine(threads, train_device):
+    """One line: the CPU model, its vector/matrix features that decide the speed and dtype (AVX2, AVX-512,
+    native bf16 = AVX512-BF16 or AMX), the threads per run; or the GPU when the runs train on one."""
+    import platform
+    cpu, flags = None, set()
+    try:  # Linux; elsewhere the platform's processor name and no flags
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name") and cpu is None:
+                    cpu = line.split(":", 1)[1].strip()
+                elif line.startswith("flags") and not flags:
+                    flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    cpu = cpu or platform.processor() or platform.machine()
+    have = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
+    line = (f"{cpu}, {os.cpu_count()} logical CPUs, {'/'.join(have) or 'no AVX2/AVX-512 flags seen'}, native bf16 "
+            f"{'yes' if {'avx512_bf16', 'amx_bf16'} & flags else 'no'}; {threads or 'torch default'} thread(s) per run")
+    if str(train_device).startswith("cuda"):
+        import torch
+        gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cuda requested, none visible"
+        line = f"GPU {gpu}; host {line}"
+    return line
+
+
+PASSES_WARNING = 2.0  # more passes over the training split than this: the runs start to memorize it
+
+
+def data_passes(planned, data_dir, name):
+    """The most passes any planned run makes over the dataset's training split (tokens per run = max_iters x
+    batch_size x gradient_accumulation_steps x block_size), with the split's size; (None, None) when unknown."""
+    try:
+        with open(os.path.join(data_dir, name, "meta.json")) as f:
+            train_tokens = json.load(f).get("train_tokens")
+    except (OSError, ValueError):
+        return None, None
+    if not train_tokens:
+        return None, None
+    c = [p["config"] for p in planned.values()]
+    tokens = max(x["max_iters"] * x["batch_size"] * x["gradient_accumulation_steps"] * x["block_size"] for x in c)
+    return tokens / train_tokens, train_tokens
+
+
+def dataset_line(name, data_dir, own):
+    """The dataset the runs trained on, with its source and fingerprint, and whether it is the study's own."""
+    meta_path = os.path.join(data_dir, name, "meta.json")
+    source, sha = "?", "?"
+    if os.path.exists(meta_path):
+        with open(meta_path, "rb") as f:
+            raw = f.read()
+        sha = hashlib.sha256(raw).hexdigest()[:12]
+        source = json.loads(raw).get("source", "?")
+    other = "" if name == own else f"; NOT the study's own dataset {own} (offline fallback or --set)"
+    return f"Dataset: {name} (source {source}, meta.json sha256 {sha}){other}"
+
+
+# --------------------------------------------------------------------------------------------
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     ap = _Parser(description="Run an ablation study (train.py runs + analyze.py) and write results/<study>_<scale>/.")
-    ap.add_argument("study", choices=STUDIES, help="norm | depth | optim")
+    ap.add_argument("study", choices=STUDIES, help="norm | depth | optim | findings (the claims table, CPU)")
     ap.add_argument("--scale", default="cpu", choices=SCALES,
-                    help="cpu (minutes on 2 cores), cpu_deep (depth: 24 layers, 2 seeds, ~32 min) or 130m (one GPU)")
+                    help="cpu (minutes on 2 cores), cpu_deep (depth: 24 layers, 2 seeds, ~32 min), gpu_short (depth: "
+                         "<= 8 min on one H100/H200) or 130m (one GPU)")
     ap.add_argument("--depths", default=None,
-                    help="depth study: comma-separated n_layer values (cpu: 6,12; cpu_deep: 24; 130m: 12)")
+                    help="depth study: comma-separated n_layer values (cpu: 6,12; cpu_deep, gpu_short: 24; 130m: 12)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                    help="train.py override for every run (repeatable)")
-    ap.add_argument("--runs_dir", default=None, help="run folders (default ablations/<study>_<scale>)")
-    ap.add_argument("--results", default=None, help="results folder (default results/<study>_<scale>)")
-    ap.add_argument("--only", default=None, help="comma-separated run names to train (the tables use all finished)")
+                    help="train.py override for every run (repeatable); results and runs then go to folders "
+                         "suffixed with the overrides")
+    ap.add_argument("--runs_dir", default=None, help="run folders (default ablations/<study>_<scale>[_<suffix>])")
+    ap.add_argument("--results", default=None, help="results folder (default results/<study>_<scale>[_<suffix>])")
+    ap.add_argument("--only", default=None, help="comma-separated run names (or name prefixes) to train "
+                                                 "(the tables use all finished)")
+    ap.add_argument("--on_mismatch", default="refuse", choices=["refuse", "retrain"],
+                    help="a finished run whose run.json differs from the plan: refuse (stop before training, naming "
+                         "the differing keys) or retrain it (the old folder is kept as <run>.previous)")
+    ap.add_argument("--jobs", type=int, default=1, help="train.py processes at once (each with --threads threads)")
     ap.add_argument("--analyze_batches", type=int, default=None, help="batches per analysis (cpu 2, 130m 8)")
     ap.add_argument("--analyze_batch_size", type=int, default=None, help="sequences per analysis batch (cpu 8, 130m 16)")
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="device for analysis")
     ap.add_argument("--threads", type=int, default=None,
                     help="OMP_NUM_THREADS for the runs (cpu default 1: far faster on a busy shared CPU; 0 = torch's choice)")
     ap.add_argument("--no_exactness_test", action="store_true", help="norm study: skip the float64 pytest")
-    ap.add_argument("--dry_run", action="store_true", help="print the train.py commands and stop")
+    ap.add_argument("--no_plots", action="store_true", help="write the tables and JSON only (no matplotlib needed)")
+    ap.add_argument("--no_analysis", action="store_true",
+                    help="skip analyze.py (layer drop, stream growth, gradient norms, kurtosis): loss tables only")
+    ap.add_argument("--dry_run", action="store_true",
+                    help="print, per run, what would happen (new / done, reused / would retrain / would refuse) and "
+                         "its train.py command, then stop")
     args = ap.parse_args(argv)
+    if args.jobs < 1:
+        ap.error(f"bad value {args.jobs} for --jobs: must be >= 1")
     overrides = parse_sets(args.set)
     depths = parse_depths(args.depths) if args.depths else None
     if depths and args.study != "depth":
         ap.error(f"--depths is only for the depth study, not '{args.study}'")
-    tag = f"{args.study}_{args.scale}"
-    runs_dir = args.runs_dir or os.path.join("ablations", tag)
-    results_dir = args.results or os.path.join("results", tag)
-    runs = plan(args.study, args.scale, depths, overrides)
-    if args.only:
-        wanted = set(args.only.split(","))
-        unknown = wanted - {r.name for r in runs}
+    if args.study == "findings":
+        if args.scale != "cpu":
+            ap.error(f"bad value '{args.scale}' for --scale with findings: the findings study runs at cpu scale only")
+        runs = findings_plan(overrides)
+    else:
+        runs = plan(args.study, args.scale, depths, overrides)
+    wanted = None
+    if args.only:  # a run's name, or a prefix of names (findings: --only=depth) when no run has that name
+        names = {r.name for r in runs}
+        picked = {w: {w} if w in names else {n for n in names if n.startswith(w + "_")} for w in args.only.split(",")}
+        wanted = set().union(*picked.values())
+        unknown = [w for w, got in picked.items() if not got]
         if unknown:
-            ap.error(f"bad value '{sorted(unknown)[0]}' for --only: choose from {', '.join(r.name for r in runs)}")
-    analysis = dict(ANALYSIS[args.scale])
+            ap.error(f"bad value '{unknown[0]}' for --only: choose from {', '.join(r.name for r in runs)}")
+    if not args.no_plots and not args.dry_run and importlib.util.find_spec("matplotlib") is None:
+        raise SystemExit("error: the plots need matplotlib: pip install matplotlib, or pass --no_plots "
+                         "(tables and JSON only); no run was started")
+    analysis = dict(ANALYSIS["cpu" if args.study == "findings" else args.scale])
     if args.analyze_batches:
         analysis["batches"] = args.analyze_batches
     if args.analyze_batch_size:
         analysis["batch_size"] = args.analyze_batch_size
-    if args.dry_run:
-        total = 0.0
-        for run in runs:
-            out_dir = os.path.join(runs_dir, run.name)
-            done = os.path.exists(os.path.join(out_dir, "done"))
-            print(("# done, would be skipped: " if done else "") + "python "
-                  + " ".join(train_command(run, out_dir)[1:]))
-            if args.scale == "130m":
-                p = projection(run)
-                total += 0 if done else p["h100_hours"]
-                paper = run.extra.get("paper_val_ppl")
-                print(f"#   {p['tokens']:,} tokens x {p['flops_per_token'] / 1e6:,.0f} MFLOP/token = {p['flops']:.3g} FLOPs:"
-                      f" {p['h100_hours']:.3g} h on one H100 at {DRY_RUN_MFU:.0%} MFU"
-                      + (f"; paper C4 val ppl {paper}" if paper else ""))
-        if args.scale == "130m":
-            print(f"# total: {total:.1f} H100-hours for the runs not done yet (H100 SXM bf16 peak "
-                  f"{H100_PEAK_FLOPS / 1e12:.0f} TFLOP/s x {DRY_RUN_MFU:.0%} MFU); paper numbers: {PAPER_SOURCE}")
-        return None
-    dataset = ensure_dataset(runs[0].args)
+
+    # the dataset first: a missing one stops the study before any run starts
+    own = (findings_plan({}) if args.study == "findings" else plan(args.study, args.scale, depths, {}))[0].args["dataset"]
+    dataset, note = resolve_dataset(runs[0].args, args.dry_run)
     if dataset != runs[0].args.get("dataset"):
         for run in runs:
             run.args["dataset"] = dataset
+    base_tag = "findings" if args.study == "findings" else f"{args.study}_{args.scale}"
+    suffix = folder_suffix(overrides, own, dataset)
+    tag = base_tag + (f"_{suffix}" if suffix else "")
+    runs_dir = args.runs_dir or os.path.join("ablations", tag)
+    results_dir = args.results or os.path.join("results", tag)
+
+    # what happens to every run: compared with its run.json before anything is trained
+    planned = {r.name: planned_record(r) for r in runs}
+    passes, train_tokens = data_passes(planned, runs[0].args.get("data_dir", "data"), dataset)
+    if passes is not None and passes > PASSES_WARNING:
+        line = (f"note: a run reads {passes:.1f} passes over {dataset}'s {train_tokens:,} training tokens: expect it "
+                f"to memorize them (a larger dataset, or fewer --set max_iters)")
+        if args.dry_run:
+            note = f"{note}\n# {line}" if note else line
+        else:
+            print(line, flush=True)
+    decisions = {r.name: decide(r, os.path.join(runs_dir, r.name), planned[r.name], args.on_mismatch) for r in runs}
+    if args.study == "findings":  # the norm and optim study's own runs (seed 1337) are the same trainings
+        for r in runs:
+            other = os.path.join("ablations", f"{r.extra['part']}_cpu" + (f"_{suffix}" if suffix else ""),
+                                 r.extra["variant"])
+            if decisions[r.name].action == "new" and r.extra["part"] != "depth" and \
+                    decide(r, other, planned[r.name], "refuse").action == "reuse":
+                decisions[r.name] = Decision("reuse", source=other)
+    todo = [r for r in runs if wanted is None or r.name in wanted]
+    rest = [r for r in runs if r not in todo and decisions[r.name].action == "reuse"]
+    for r in runs:  # outside --only: a finished run that no longer matches stays out of the tables, said here
+        if r not in todo and decisions[r.name].action in ("refuse", "retrain"):
+            print(f"# {r.name} (not in --only) is left out of the tables: {decisions[r.name].diff}")
+    if args.dry_run:
+        if note and dataset == "corpus_char":
+            # the real run's folders depend on whether the books can be downloaded: show the offline case too
+            other_dir = args.runs_dir or os.path.join("ablations",
+                                                      f"{base_tag}_{folder_suffix(overrides, own, 'python_docs')}")
+            offline = {r.name: planned_record(Run(r.name, {**r.args, "dataset": "python_docs"}, r.config_file))
+                       for r in todo}
+            other = [decide(r, os.path.join(other_dir, r.name), offline[r.name], args.on_mismatch) for r in todo]
+            counts = {a: sum(d.action == a for d in other) for a in ("new", "reuse", "resume", "retrain", "refuse")}
+            note += (f"\n# offline (python_docs) the runs would be in {other_dir}: "
+                     + ", ".join(f"{n} {a}" for a, n in counts.items() if n))
+            offline_passes, offline_tokens = data_passes(offline, runs[0].args.get("data_dir", "data"), "python_docs")
+            if offline_passes is not None and offline_passes > PASSES_WARNING:
+                note += (f"; a run would read {offline_passes:.1f} passes over python_docs's {offline_tokens:,} "
+                         f"training tokens: expect it to memorize them")
+        return dry_run(args, runs, todo, decisions, runs_dir, results_dir, note)
+    refused = [r for r in todo if decisions[r.name].action == "refuse"]
+    if refused:
+        for r in refused:
+            print(f"refused {os.path.join(runs_dir, r.name)}: {decisions[r.name].diff}", file=sys.stderr)
+        raise SystemExit(f"error: {len(refused)} run(s) were trained with other settings than this study asks for "
+                         f"(run's != planned above); pass --on_mismatch=retrain, delete them, or pass another "
+                         f"--runs_dir; no run was started")
+
     import analyze
     device = analyze.pick_device(args.device)
     t0 = time.time()
-    todo = [r for r in runs if not args.only or r.name in wanted]
-    threads = args.threads if args.threads is not None else (1 if args.scale.startswith("cpu") else 0)
+    threads = args.threads if args.threads is not None else (0 if args.scale in ("130m", "gpu_short") else 1)
     if threads:
         import torch
         torch.set_num_threads(threads)  # the analysis in this process, too
-    records = execute(todo, runs_dir, analysis=analysis, device=device, threads=threads)
-    # finished runs outside --only still belong in the tables
-    rest = [r for r in runs if r not in todo and os.path.exists(os.path.join(runs_dir, r.name, "done"))]
-    records.update(execute(rest, runs_dir, analysis=analysis, device=device, threads=threads))
-    shown = [r for r in runs if r.name in records]
-    exact = exactness_test(threads) if args.study == "norm" and not args.no_exactness_test else None
+    print(f"runs in {runs_dir}, results in {results_dir}", flush=True)
+    records = execute(todo + rest, runs_dir, decisions, threads=threads, jobs=args.jobs)
+    if not args.no_analysis:
+        analyze_runs(runs, runs_dir, records, analysis, device, plots=not args.no_plots)
+    failed = {n: rec for n, rec in records.items() if rec.get("failed")}
+    finished = [r for r in runs if r.name in records and not records[r.name].get("failed")]
     command = "python ablate.py " + " ".join(argv)
-    summary = write_results(args.study, args.scale, shown, records, runs_dir, results_dir, command,
-                            time.time() - t0, exact)
-    for name, m in summary["runs"].items():
-        if "paper_val_ppl" in m:
-            print(f"{name}: val ppl {f4(m.get('val_ppl'), 2)}, paper {m['paper_val_ppl']:.2f} ({PAPER_SOURCE})")
-    failed = [n for n, m in summary["runs"].items() if m.get("failed")]
-    print(f"wrote {results_dir}/results.md, summary.json and plots in {time.time() - t0:.0f} s"
-          + (f"; FAILED runs: {', '.join(failed)}" if failed else ""))
+    about = [f"Commit: {git_commit()}", f"Machine: {machine(threads, runs[0].args.get('device'))}",
+             dataset_line(dataset, runs[0].args.get("data_dir", "data"), own)
+             + ("" if passes is None else f"; a run reads up to {passes:.2f} passes over its {train_tokens:,} "
+                                          f"training tokens")]
+    summary = None
+    if finished and args.study == "findings":
+        exact = exactness_test(threads) if not args.no_exactness_test else None
+        summary = write_findings(finished, runs_dir, results_dir, command,
+                                 about + [f"Wall time of this invocation: {time.time() - t0:.0f} s"], exact)
+    elif finished:
+        shown = [r for r in runs if r.name in records]
+        exact = exactness_test(threads) if args.study == "norm" and not args.no_exactness_test else None
+        summary = write_results(args.study, args.scale, shown, records, runs_dir, results_dir, command,
+                                time.time() - t0, exact, about=about, plots=not args.no_plots)
+        for name, m in summary["runs"].items():
+            if "paper_val_ppl" in m:
+                print(f"{name}: val ppl {f4(m.get('val_ppl'), 2)}, paper {m['paper_val_ppl']:.2f} ({PAPER_SOURCE})")
+    if summary is not None:
+        print(f"wrote {results_dir} in {time.time() - t0:.0f} s", flush=True)
+    if failed:
+        for name, rec in failed.items():
+            print(f"FAILED {name}: {rec['reason']}", file=sys.stderr)
+        raise SystemExit(f"error: {len(failed)} of {len(todo + rest)} runs failed ({', '.join(failed)}); "
+                         + (f"the tables in {results_dir} mark them" if summary is not None
+                            else "no results were written"))
     return summary
+
+
+def dry_run(args, runs, todo, decisions, runs_dir, results_dir, note):
+    """Print per run what the real run would do with it and its train.py command (with projections)."""
+    if note:
+        print(f"# {note}")
+    print(f"# runs in {runs_dir}, results in {results_dir}")
+    total, minutes = 0.0, 0.0
+    for run in todo:
+        out_dir = os.path.join(runs_dir, run.name)
+        decision = decisions[run.name]
+        print(f"# {run.name}: {decision.describe()}")
+        print("python " + " ".join(train_command(run, out_dir)[1:]))
+        busy = decision.action in ("new", "retrain", "resume")
+        if args.scale == "130m":
+            p = projection(run)
+            total += p["h100_hours"] if busy else 0
+            paper = run.extra.get("paper_val_ppl")
+            print(f"#   {p['tokens']:,} tokens x {p['flops_per_token'] / 1e6:,.0f} MFLOP/token = {p['flops']:.3g} FLOPs:"
+                  f" {p['h100_hours']:.3g} h on one H100 at {DRY_RUN_MFU:.0%} MFU"
+                  + (f"; paper C4 val ppl {paper}" if paper else ""))
+        elif args.scale == "gpu_short":
+            p = projection(run)
+            s = p["flops"] / (GPU_SHORT_PEAK_FLOPS * GPU_SHORT_MFU) + GPU_SHORT_OVERHEAD_S
+            minutes += s / 60 if busy else 0
+            print(f"#   {p['tokens']:,} tokens x {p['flops_per_token'] / 1e6:,.0f} MFLOP/token: {s:.0f} s "
+                  f"({GPU_SHORT_MFU:.0%} MFU eager bf16 + {GPU_SHORT_OVERHEAD_S} s start-up/eval/analysis)")
+        elif args.study == "findings":
+            minutes += findings_thread_seconds(run) / 60 if busy else 0
+    refused = [r.name for r in todo if decisions[r.name].action == "refuse"]
+    if refused:
+        print(f"# the real run would stop before training: {len(refused)} run(s) refused "
+              f"({', '.join(refused)}); --on_mismatch=retrain retrains them")
+    if args.scale == "gpu_short":
+        print(f"# projected: {minutes:.1f} minutes on one H100/H200 for the runs to train (budget "
+              f"{GPU_SHORT_BUDGET_MIN} min; not compiled: compile=False)")
+    if args.study == "findings":
+        print(f"# projected: {minutes:.0f} thread-minutes for the runs to train, {minutes / args.jobs:.0f} minutes "
+              f"wall with --jobs={args.jobs} (one thread each; calibrated {FINDINGS_CALIBRATION})")
+    if args.scale == "130m":
+        print(f"# total: {total:.1f} H100-hours for the runs not done yet (H100 SXM bf16 peak "
+              f"{H100_PEAK_FLOPS / 1e12:.0f} TFLOP/s x {DRY_RUN_MFU:.0%} MFU); paper numbers: {PAPER_SOURCE}")
+    return None
 
 
 if __name__ == "__main__":

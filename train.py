@@ -160,6 +160,8 @@ def main(argv=None):
 
     # ---- model and optimizers: from scratch, from out_dir/ckpt.pt, or from GPT-2 weights
     os.makedirs(tc.out_dir, exist_ok=True)
+    if master:  # what this run is trained with: ablate.py reuses a run only when its record matches the plan
+        write_run_record(tc.out_dir, run_record(cfg))
     ckpt_path = os.path.join(tc.out_dir, "ckpt.pt")
     if master and (removed := remove_stale_temporaries(ckpt_path)):
         print(f"removed {', '.join(removed)} from {tc.out_dir}: unfinished checkpoint writes of killed runs")
@@ -477,6 +479,57 @@ def lr_multiplier(it, tc, min_ratio):
 def min_lr_ratio(tc, oc):
     """r = min_lr / learning_rate, 0.1 when min_lr is None."""
     return 0.1 if tc.min_lr is None else (tc.min_lr / oc.learning_rate if oc.learning_rate > 0 else 0.0)
+
+
+# run record: out_dir/run.json
+
+# the top-level modules that are tools around training, not training itself: editing them changes no run
+NOT_TRAINING_CODE = ("ablate.py", "analyze.py", "bench.py", "exercises.py", "sample.py")
+
+
+def run_record(cfg):
+    """What a run is trained with, as ablate.py compares it: the resolved config (defaults < config files <
+    --key=value), the dataset (name, sha256 of meta.json, shard sizes) and the code (git commit when there is
+    one, and a sha256 over the top-level .py files that define training: all but NOT_TRAINING_CODE, so a
+    README or analysis commit does not invalidate runs)."""
+    import hashlib
+    import json
+    import subprocess
+    dataset = cfg["dataset"]
+    folder = os.path.join(cfg["data_dir"], dataset)
+    meta_sha = None
+    if os.path.exists(os.path.join(folder, "meta.json")):
+        with open(os.path.join(folder, "meta.json"), "rb") as f:
+            meta_sha = hashlib.sha256(f.read()).hexdigest()
+    shards = {fn: os.path.getsize(os.path.join(folder, fn))
+              for fn in sorted(os.listdir(folder)) if fn.endswith(".bin")} if os.path.isdir(folder) else {}
+    root = os.path.dirname(os.path.abspath(__file__))
+    files = sorted(fn for fn in os.listdir(root) if fn.endswith(".py") and fn not in NOT_TRAINING_CODE)
+    source = hashlib.sha256()
+    for fn in files:
+        with open(os.path.join(root, fn), "rb") as f:
+            source.update(fn.encode() + b"\0" + f.read() + b"\0")
+
+    def git(*args):
+        try:
+            out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+    commit = git("rev-parse", "HEAD")
+    dirty = bool(git("status", "--porcelain", "--", *files)) if commit else None
+    return {"config": json.loads(json.dumps(cfg, default=str)),
+            "dataset": {"name": dataset, "meta_sha256": meta_sha, "shards": shards},
+            "code": {"commit": commit, "dirty": dirty, "source_sha256": source.hexdigest(), "files": files}}
+
+
+def write_run_record(out_dir, record):
+    """out_dir/run.json, written atomically (a killed run never leaves half a record)."""
+    import json
+    path = os.path.join(out_dir, "run.json")
+    with open(path + ".tmp", "w") as f:
+        json.dump(record, f, indent=1)
+    os.replace(path + ".tmp", path)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
-"""Tests for ablate.py's data preparation, the 130M study's paper numbers and dry run, and the cpu_deep study's
-plan and seed tables (no training)."""
+"""Tests for ablate.py: data preparation, the 130M study's paper numbers and dry run, the cpu_deep study's plan and
+seed tables; run records (reuse, refusal, retraining), suffixed folders, failed runs, --jobs, the findings
+verdicts and the gpu_short study (tiny 2-step runs on the tiny dataset)."""
 import io
+import math
 import os
 import sys
 
@@ -181,3 +183,343 @@ def test_cpu_deep_results_give_seed_mean_spread_and_trajectories(tmp_path):
         assert os.path.getsize(os.path.join(results_dir, png)) > 1000 and f"]({png})" in md
     with open(os.path.join(results_dir, "summary.json")) as f:
         assert json.load(f)["by_config"][configs[0]]["final"]["val_loss"]["values"] == pytest.approx([2.0, 2.02])
+
+
+# --------------------------------------------------------------------------------------------
+# run records, suffixed folders, failures, --jobs, findings, gpu_short (issue 18, issue 19 item 2): tiny runs
+
+def _tiny(data_dir, name, **extra):
+    """--set overrides that make every run of a study a ~2 s, 2-step run on the tiny dataset."""
+    sets = {**dict(data_dir=data_dir, dataset=name, max_iters=2, eval_interval=2, eval_iters=1, log_interval=1,
+                   n_layer=1, n_embd=32, n_head=2, block_size=16, batch_size=2, warmup_iters=0), **extra}
+    return [a for k, v in sets.items() if v is not None for a in ("--set", f"{k}={v}")]  # None: keep the plan's
+
+
+QUIET = ["--no_exactness_test", "--no_plots", "--analyze_batches=1", "--analyze_batch_size=2"]
+
+
+@pytest.fixture
+def in_root(monkeypatch):
+    monkeypatch.chdir(ROOT)  # train.py is run as `python train.py`
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+
+
+@pytest.fixture(scope="module")
+def trained_ln(tiny_dataset, tmp_path_factory):
+    """One finished tiny Pre-LN run of the norm study: (runs_dir, argv that trained it)."""
+    data_dir, name = tiny_dataset
+    base = tmp_path_factory.mktemp("study")
+    argv = ["norm", "--only=ln", f"--runs_dir={base}/runs", f"--results={base}/results"] + QUIET + _tiny(data_dir, name)
+    cwd = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        ablate.main(argv)
+    finally:
+        os.chdir(cwd)
+    return str(base / "runs"), argv
+
+
+def test_run_record_is_written_and_a_matching_run_reused(trained_ln, tiny_dataset, in_root, capsys):
+    import json
+    runs_dir, argv = trained_ln
+    data_dir, name = tiny_dataset
+    with open(os.path.join(runs_dir, "ln", "run.json")) as f:
+        rec = json.load(f)
+    assert rec["config"]["max_iters"] == 2 and rec["config"]["norm"] == "ln" and rec["config"]["n_embd"] == 32
+    assert rec["dataset"]["name"] == name and len(rec["dataset"]["meta_sha256"]) == 64
+    assert sorted(rec["dataset"]["shards"]) == sorted(f for f in os.listdir(os.path.join(data_dir, name))
+                                                      if f.endswith(".bin"))
+    assert len(rec["code"]["source_sha256"]) == 64 and "train.py" in rec["code"]["files"]
+    assert "ablate.py" not in rec["code"]["files"]  # tools around training do not invalidate runs
+    ckpt = os.path.join(runs_dir, "ln", "ckpt.pt")
+    before = os.path.getmtime(ckpt)
+    capsys.readouterr()
+    ablate.main(argv)
+    assert "ln: done, reused" in capsys.readouterr().out and os.path.getmtime(ckpt) == before
+    ablate.main(argv + ["--dry_run"])
+    assert "# ln: done, reused" in capsys.readouterr().out
+
+
+def test_changed_set_is_refused_naming_the_key_and_the_dry_run_says_the_same(trained_ln, in_root, capsys):
+    runs_dir, argv = trained_ln
+    changed = argv + ["--set", "max_iters=3"]
+    capsys.readouterr()
+    ablate.main(changed + ["--dry_run"])
+    assert "# ln: would refuse: max_iters 2 != 3" in capsys.readouterr().out
+    before = os.path.getmtime(os.path.join(runs_dir, "ln", "ckpt.pt"))
+    with pytest.raises(SystemExit, match="no run was started"):
+        ablate.main(changed)
+    err = capsys.readouterr().err
+    assert "ln: max_iters 2 != 3" in err and "max_iters" in err.splitlines()[0]
+    assert os.path.getmtime(os.path.join(runs_dir, "ln", "ckpt.pt")) == before
+
+
+def test_changed_code_or_dataset_is_named_in_the_difference(trained_ln, in_root):
+    import json
+    runs_dir, argv = trained_ln
+    run = next(r for r in ablate.plan("norm", "cpu", None, ablate.parse_sets(argv[argv.index("--set"):][1::2]))
+               if r.name == "ln")
+    planned = ablate.planned_record(run)
+    with open(os.path.join(runs_dir, "ln", "run.json")) as f:
+        recorded = json.load(f)
+    assert ablate.record_diff(recorded, planned) == ""
+    other_code = {**recorded, "code": {**recorded["code"], "source_sha256": "0" * 64, "commit": "abcdef0123"}}
+    code = ablate.record_diff(other_code, planned)  # ', dirty' follows the commit while training code is uncommitted
+    assert code.startswith("code 00000000 (commit abcdef0") and f" != {planned['code']['source_sha256'][:8]} (" in code
+    other_data = {**recorded, "dataset": {**recorded["dataset"], "shards": {"x_train_000001.bin": 1}}}
+    assert "contents" in ablate.record_diff(other_data, planned)
+    renamed = {**recorded, "dataset": {**recorded["dataset"], "name": "python_docs"}}
+    assert ablate.record_diff(renamed, planned) == f"dataset python_docs != {planned['dataset']['name']}"
+    assert ablate.record_diff(None, planned).startswith("no run.json")
+    assert ablate.decide(run, os.path.join(runs_dir, "ln"), planned, "refuse").action == "reuse"
+
+
+def test_on_mismatch_retrain_retrains_and_keeps_the_old_run(tiny_dataset, tmp_path, in_root, capsys):
+    data_dir, name = tiny_dataset
+    argv = ["norm", "--only=ln", f"--runs_dir={tmp_path}/runs", f"--results={tmp_path}/results"] + QUIET
+    ablate.main(argv + _tiny(data_dir, name))
+    retrain = argv + _tiny(data_dir, name, max_iters=3) + ["--on_mismatch=retrain"]
+    capsys.readouterr()
+    ablate.main(retrain + ["--dry_run"])
+    assert "# ln: would retrain: max_iters 2 != 3" in capsys.readouterr().out
+    ablate.main(retrain)
+    _, evals = ablate.read_log(str(tmp_path / "runs" / "ln"))
+    assert evals[-1]["iter"] == 3
+    assert ablate.read_log(str(tmp_path / "runs" / "ln.previous"))[1][-1]["iter"] == 2  # the old run, kept aside
+
+
+def test_set_writes_to_suffixed_folders_and_leaves_the_shipped_ones_untouched(tiny_dataset, tmp_path, monkeypatch,
+                                                                             capsys):
+    """In a copy of the repository layout (links), a study with --set writes results/<study>_<scale>_<suffix>."""
+    data_dir, name = tiny_dataset
+    for fn in os.listdir(ROOT):
+        if fn.endswith(".py") or fn == "config":
+            os.symlink(os.path.join(ROOT, fn), tmp_path / fn)
+    shipped = tmp_path / "results" / "norm_cpu"
+    shipped.mkdir(parents=True)
+    (shipped / "results.md").write_text("shipped")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    ablate.main(["norm", "--only=ln"] + QUIET + _tiny(data_dir, name))
+    assert os.listdir(shipped) == ["results.md"] and (shipped / "results.md").read_text() == "shipped"
+    assert not os.path.exists(tmp_path / "ablations" / "norm_cpu")
+    [folder] = [d for d in os.listdir(tmp_path / "results") if d != "norm_cpu"]
+    assert folder.startswith("norm_cpu_") and len(folder) > len("norm_cpu_")  # the suffix: folder_suffix's test
+    assert os.path.exists(tmp_path / "ablations" / folder / "ln" / "run.json")
+    md = (tmp_path / "results" / folder / "results.md").read_text()
+    assert "Command: `python ablate.py norm --only=ln" in md and "--set max_iters=2" in md
+    assert "Commit: " in md and "Machine: " in md and "thread(s) per run" in md
+    assert f"Dataset: {name} " in md and "NOT the study's own dataset corpus_char" in md
+    assert "a run reads up to 0.00 passes over its" in md  # 2 steps x 2 x 16 tokens of ~36k
+    # the findings study reuses that run (same training, seed 1337) by a link instead of training it again
+    findings = ["findings", "--only=norm_ln_s1337"] + QUIET + _tiny(data_dir, name)
+    ablate.main(findings + ["--dry_run"])
+    assert f"# norm_ln_s1337: done, reused from {os.path.join('ablations', folder, 'ln')}" in \
+        capsys.readouterr().out
+    ablate.main(findings)
+    linked = tmp_path / "ablations" / folder.replace("norm_cpu", "findings") / "norm_ln_s1337"
+    assert os.path.islink(linked) and os.path.samefile(linked, tmp_path / "ablations" / folder / "ln")
+    assert os.path.exists(tmp_path / "results" / folder.replace("norm_cpu", "findings") / "findings.md")
+
+
+def test_folder_suffix_from_overrides_and_fallback_dataset():
+    assert ablate.folder_suffix({}, "corpus_char", "corpus_char") == ""
+    assert ablate.folder_suffix({"max_iters": "5", "eval_iters": "1"}, "corpus_char", "corpus_char") == \
+        "eval_iters1-max_iters5"
+    assert ablate.folder_suffix({}, "corpus_char", "python_docs") == "python_docs"
+    assert ablate.folder_suffix({"out": "a/b"}, "c4", "c4") == "outa_b"
+    long = ablate.folder_suffix({f"k{i}": "v" * 10 for i in range(10)}, "c4", "c4")
+    assert len(long) == 60 and long != ablate.folder_suffix({f"k{i}": "w" * 10 for i in range(10)}, "c4", "c4")
+
+
+def test_a_failed_run_fails_the_study_naming_it_with_its_reason(tiny_dataset, tmp_path, in_root, capsys):
+    data_dir, name = tiny_dataset
+    argv = ["norm", "--only=ln,rms", f"--runs_dir={tmp_path}/runs", f"--results={tmp_path}/results"] + QUIET
+    with pytest.raises(SystemExit) as e:
+        ablate.main(argv + _tiny(data_dir, name, n_head=3))  # 32 is not divisible by 3: train.py exits 2
+    assert "2 of 2 runs failed (ln, rms)" in str(e.value.code) and "no results were written" in str(e.value.code)
+    err = capsys.readouterr().err
+    assert "FAILED ln: error: n_embd=32 is not divisible by n_head=3" in err and "FAILED rms:" in err
+    assert not os.path.exists(tmp_path / "results")
+
+
+def test_130m_without_data_fails_before_any_run_with_the_prepare_command(tmp_path, in_root, capsys):
+    with pytest.raises(SystemExit) as e:
+        ablate.main(["depth", "--scale=130m", f"--set=data_dir={tmp_path}/data", f"--runs_dir={tmp_path}/runs",
+                     f"--results={tmp_path}/results"])
+    assert f"python prepare.py c4 --data_dir {tmp_path}/data" in str(e.value.code)
+    assert "no run was started" in str(e.value.code)
+    assert not os.path.exists(tmp_path / "runs") and not os.path.exists(tmp_path / "results")
+    ablate.main(["depth", "--scale=130m", f"--set=data_dir={tmp_path}/data", f"--runs_dir={tmp_path}/runs",
+                 "--dry_run"])
+    assert "python prepare.py c4" in capsys.readouterr().out.splitlines()[0]
+
+
+def test_missing_matplotlib_names_the_no_plots_flag(tmp_path, monkeypatch):
+    import importlib.util
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "matplotlib" else real(n, *a))
+    with pytest.raises(SystemExit, match="--no_plots"):
+        ablate.main(["norm", f"--runs_dir={tmp_path}/runs"])
+    assert not os.path.exists(tmp_path / "runs")
+    # the flag it names exists (it is accepted and stops nothing on its own)
+    ablate.main(["norm", "--no_plots", "--dry_run", f"--runs_dir={tmp_path}/runs"])
+
+
+def test_jobs_2_gives_the_same_losses_as_jobs_1(tiny_dataset, tmp_path, in_root):
+    data_dir, name = tiny_dataset
+    losses = {}
+    for jobs in (1, 2):
+        runs_dir = tmp_path / f"runs{jobs}"
+        ablate.main(["norm", "--only=ln,rms", f"--jobs={jobs}", f"--runs_dir={runs_dir}",
+                     f"--results={tmp_path}/results{jobs}"] + QUIET + _tiny(data_dir, name))
+        losses[jobs] = {run: ablate.read_log(str(runs_dir / run)) for run in ("ln", "rms")}
+    for run in ("ln", "rms"):
+        assert [r["loss"] for r in losses[1][run][0]] == [r["loss"] for r in losses[2][run][0]]
+        assert [r["val_loss"] for r in losses[1][run][1]] == [r["val_loss"] for r in losses[2][run][1]]
+    assert losses[1]["ln"][0] != losses[1]["rms"][0]  # two different runs, not one run twice
+
+
+# findings: the verdict logic on synthetic numbers
+
+def test_claim_verdict_agrees_disagrees_within_spread_and_not_testable():
+    assert ablate.claim_verdict([1.0, 1.1, 1.2], [1.3, 1.4, 1.5])[0] == "agrees"
+    assert ablate.claim_verdict([1.3, 1.4, 1.5], [1.0, 1.1, 1.2])[0] == "disagrees beyond the seed spread"
+    verdict, why = ablate.claim_verdict([1.0, 1.25, 1.2], [1.2, 1.4, 1.5])
+    assert verdict == "within the seed spread" and "the claimed way" in why
+    assert "the other way" in ablate.claim_verdict([1.3, 1.5, 1.4], [1.0, 1.35, 1.2])[1]
+    verdict, why = ablate.claim_verdict([1.0, None, None], [1.2, 1.3, 1.4])
+    assert verdict == "not testable at this scale" and "only 1 and 3 finished seeds" in why
+    assert ablate.claim_verdict([100.0, 120.0], [math.inf, 400.0])[0] == "agrees"  # AdamW's loss, never reached
+
+
+def _metrics(values, **extra):
+    return {s: {"dir": None, "val_loss": v, **{k: e[i] for k, e in extra.items()}}  # extra: one value per seed
+            for i, (s, v) in enumerate(zip(ablate.FINDINGS_SEEDS, values))}
+
+
+def _train_log(out_dir, losses):
+    """log.jsonl with one train row per 50 iterations."""
+    import json
+    os.makedirs(out_dir)
+    with open(os.path.join(out_dir, "log.jsonl"), "w") as f:
+        f.writelines(json.dumps({"iter": 50 * (i + 1) - 1, "loss": v, "ms": 1.0}) + "\n" for i, v in enumerate(losses))
+    return str(out_dir)
+
+
+def test_findings_rows_give_a_verdict_per_lr_and_say_whether_it_holds_at_both(tmp_path):
+    m = {}
+    for lr, (pre, lns) in zip(ablate.FINDINGS_LRS, [((2.0, 2.01, 2.02), (1.9, 1.91, 1.92)),
+                                                    ((1.9, 1.91, 1.92), (2.0, 2.01, 2.02))]):  # flips with lr
+        g = dict(rms_growth_deep=(3.0, 3.2, 3.1), grad_norm_cv=(0.5, 0.5, 0.5), deep_half_removable=(0.5, 0.6, 0.5))
+        m[f"depth_pre_lr{lr:g}"] = _metrics(pre, **g)
+        m[f"depth_pre_lns_lr{lr:g}"] = _metrics(lns, rms_growth_deep=(1.2, 1.3, 1.2), grad_norm_cv=(2, 2, 2),
+                                                deep_half_removable=(1.0, 1.0, 1.0))
+    adamw = [3.0, 2.6, 2.3, 2.2, 2.1, 2.05, 2.02, 2.0]  # reaches its final 2.0 at iter 399
+    muon = [2.8, 2.3, 2.1, 1.99, 1.95, 1.9, 1.88, 1.86]  # reaches 2.0 at iter 199
+    m["optim_adamw"] = _metrics((2.0, 2.0, 2.0), kurtosis_mean=(0.06, 0.05, 0.07), train_loss=(2.0, 2.0, 2.0),
+                                dir=[_train_log(tmp_path / f"adamw{s}", adamw) for s in range(3)])
+    m["optim_muon"] = _metrics((1.9, 1.9, 1.9), dir=[_train_log(tmp_path / f"muon{s}", muon) for s in range(2)] + [
+        _train_log(tmp_path / "muon_slow", [3.0] * 8)])  # one seed never reaches AdamW's loss
+    m["optim_muon_ss_ep"] = _metrics((2.0, 2.0, 2.0), kurtosis_mean=(0.0, 0.0, 0.0))
+    rows = ablate.findings_rows(m)
+    by = {(r["id"], r["lr"]): r for r in rows}
+    lo, hi = ablate.FINDINGS_LRS
+    assert by[("lns_loss", lo)]["verdict"] == "agrees"
+    assert by[("lns_loss", hi)]["verdict"] == "disagrees beyond the seed spread"
+    assert by[("lns_loss", lo)]["holds_at_all_lrs"].startswith("no: agrees at lr 0.001, disagrees")
+    assert by[("stream_growth", lo)]["verdict"] == "agrees" and by[("stream_growth", lo)]["holds_at_all_lrs"] == "yes"
+    assert by[("removable", lo)]["verdict"] == "disagrees beyond the seed spread"  # LNS: more removable here
+    assert by[("mix_loss", lo)]["verdict"] == "not testable at this scale"  # no Mix-LN runs given
+    muon = by[("muon_sooner", None)]
+    assert muon["lower"] == [199.0, 199.0, math.inf] and muon["higher"] == [399.0] * 3
+    assert muon["verdict"] == "within the seed spread"  # the slow seed: Muon is not sooner in every seed
+    osp = by[("osp_kurtosis", None)]
+    assert osp["verdict"] == "not testable at this scale" and "no outliers" in osp["why"]
+    assert by[("exactness", None)]["verdict"] == "not testable at this scale"
+    assert len([r for r in rows if r["lr"] is not None]) == 2 * len(ablate.DEPTH_CLAIMS)
+
+
+def test_findings_plan_dry_run_and_table(tmp_path, capsys):
+    runs = ablate.findings_plan({})
+    parts = [r.extra["part"] for r in runs]
+    assert parts.count("norm") == 12 and parts.count("optim") == 12 and parts.count("depth") == 24
+    depth = [r for r in runs if r.extra["part"] == "depth"]
+    assert {r.args["learning_rate"] for r in depth} == set(ablate.FINDINGS_LRS)
+    assert {r.args["n_layer"] for r in depth} == {24} and {r.extra["variant"] for r in depth} == set(ablate.DEEP_VARIANTS)
+    assert {r.args["seed"] for r in runs} == set(ablate.FINDINGS_SEEDS) and len(ablate.FINDINGS_SEEDS) >= 3
+    # the norm/optim rows are the cpu studies' runs, with seeds
+    ln = next(r for r in runs if r.name == "norm_ln_s1337")
+    assert ln.args == next(r for r in ablate.plan("norm", "cpu", None, {}) if r.name == "ln").args
+    ablate.main(["findings", "--dry_run", "--jobs=2", f"--runs_dir={tmp_path}/runs"])
+    out = capsys.readouterr().out.splitlines()
+    proj = next(line for line in out if line.startswith("# projected:"))
+    thread_min, wall_min = float(proj.split()[2]), float(proj.split(",")[1].split()[0])
+    assert 20 < thread_min <= 85 and wall_min == pytest.approx(thread_min / 2, abs=1)
+    assert sum(line.startswith("# ") and line.endswith(": new") for line in out) == 48
+
+
+# gpu_short: the depth study for a short GPU loan
+
+def test_gpu_short_plan_and_projection_fit_8_minutes(tiny_dataset, tmp_path, capsys):
+    runs = ablate.plan("depth", "gpu_short", None, {})
+    assert len(runs) == 8 and {r.extra["config"] for r in runs} == {f"{v}_L24" for v in ablate.DEEP_VARIANTS}
+    assert all(r.args["device"] == "cuda" and r.args["n_layer"] == 24 for r in runs)
+    ablate.main(["depth", "--scale=gpu_short", "--dry_run", f"--runs_dir={tmp_path}/runs"])
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert last.startswith("# projected:") and 2 < float(last.split()[2]) <= 8
+    # on a small dataset the dry run warns that the runs would memorize it (7.9M tokens a run)
+    data_dir, name = tiny_dataset
+    ablate.main(["depth", "--scale=gpu_short", "--dry_run", f"--runs_dir={tmp_path}/runs", "--set", f"dataset={name}",
+                 "--set", f"data_dir={data_dir}"])
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith("# note: a run reads ") and f"passes over {name}'s" in first
+
+
+def test_gpu_short_tiny_cpu_form_runs(tiny_dataset, tmp_path, in_root):
+    data_dir, name = tiny_dataset
+    summary = ablate.main(["depth", "--scale=gpu_short", "--depths=2", "--jobs=2", f"--runs_dir={tmp_path}/runs",
+                           f"--results={tmp_path}/results"] + QUIET
+                          + _tiny(data_dir, name, device="cpu", dtype="float32", analyze_interval=2, n_layer=None))
+    assert len(summary["runs"]) == 8 and not any(m.get("failed") for m in summary["runs"].values())
+    assert set(summary["by_config"]) == {f"{v}_L2" for v in ablate.DEEP_VARIANTS}
+    assert all(len(c["seeds"]) == 2 for c in summary["by_config"].values())
+
+
+def test_a_failing_analysis_names_the_flag_that_skips_it(monkeypatch):
+    def broken(*args, **kwargs):
+        raise ValueError("no val shard")
+    monkeypatch.setattr(ablate, "analyze_run", broken)
+    run = ablate.plan("norm", "cpu", None, {})[0]
+    with pytest.raises(SystemExit) as e:
+        ablate.analyze_runs([run], "runs", {run.name: {"cmd": ""}}, ablate.ANALYSIS["cpu"], "cpu")
+    message = str(e.value.code)
+    assert "analyzing ln failed (ValueError: no val shard)" in message and "--no_analysis" in message
+    assert len(message.splitlines()) == 1
+    # the flags it names exist (argparse would exit 2 on an unknown one)
+    assert ablate.main(["norm", "--no_analysis", "--no_plots", "--dry_run", "--runs_dir=/nonexistent/runs"]) is None
+
+
+def test_findings_rows_with_a_missing_seed_and_no_adamw_log():
+    lo = ablate.FINDINGS_LRS[0]
+    m = {f"depth_pre_lr{lo:g}": _metrics((2.0, 2.1), rms_growth_deep=(3.0, 3.1)),  # the third seed did not finish
+         f"depth_pre_lns_lr{lo:g}": _metrics((1.9, 1.8, 1.85), rms_growth_deep=(1.1, 1.2, 1.1)),
+         "optim_adamw": _metrics((2.0, 2.0, 2.0), train_loss=(None, None, None))}
+    rows = {(r["id"], r["lr"]): r for r in ablate.findings_rows(m)}
+    growth = rows[("stream_growth", lo)]
+    assert growth["verdict"] == "agrees" and growth["higher"] == [3.0, 3.1, None]
+    assert ablate._ms_text(growth["higher"], 2) == "3.05 (0.10), 1 seed(s) missing"
+    assert rows[("muon_sooner", None)]["verdict"] == "not testable at this scale"
+
+
+def test_findings_never_uses_a_run_trained_with_other_settings(tiny_dataset, tmp_path, in_root, capsys):
+    import json
+    data_dir, name = tiny_dataset
+    argv = ["findings", f"--runs_dir={tmp_path}/runs", f"--results={tmp_path}/results"] + QUIET
+    ablate.main(argv + ["--only=norm_ln_s1337"] + _tiny(data_dir, name))
+    ablate.main(argv + ["--only=norm_rms_s1337"] + _tiny(data_dir, name, max_iters=3))
+    assert "# norm_ln_s1337 (not in --only) is left out of the tables: max_iters 2 != 3" in capsys.readouterr().out
+    with open(tmp_path / "results" / "findings.json") as f:
+        rows = {r["id"]: r for r in json.load(f)["rows"]}
+    assert rows["exactness"]["higher"] == [None, None, None]  # ln (2 steps) is not compared with rms (3 steps)
+    assert rows["exactness"]["verdict"] == "not testable at this scale"
