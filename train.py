@@ -484,14 +484,17 @@ def min_lr_ratio(tc, oc):
 # run record: out_dir/run.json
 
 # the top-level modules that are tools around training, not training itself: editing them changes no run
-NOT_TRAINING_CODE = ("ablate.py", "analyze.py", "bench.py", "exercises.py", "sample.py")
+# the files whose code decides what a run computes: train.py and what it imports, except analyze.py, whose
+# --analyze_interval metrics only describe the model (tests/test_layout.py checks that this list is complete)
+TRAINING_CODE = ("checkpoint.py", "configurator.py", "data.py", "model.py", "norms.py", "optim.py", "prepare.py",
+                 "train.py")
 
 
 def run_record(cfg):
     """What a run is trained with, as ablate.py compares it: the resolved config (defaults < config files <
     --key=value), the dataset (name, sha256 of meta.json, shard sizes) and the code (git commit when there is
-    one, and a sha256 over the top-level .py files that define training: all but NOT_TRAINING_CODE, so a
-    README or analysis commit does not invalidate runs)."""
+    one, and a sha256 over TRAINING_CODE, so that a README, analysis or study-script commit does not
+    invalidate runs)."""
     import hashlib
     import json
     import subprocess
@@ -504,7 +507,7 @@ def run_record(cfg):
     shards = {fn: os.path.getsize(os.path.join(folder, fn))
               for fn in sorted(os.listdir(folder)) if fn.endswith(".bin")} if os.path.isdir(folder) else {}
     root = os.path.dirname(os.path.abspath(__file__))
-    files = sorted(fn for fn in os.listdir(root) if fn.endswith(".py") and fn not in NOT_TRAINING_CODE)
+    files = sorted(TRAINING_CODE)
     source = hashlib.sha256()
     for fn in files:
         with open(os.path.join(root, fn), "rb") as f:

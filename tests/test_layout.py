@@ -76,3 +76,16 @@ def test_product_names_no_path_outside_the_repository():
             text = f.read()
         for needle in ('"..", "shared"', "../shared", "'..', 'shared'"):
             assert needle not in text, f"{name} names {needle}: read an environment variable or a flag instead"
+
+
+def test_run_record_hashes_all_training_code():
+    """train.run_record's code hash must cover every module train.py reaches (analyze.py aside: its metrics
+    describe the model, they do not change training), or a changed module would let ablate.py reuse stale runs."""
+    import train
+    reached, todo = set(), ["train"]
+    while todo:
+        module = todo.pop()
+        if module not in reached and module != "analyze":
+            reached.add(module)
+            todo += local_imports(module)
+    assert sorted(m + ".py" for m in reached) == sorted(train.TRAINING_CODE)
