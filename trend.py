@@ -30,15 +30,16 @@ import sys
 import time
 
 import ablate
+import studies
 
 VARIANTS = ("pre", "pre_lns", "mix", "post")       # the four configurations of Sun et al. and Li et al.
-BASE = {k: v for k, v in ablate.DEEP_BASE.items() if k != "max_iters"}  # 24 x 64, block 64, batch 12, lr 2e-3,
+BASE = {k: v for k, v in studies.DEEP_BASE.items() if k != "max_iters"}  # 24 x 64, block 64, batch 12, lr 2e-3,
 BASE["lr_schedule"] = "wsd"                                               # float32, one thread
 DECAY_FRAC = 0.2                                    # WSD: the last 20% of each length decays to min_lr
 
 
 def variant_args(name):
-    return next(args for v, _, args in ablate.variants("depth") if v == name)
+    return next(args for v, _, args in studies.variants("depth") if v == name)
 
 
 def branch_point(length):
@@ -47,7 +48,7 @@ def branch_point(length):
 
 
 def train_cmd(args, out_dir, max_iters, decay_frac, resume):
-    cmd = [sys.executable, "train.py"] + [f"--{k}={ablate.fmt(v)}" for k, v in args.items()]
+    cmd = [sys.executable, "train.py"] + [f"--{k}={studies.fmt(v)}" for k, v in args.items()]
     cmd += [f"--max_iters={max_iters}", f"--decay_frac={decay_frac}", f"--out_dir={out_dir}"]
     return cmd + (["--init_from=resume"] if resume else [])
 
@@ -92,7 +93,7 @@ def run_chain(variant, seed, lengths, runs_dir, base, threads):
         with open(os.path.join(out_dir, "train_output.txt"), "a") as log:
             log.write(" ".join(cmd) + "\n")
             log.flush()
-            code = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT, env=ablate.thread_env(threads))
+            code = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT, env=studies.thread_env(threads))
         print(f"  {variant} seed {seed}: {what} in {time.time() - t0:.0f} s" + (f" FAILED ({code})" if code else ""),
               flush=True)
         if code:
@@ -109,7 +110,7 @@ def measure(out_dir, data_dir, threads):
     if a is None or os.path.getmtime(os.path.join(out_dir, "analysis.json")) < os.path.getmtime(
             os.path.join(out_dir, "ckpt.pt")):
         a = analyze.analyze_checkpoint(out_dir, data_dir=data_dir, split="val", plots=False,
-                                       **ablate.ANALYSIS["cpu_deep"])
+                                       **studies.ANALYSIS["cpu_deep"])
     rel = a["layer_drop"]["rel"]
     deep = rel[len(rel) // 2:]
     s = a["summary"]

@@ -14,6 +14,7 @@ import pytest
 
 import ablate
 import prepare
+import studies
 
 
 def _no_network(url):
@@ -78,17 +79,17 @@ def test_130m_dry_run_prints_tokens_flops_hours_and_paper_numbers(tmp_path, caps
 
 
 def test_paper_numbers_only_for_the_papers_setup_and_in_the_table():
-    runs = ablate.plan("depth", "130m", [12, 24], {})
+    runs = studies.plan("depth", "130m", [12, 24], {})
     at12 = {r.name: r.extra.get("paper_val_ppl") for r in runs}
     # the DeepNorm row runs as the papers' code built it; the CPU study keeps DeepNet's formulas
     assert {r.name: r.args.get("deepnorm_variant") for r in runs if "deepnorm" in r.name} == \
         {"deepnorm_L12": "papers_code", "deepnorm_L24": "papers_code"}
-    assert all("deepnorm_variant" not in r.args for r in ablate.plan("depth", "cpu", [6], {}))
+    assert all("deepnorm_variant" not in r.args for r in studies.plan("depth", "cpu", [6], {}))
     assert at12["pre_L12"] == 26.73 and at12["pre_L24"] is None and at12["sandwich_L12"] is None
-    other_data = ablate.plan("depth", "130m", None, {"dataset": "fineweb_edu"})
+    other_data = studies.plan("depth", "130m", None, {"dataset": "fineweb_edu"})
     assert all("paper_val_ppl" not in r.extra for r in other_data)
-    assert all("paper_val_ppl" not in r.extra for r in ablate.plan("depth", "cpu", None, {}))
-    runs = [r for r in ablate.plan("depth", "130m", None, {}) if r.name in ("pre_L12", "sandwich_L12")]
+    assert all("paper_val_ppl" not in r.extra for r in studies.plan("depth", "cpu", None, {}))
+    runs = [r for r in studies.plan("depth", "130m", None, {}) if r.name in ("pre_L12", "sandwich_L12")]
     metrics = {r.name: {**r.extra, "val_loss": 3.3, "val_ppl": 27.11} for r in runs}
     lines = ablate.main_table(runs, metrics, "depth").splitlines()
     header = [c.strip() for c in lines[0].strip("|").split("|")]
@@ -102,7 +103,7 @@ def test_paper_numbers_only_for_the_papers_setup_and_in_the_table():
 # cpu_deep: the 24-layer, two-seed depth study (issue 11, item 5)
 
 def test_cpu_deep_plan_has_four_configs_two_seeds_24_layers_800_steps():
-    runs = ablate.plan("depth", "cpu_deep", None, {})
+    runs = studies.plan("depth", "cpu_deep", None, {})
     assert len(runs) == 8
     got = {(r.extra["config"], r.args["seed"]) for r in runs}
     assert got == {(c, s) for c in ("pre_L24", "pre_lns_L24", "mix_L24", "post_L24") for s in (1337, 1338)}
@@ -119,10 +120,10 @@ def test_cpu_deep_plan_has_four_configs_two_seeds_24_layers_800_steps():
     assert by["pre_L24"]["depth_scale"] is False and by["mix_L24"]["norm_pos"] == "mix"
     assert by["post_L24"]["norm_pos"] == "post"
     # the other scales keep their plans: one run per variant and depth, no seed in the names
-    cpu = ablate.plan("depth", "cpu", None, {})
+    cpu = studies.plan("depth", "cpu", None, {})
     assert len(cpu) == 14 and all("config" not in r.extra and "_s" not in r.name and r.args["seed"] == 1337 for r in cpu)
     with pytest.raises(SystemExit, match="cpu_deep"):
-        ablate.plan("norm", "cpu_deep", None, {})
+        studies.plan("norm", "cpu_deep", None, {})
 
 
 def _fake_run(out_dir, L, val_loss, share, growth, seed_shift):
@@ -152,7 +153,7 @@ def _fake_run(out_dir, L, val_loss, share, growth, seed_shift):
 def test_cpu_deep_results_give_seed_mean_spread_and_trajectories(tmp_path):
     import json
     L = 4
-    runs = ablate.plan("depth", "cpu_deep", [L], {})
+    runs = studies.plan("depth", "cpu_deep", [L], {})
     runs_dir, results_dir = str(tmp_path / "runs"), str(tmp_path / "results")
     configs = list(dict.fromkeys(r.extra["config"] for r in runs))
     records = {}
@@ -257,7 +258,7 @@ def test_changed_set_is_refused_naming_the_key_and_the_dry_run_says_the_same(tra
 def test_changed_code_or_dataset_is_named_in_the_difference(trained_ln, in_root):
     import json
     runs_dir, argv = trained_ln
-    run = next(r for r in ablate.plan("norm", "cpu", None, ablate.parse_sets(argv[argv.index("--set"):][1::2]))
+    run = next(r for r in studies.plan("norm", "cpu", None, ablate.parse_sets(argv[argv.index("--set"):][1::2]))
                if r.name == "ln")
     planned = ablate.planned_record(run)
     with open(os.path.join(runs_dir, "ln", "run.json")) as f:
@@ -446,11 +447,11 @@ def test_findings_plan_dry_run_and_table(tmp_path, capsys):
     assert parts.count("norm") == 12 and parts.count("optim") == 12 and parts.count("depth") == 24
     depth = [r for r in runs if r.extra["part"] == "depth"]
     assert {r.args["learning_rate"] for r in depth} == set(ablate.FINDINGS_LRS)
-    assert {r.args["n_layer"] for r in depth} == {24} and {r.extra["variant"] for r in depth} == set(ablate.DEEP_VARIANTS)
+    assert {r.args["n_layer"] for r in depth} == {24} and {r.extra["variant"] for r in depth} == set(studies.DEEP_VARIANTS)
     assert {r.args["seed"] for r in runs} == set(ablate.FINDINGS_SEEDS) and len(ablate.FINDINGS_SEEDS) >= 3
     # the norm/optim rows are the cpu studies' runs, with seeds
     ln = next(r for r in runs if r.name == "norm_ln_s1337")
-    assert ln.args == next(r for r in ablate.plan("norm", "cpu", None, {}) if r.name == "ln").args
+    assert ln.args == next(r for r in studies.plan("norm", "cpu", None, {}) if r.name == "ln").args
     ablate.main(["findings", "--dry_run", "--jobs=2", f"--runs_dir={tmp_path}/runs"])
     out = capsys.readouterr().out.splitlines()
     proj = next(line for line in out if line.startswith("# projected:"))
@@ -462,8 +463,8 @@ def test_findings_plan_dry_run_and_table(tmp_path, capsys):
 # gpu_short: the depth study for a short GPU loan
 
 def test_gpu_short_plan_and_projection_fit_8_minutes(tiny_dataset, tmp_path, capsys):
-    runs = ablate.plan("depth", "gpu_short", None, {})
-    assert len(runs) == 8 and {r.extra["config"] for r in runs} == {f"{v}_L24" for v in ablate.DEEP_VARIANTS}
+    runs = studies.plan("depth", "gpu_short", None, {})
+    assert len(runs) == 8 and {r.extra["config"] for r in runs} == {f"{v}_L24" for v in studies.DEEP_VARIANTS}
     assert all(r.args["device"] == "cuda" and r.args["n_layer"] == 24 for r in runs)
     ablate.main(["depth", "--scale=gpu_short", "--dry_run", f"--runs_dir={tmp_path}/runs"])
     last = capsys.readouterr().out.splitlines()[-1]
@@ -482,7 +483,7 @@ def test_gpu_short_tiny_cpu_form_runs(tiny_dataset, tmp_path, in_root):
                            f"--results={tmp_path}/results"] + QUIET
                           + _tiny(data_dir, name, device="cpu", dtype="float32", analyze_interval=2, n_layer=None))
     assert len(summary["runs"]) == 8 and not any(m.get("failed") for m in summary["runs"].values())
-    assert set(summary["by_config"]) == {f"{v}_L2" for v in ablate.DEEP_VARIANTS}
+    assert set(summary["by_config"]) == {f"{v}_L2" for v in studies.DEEP_VARIANTS}
     assert all(len(c["seeds"]) == 2 for c in summary["by_config"].values())
 
 
@@ -490,9 +491,9 @@ def test_a_failing_analysis_names_the_flag_that_skips_it(monkeypatch):
     def broken(*args, **kwargs):
         raise ValueError("no val shard")
     monkeypatch.setattr(ablate, "analyze_run", broken)
-    run = ablate.plan("norm", "cpu", None, {})[0]
+    run = studies.plan("norm", "cpu", None, {})[0]
     with pytest.raises(SystemExit) as e:
-        ablate.analyze_runs([run], "runs", {run.name: {"cmd": ""}}, ablate.ANALYSIS["cpu"], "cpu")
+        ablate.analyze_runs([run], "runs", {run.name: {"cmd": ""}}, studies.ANALYSIS["cpu"], "cpu")
     message = str(e.value.code)
     assert "analyzing ln failed (ValueError: no val shard)" in message and "--no_analysis" in message
     assert len(message.splitlines()) == 1
