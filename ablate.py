@@ -59,6 +59,7 @@ import sys
 import time
 from dataclasses import dataclass
 
+from runlog import DROP_THRESHOLD, deep_half_removable, max_loss_diff, mean_spread, read_analysis, read_log
 from studies import (ANALYSIS, CPU_BASE, CPU_STUDY, DEEP_BASE, DEEP_VARIANTS, DRY_RUN_MFU, EXACTNESS_TEST,
                      GPU_SHORT_BUDGET_MIN, GPU_SHORT_MFU, GPU_SHORT_OVERHEAD_S, GPU_SHORT_PEAK_FLOPS, H100_PEAK_FLOPS,
                      PAPER_SOURCE, SCALES, STUDIES, Run, fmt, plan, projection, thread_env, train_command, variants)
@@ -84,15 +85,6 @@ def last_line(path):
     with open(path, errors="replace") as f:
         lines = [line.strip() for line in f if line.strip()]
     return lines[-1] if lines else ""
-
-
-def read_log(out_dir):
-    rows = []
-    path = os.path.join(out_dir, "log.jsonl")
-    if os.path.exists(path):
-        with open(path) as f:
-            rows = [json.loads(line) for line in f if line.strip()]
-    return [r for r in rows if "loss" in r], [r for r in rows if "val_loss" in r]
 
 
 def ensure_dataset(args):
@@ -301,15 +293,6 @@ def analyze_run(run, out_dir, analysis, device, plots=True):
     return r
 
 
-def read_analysis(out_dir):
-    """The run's analysis.json (analyze.py's output), or None when the run has none."""
-    path = os.path.join(out_dir, "analysis.json")
-    if not os.path.exists(path):
-        return None
-    with open(path) as f:
-        return json.load(f)
-
-
 # --------------------------------------------------------------------------------------------
 # tables and plots
 
@@ -329,16 +312,6 @@ def run_metrics(run, record, out_dir):
     if "analysis" in record:
         m["analysis"] = record["analysis"]["summary"]
     return m
-
-
-def max_loss_diff(a_dir, b_dir):
-    """Largest |train loss difference| at equal logged iterations (and at equal eval iterations)."""
-    (ta, ea), (tb, eb) = read_log(a_dir), read_log(b_dir)
-    la, lb = {r["iter"]: r["loss"] for r in ta}, {r["iter"]: r["loss"] for r in tb}
-    va, vb = {r["iter"]: r["val_loss"] for r in ea}, {r["iter"]: r["val_loss"] for r in eb}
-    common = sorted(set(la) & set(lb))
-    return {"train": max((abs(la[i] - lb[i]) for i in common), default=None), "iters": len(common),
-            "val": max((abs(va[i] - vb[i]) for i in set(va) & set(vb)), default=None)}
 
 
 def exactness_test(threads=None):
@@ -510,7 +483,6 @@ def plot_study(runs, metrics, runs_dir, results_dir, study):
 
 # seeds of one configuration (cpu_deep): mean and spread, and the quick metrics over training
 
-DROP_THRESHOLD = 0.01  # a block is "removable" when dropping it raises the loss by less than 1% (analyze.py's share)
 TRACKED = ("val_loss", "drop_share_lt1pct", "rms_growth", "ang_adjacent", "drop_max_rel")  # eval-row keys
 
 
@@ -523,29 +495,10 @@ def by_config(runs):
     return groups
 
 
-def mean_spread(values):
-    """(mean, max - min) of the finite values, (None, None) when there are none."""
-    values = [v for v in values if v is not None and math.isfinite(v)]
-    if not values:
-        return None, None
-    return sum(values) / len(values), max(values) - min(values)
-
-
 def trajectory(out_dir):
     """The eval rows that carry analyze.quick_metrics (train.py --analyze_interval): {key: [values]} by iter."""
     rows = [r for r in read_log(out_dir)[1] if "drop_share_lt1pct" in r]
     return {"iter": [r["iter"] for r in rows], **{k: [r.get(k) for r in rows] for k in TRACKED}}
-
-
-def deep_half_removable(out_dir):
-    """Share of the deeper half of the blocks (l >= L/2) whose removal costs < 1%: the papers' claim is about
-    deep blocks. None without the run's analysis.json."""
-    analysis = read_analysis(out_dir)
-    if analysis is None:
-        return None
-    rel = analysis["layer_drop"]["rel"]
-    deep = rel[len(rel) // 2:]
-    return sum(r < DROP_THRESHOLD for r in deep) / len(deep)
 
 
 def seed_summary(runs, metrics, runs_dir):

@@ -30,6 +30,7 @@ import sys
 import time
 
 import ablate
+import runlog
 import studies
 
 VARIANTS = ("pre", "pre_lns", "mix", "post")       # the four configurations of Sun et al. and Li et al.
@@ -55,7 +56,7 @@ def train_cmd(args, out_dir, max_iters, decay_frac, resume):
 
 def last_iter(out_dir):
     """The iteration of the run's last eval row (its checkpoint's), 0 when it has none."""
-    rows = ablate.read_log(out_dir)[1] if os.path.exists(os.path.join(out_dir, "log.jsonl")) else []
+    rows = runlog.read_log(out_dir)[1] if os.path.exists(os.path.join(out_dir, "log.jsonl")) else []
     return rows[-1]["iter"] if rows else 0
 
 
@@ -106,7 +107,7 @@ def measure(out_dir, data_dir, threads):
     import analyze
     import torch
     torch.set_num_threads(threads or 1)
-    a = ablate.read_analysis(out_dir)
+    a = runlog.read_analysis(out_dir)
     if a is None or os.path.getmtime(os.path.join(out_dir, "analysis.json")) < os.path.getmtime(
             os.path.join(out_dir, "ckpt.pt")):
         a = analyze.analyze_checkpoint(out_dir, data_dir=data_dir, split="val", plots=False,
@@ -114,9 +115,9 @@ def measure(out_dir, data_dir, threads):
     rel = a["layer_drop"]["rel"]
     deep = rel[len(rel) // 2:]
     s = a["summary"]
-    return {"val_loss": ablate.read_log(out_dir)[1][-1]["val_loss"],
-            "removable_all": sum(r < ablate.DROP_THRESHOLD for r in rel) / len(rel),
-            "removable_deep_half": sum(r < ablate.DROP_THRESHOLD for r in deep) / len(deep),
+    return {"val_loss": runlog.read_log(out_dir)[1][-1]["val_loss"],
+            "removable_all": sum(r < runlog.DROP_THRESHOLD for r in rel) / len(rel),
+            "removable_deep_half": sum(r < runlog.DROP_THRESHOLD for r in deep) / len(deep),
             "stream_growth": s["rms_growth_deep"]}
 
 
@@ -133,7 +134,7 @@ def fit_crossover(tokens, gaps):
 
 
 def mean_spread_str(values, digits):
-    mean, spread = ablate.mean_spread(values)
+    mean, spread = runlog.mean_spread(values)
     return "" if mean is None else f"{mean:.{digits}f} ({spread:.{digits}f})"
 
 
@@ -146,7 +147,7 @@ def summarize(measured, lengths, seeds, tokens_per_step):
         gaps[v] = {L: [measured[v][L]["val_loss"][i] - measured["pre"][L]["val_loss"][i] for i in range(len(seeds))]
                    for L in lengths}
         tokens = [L * tokens_per_step for L in lengths]
-        a, b, cross = fit_crossover(tokens, [ablate.mean_spread(gaps[v][L])[0] for L in lengths])
+        a, b, cross = fit_crossover(tokens, [runlog.mean_spread(gaps[v][L])[0] for L in lengths])
         fits[v] = {"intercept": a, "slope_per_doubling": b, "crossover_tokens": cross}
     return gaps, fits
 
@@ -193,7 +194,7 @@ def write_report(measured, gaps, fits, lengths, seeds, tokens_per_step, results_
     fig, ax = plt.subplots(figsize=(6, 4))
     tokens = [L * tokens_per_step for L in lengths]
     for v in gaps:
-        means = [ablate.mean_spread(gaps[v][L])[0] for L in lengths]
+        means = [runlog.mean_spread(gaps[v][L])[0] for L in lengths]
         low = [m - min(gaps[v][L]) for m, L in zip(means, lengths)]
         high = [max(gaps[v][L]) - m for m, L in zip(means, lengths)]
         ax.errorbar(tokens, means, yerr=[low, high], marker="o", capsize=3, label=v)

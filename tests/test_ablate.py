@@ -14,6 +14,7 @@ import pytest
 
 import ablate
 import prepare
+import runlog
 import studies
 
 
@@ -284,9 +285,9 @@ def test_on_mismatch_retrain_retrains_and_keeps_the_old_run(tiny_dataset, tmp_pa
     ablate.main(retrain + ["--dry_run"])
     assert "# ln: would retrain: max_iters 2 != 3" in capsys.readouterr().out
     ablate.main(retrain)
-    _, evals = ablate.read_log(str(tmp_path / "runs" / "ln"))
+    _, evals = runlog.read_log(str(tmp_path / "runs" / "ln"))
     assert evals[-1]["iter"] == 3
-    assert ablate.read_log(str(tmp_path / "runs" / "ln.previous"))[1][-1]["iter"] == 2  # the old run, kept aside
+    assert runlog.read_log(str(tmp_path / "runs" / "ln.previous"))[1][-1]["iter"] == 2  # the old run, kept aside
 
 
 def test_set_writes_to_suffixed_folders_and_leaves_the_shipped_ones_untouched(tiny_dataset, tmp_path, monkeypatch,
@@ -374,7 +375,7 @@ def test_jobs_2_gives_the_same_losses_as_jobs_1(tiny_dataset, tmp_path, in_root)
         runs_dir = tmp_path / f"runs{jobs}"
         ablate.main(["norm", "--only=ln,rms", f"--jobs={jobs}", f"--runs_dir={runs_dir}",
                      f"--results={tmp_path}/results{jobs}"] + QUIET + _tiny(data_dir, name))
-        losses[jobs] = {run: ablate.read_log(str(runs_dir / run)) for run in ("ln", "rms")}
+        losses[jobs] = {run: runlog.read_log(str(runs_dir / run)) for run in ("ln", "rms")}
     for run in ("ln", "rms"):
         assert [r["loss"] for r in losses[1][run][0]] == [r["loss"] for r in losses[2][run][0]]
         assert [r["val_loss"] for r in losses[1][run][1]] == [r["val_loss"] for r in losses[2][run][1]]
