@@ -29,7 +29,7 @@ import subprocess
 import sys
 import time
 
-import ablate
+import records
 import runlog
 import studies
 
@@ -255,7 +255,7 @@ def main(argv=None):
     if a.jobs < 1 or a.threads < 1:
         raise SystemExit(f"bad value for --jobs ({a.jobs}) or --threads ({a.threads}): must be >= 1")
     base = dict(BASE, data_dir=a.data_dir)
-    base["dataset"] = ablate.ensure_dataset(base) if not a.dry_run else base["dataset"]
+    base["dataset"] = records.ensure_dataset(base) if not a.dry_run else base["dataset"]
     chains = [(v, s) for s in seeds for v in VARIANTS]
     steps = branch_point(max(lengths)) + sum(L - branch_point(L) for L in lengths)
     print(f"{len(chains)} chains x {steps} steps (separate runs: {sum(lengths)}), lengths {lengths}, seeds {seeds}")

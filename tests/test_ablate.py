@@ -14,6 +14,7 @@ import pytest
 
 import ablate
 import prepare
+import records
 import runlog
 import studies
 
@@ -25,7 +26,7 @@ def _no_network(url):
 def test_cpu_corpus_offline_falls_back_to_python_docs(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(prepare, "_open_url", _no_network)
     data = str(tmp_path / "data")
-    assert ablate.ensure_dataset({"dataset": "corpus_char", "data_dir": data}) == "python_docs"
+    assert records.ensure_dataset({"dataset": "corpus_char", "data_dir": data}) == "python_docs"
     out = capsys.readouterr().out
     assert "prepare.py books --name corpus_char" in out
     assert sum("instead of the books" in line for line in out.splitlines()) == 1
@@ -35,7 +36,7 @@ def test_cpu_corpus_offline_falls_back_to_python_docs(tmp_path, monkeypatch, cap
 def test_cpu_corpus_bad_download_falls_back_with_the_reason(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(prepare, "_open_url", lambda url: io.BytesIO(b"<html>moved</html>"))
     data = str(tmp_path / "data")
-    assert ablate.ensure_dataset({"dataset": "corpus_char", "data_dir": data}) == "python_docs"
+    assert records.ensure_dataset({"dataset": "corpus_char", "data_dir": data}) == "python_docs"
     out = capsys.readouterr().out
     assert "sha256" in out and "using the offline python_docs dataset instead of corpus_char" in out
     assert sorted(os.listdir(data)) == ["python_docs"]
@@ -50,11 +51,11 @@ def test_cpu_corpus_prepared_from_books(tmp_path, monkeypatch):
     monkeypatch.setattr(prepare, "BOOK_BY_NAME", {b.name: b for b in books})
     monkeypatch.setattr(prepare, "_open_url", lambda url: io.BytesIO(url.rsplit("/", 1)[1][:-4].encode() * 400))
     data = str(tmp_path / "data")
-    assert ablate.ensure_dataset({"dataset": "corpus_char", "data_dir": data}) == "corpus_char"
+    assert records.ensure_dataset({"dataset": "corpus_char", "data_dir": data}) == "corpus_char"
     meta = prepare.load_meta(data, "corpus_char")
     assert meta["source"] == "books" and meta["chars"] == sorted(set("alphabeta\n"))
     monkeypatch.setattr(prepare, "_open_url", _no_network)  # prepared: no network needed any more
-    assert ablate.ensure_dataset({"dataset": "corpus_char", "data_dir": data}) == "corpus_char"
+    assert records.ensure_dataset({"dataset": "corpus_char", "data_dir": data}) == "corpus_char"
 
 
 def test_130m_dry_run_prints_tokens_flops_hours_and_paper_numbers(tmp_path, capsys):
@@ -261,19 +262,19 @@ def test_changed_code_or_dataset_is_named_in_the_difference(trained_ln, in_root)
     runs_dir, argv = trained_ln
     run = next(r for r in studies.plan("norm", "cpu", None, ablate.parse_sets(argv[argv.index("--set"):][1::2]))
                if r.name == "ln")
-    planned = ablate.planned_record(run)
+    planned = records.planned_record(run)
     with open(os.path.join(runs_dir, "ln", "run.json")) as f:
         recorded = json.load(f)
-    assert ablate.record_diff(recorded, planned) == ""
+    assert records.record_diff(recorded, planned) == ""
     other_code = {**recorded, "code": {**recorded["code"], "source_sha256": "0" * 64, "commit": "abcdef0123"}}
-    code = ablate.record_diff(other_code, planned)  # ', dirty' follows the commit while training code is uncommitted
+    code = records.record_diff(other_code, planned)  # ', dirty' follows the commit while training code is uncommitted
     assert code.startswith("code 00000000 (commit abcdef0") and f" != {planned['code']['source_sha256'][:8]} (" in code
     other_data = {**recorded, "dataset": {**recorded["dataset"], "shards": {"x_train_000001.bin": 1}}}
-    assert "contents" in ablate.record_diff(other_data, planned)
+    assert "contents" in records.record_diff(other_data, planned)
     renamed = {**recorded, "dataset": {**recorded["dataset"], "name": "python_docs"}}
-    assert ablate.record_diff(renamed, planned) == f"dataset python_docs != {planned['dataset']['name']}"
-    assert ablate.record_diff(None, planned).startswith("no run.json")
-    assert ablate.decide(run, os.path.join(runs_dir, "ln"), planned, "refuse").action == "reuse"
+    assert records.record_diff(renamed, planned) == f"dataset python_docs != {planned['dataset']['name']}"
+    assert records.record_diff(None, planned).startswith("no run.json")
+    assert records.decide(run, os.path.join(runs_dir, "ln"), planned, "refuse").action == "reuse"
 
 
 def test_on_mismatch_retrain_retrains_and_keeps_the_old_run(tiny_dataset, tmp_path, in_root, capsys):
@@ -325,13 +326,13 @@ def test_set_writes_to_suffixed_folders_and_leaves_the_shipped_ones_untouched(ti
 
 
 def test_folder_suffix_from_overrides_and_fallback_dataset():
-    assert ablate.folder_suffix({}, "corpus_char", "corpus_char") == ""
-    assert ablate.folder_suffix({"max_iters": "5", "eval_iters": "1"}, "corpus_char", "corpus_char") == \
+    assert records.folder_suffix({}, "corpus_char", "corpus_char") == ""
+    assert records.folder_suffix({"max_iters": "5", "eval_iters": "1"}, "corpus_char", "corpus_char") == \
         "eval_iters1-max_iters5"
-    assert ablate.folder_suffix({}, "corpus_char", "python_docs") == "python_docs"
-    assert ablate.folder_suffix({"out": "a/b"}, "c4", "c4") == "outa_b"
-    long = ablate.folder_suffix({f"k{i}": "v" * 10 for i in range(10)}, "c4", "c4")
-    assert len(long) == 60 and long != ablate.folder_suffix({f"k{i}": "w" * 10 for i in range(10)}, "c4", "c4")
+    assert records.folder_suffix({}, "corpus_char", "python_docs") == "python_docs"
+    assert records.folder_suffix({"out": "a/b"}, "c4", "c4") == "outa_b"
+    long = records.folder_suffix({f"k{i}": "v" * 10 for i in range(10)}, "c4", "c4")
+    assert len(long) == 60 and long != records.folder_suffix({f"k{i}": "w" * 10 for i in range(10)}, "c4", "c4")
 
 
 def test_a_failed_run_fails_the_study_naming_it_with_its_reason(tiny_dataset, tmp_path, in_root, capsys):
