@@ -15,6 +15,7 @@ import pytest
 import ablate
 import prepare
 import records
+import results
 import runlog
 import studies
 
@@ -93,7 +94,7 @@ def test_paper_numbers_only_for_the_papers_setup_and_in_the_table():
     assert all("paper_val_ppl" not in r.extra for r in studies.plan("depth", "cpu", None, {}))
     runs = [r for r in studies.plan("depth", "130m", None, {}) if r.name in ("pre_L12", "sandwich_L12")]
     metrics = {r.name: {**r.extra, "val_loss": 3.3, "val_ppl": 27.11} for r in runs}
-    lines = ablate.main_table(runs, metrics, "depth").splitlines()
+    lines = results.main_table(runs, metrics, "depth").splitlines()
     header = [c.strip() for c in lines[0].strip("|").split("|")]
     pre = [c.strip() for c in lines[2].strip("|").split("|")]
     sandwich = [c.strip() for c in lines[3].strip("|").split("|")]
@@ -164,7 +165,7 @@ def test_cpu_deep_results_give_seed_mean_spread_and_trajectories(tmp_path):
         a = _fake_run(os.path.join(runs_dir, r.name), L, val_loss=2.0 + 0.1 * k + 0.02 * s,
                       share=[0.25, 0.75][s] if k == 0 else 0.0, growth=float(k + 1), seed_shift=0.0)
         records[r.name] = {"cmd": f"python train.py {r.name}", "wall_s": 10.0, "analysis": a}
-    summary = ablate.write_results("depth", "cpu_deep", runs, records, runs_dir, results_dir,
+    summary = results.write_results("depth", "cpu_deep", runs, records, runs_dir, results_dir,
                                    "python ablate.py depth --scale=cpu_deep", 80.0)
     by = summary["by_config"]
     assert list(by) == configs and all(len(v["seeds"]) == 2 for v in by.values())
