@@ -13,6 +13,7 @@ if ROOT not in sys.path:  # tests/conftest.py does this too when present
 import pytest
 
 import ablate
+import findings
 import prepare
 import records
 import results
@@ -387,19 +388,19 @@ def test_jobs_2_gives_the_same_losses_as_jobs_1(tiny_dataset, tmp_path, in_root)
 # findings: the verdict logic on synthetic numbers
 
 def test_claim_verdict_agrees_disagrees_within_spread_and_not_testable():
-    assert ablate.claim_verdict([1.0, 1.1, 1.2], [1.3, 1.4, 1.5])[0] == "agrees"
-    assert ablate.claim_verdict([1.3, 1.4, 1.5], [1.0, 1.1, 1.2])[0] == "disagrees beyond the seed spread"
-    verdict, why = ablate.claim_verdict([1.0, 1.25, 1.2], [1.2, 1.4, 1.5])
+    assert findings.claim_verdict([1.0, 1.1, 1.2], [1.3, 1.4, 1.5])[0] == "agrees"
+    assert findings.claim_verdict([1.3, 1.4, 1.5], [1.0, 1.1, 1.2])[0] == "disagrees beyond the seed spread"
+    verdict, why = findings.claim_verdict([1.0, 1.25, 1.2], [1.2, 1.4, 1.5])
     assert verdict == "within the seed spread" and "the claimed way" in why
-    assert "the other way" in ablate.claim_verdict([1.3, 1.5, 1.4], [1.0, 1.35, 1.2])[1]
-    verdict, why = ablate.claim_verdict([1.0, None, None], [1.2, 1.3, 1.4])
+    assert "the other way" in findings.claim_verdict([1.3, 1.5, 1.4], [1.0, 1.35, 1.2])[1]
+    verdict, why = findings.claim_verdict([1.0, None, None], [1.2, 1.3, 1.4])
     assert verdict == "not testable at this scale" and "only 1 and 3 finished seeds" in why
-    assert ablate.claim_verdict([100.0, 120.0], [math.inf, 400.0])[0] == "agrees"  # AdamW's loss, never reached
+    assert findings.claim_verdict([100.0, 120.0], [math.inf, 400.0])[0] == "agrees"  # AdamW's loss, never reached
 
 
 def _metrics(values, **extra):
     return {s: {"dir": None, "val_loss": v, **{k: e[i] for k, e in extra.items()}}  # extra: one value per seed
-            for i, (s, v) in enumerate(zip(ablate.FINDINGS_SEEDS, values))}
+            for i, (s, v) in enumerate(zip(findings.FINDINGS_SEEDS, values))}
 
 
 def _train_log(out_dir, losses):
@@ -413,7 +414,7 @@ def _train_log(out_dir, losses):
 
 def test_findings_rows_give_a_verdict_per_lr_and_say_whether_it_holds_at_both(tmp_path):
     m = {}
-    for lr, (pre, lns) in zip(ablate.FINDINGS_LRS, [((2.0, 2.01, 2.02), (1.9, 1.91, 1.92)),
+    for lr, (pre, lns) in zip(findings.FINDINGS_LRS, [((2.0, 2.01, 2.02), (1.9, 1.91, 1.92)),
                                                     ((1.9, 1.91, 1.92), (2.0, 2.01, 2.02))]):  # flips with lr
         g = dict(rms_growth_deep=(3.0, 3.2, 3.1), grad_norm_cv=(0.5, 0.5, 0.5), deep_half_removable=(0.5, 0.6, 0.5))
         m[f"depth_pre_lr{lr:g}"] = _metrics(pre, **g)
@@ -426,9 +427,9 @@ def test_findings_rows_give_a_verdict_per_lr_and_say_whether_it_holds_at_both(tm
     m["optim_muon"] = _metrics((1.9, 1.9, 1.9), dir=[_train_log(tmp_path / f"muon{s}", muon) for s in range(2)] + [
         _train_log(tmp_path / "muon_slow", [3.0] * 8)])  # one seed never reaches AdamW's loss
     m["optim_muon_ss_ep"] = _metrics((2.0, 2.0, 2.0), kurtosis_mean=(0.0, 0.0, 0.0))
-    rows = ablate.findings_rows(m)
+    rows = findings.findings_rows(m)
     by = {(r["id"], r["lr"]): r for r in rows}
-    lo, hi = ablate.FINDINGS_LRS
+    lo, hi = findings.FINDINGS_LRS
     assert by[("lns_loss", lo)]["verdict"] == "agrees"
     assert by[("lns_loss", hi)]["verdict"] == "disagrees beyond the seed spread"
     assert by[("lns_loss", lo)]["holds_at_all_lrs"].startswith("no: agrees at lr 0.001, disagrees")
@@ -441,17 +442,17 @@ def test_findings_rows_give_a_verdict_per_lr_and_say_whether_it_holds_at_both(tm
     osp = by[("osp_kurtosis", None)]
     assert osp["verdict"] == "not testable at this scale" and "no outliers" in osp["why"]
     assert by[("exactness", None)]["verdict"] == "not testable at this scale"
-    assert len([r for r in rows if r["lr"] is not None]) == 2 * len(ablate.DEPTH_CLAIMS)
+    assert len([r for r in rows if r["lr"] is not None]) == 2 * len(findings.DEPTH_CLAIMS)
 
 
 def test_findings_plan_dry_run_and_table(tmp_path, capsys):
-    runs = ablate.findings_plan({})
+    runs = findings.findings_plan({})
     parts = [r.extra["part"] for r in runs]
     assert parts.count("norm") == 12 and parts.count("optim") == 12 and parts.count("depth") == 24
     depth = [r for r in runs if r.extra["part"] == "depth"]
-    assert {r.args["learning_rate"] for r in depth} == set(ablate.FINDINGS_LRS)
+    assert {r.args["learning_rate"] for r in depth} == set(findings.FINDINGS_LRS)
     assert {r.args["n_layer"] for r in depth} == {24} and {r.extra["variant"] for r in depth} == set(studies.DEEP_VARIANTS)
-    assert {r.args["seed"] for r in runs} == set(ablate.FINDINGS_SEEDS) and len(ablate.FINDINGS_SEEDS) >= 3
+    assert {r.args["seed"] for r in runs} == set(findings.FINDINGS_SEEDS) and len(findings.FINDINGS_SEEDS) >= 3
     # the norm/optim rows are the cpu studies' runs, with seeds
     ln = next(r for r in runs if r.name == "norm_ln_s1337")
     assert ln.args == next(r for r in studies.plan("norm", "cpu", None, {}) if r.name == "ln").args
@@ -505,14 +506,14 @@ def test_a_failing_analysis_names_the_flag_that_skips_it(monkeypatch):
 
 
 def test_findings_rows_with_a_missing_seed_and_no_adamw_log():
-    lo = ablate.FINDINGS_LRS[0]
+    lo = findings.FINDINGS_LRS[0]
     m = {f"depth_pre_lr{lo:g}": _metrics((2.0, 2.1), rms_growth_deep=(3.0, 3.1)),  # the third seed did not finish
          f"depth_pre_lns_lr{lo:g}": _metrics((1.9, 1.8, 1.85), rms_growth_deep=(1.1, 1.2, 1.1)),
          "optim_adamw": _metrics((2.0, 2.0, 2.0), train_loss=(None, None, None))}
-    rows = {(r["id"], r["lr"]): r for r in ablate.findings_rows(m)}
+    rows = {(r["id"], r["lr"]): r for r in findings.findings_rows(m)}
     growth = rows[("stream_growth", lo)]
     assert growth["verdict"] == "agrees" and growth["higher"] == [3.0, 3.1, None]
-    assert ablate._ms_text(growth["higher"], 2) == "3.05 (0.10), 1 seed(s) missing"
+    assert findings._ms_text(growth["higher"], 2) == "3.05 (0.10), 1 seed(s) missing"
     assert rows[("muon_sooner", None)]["verdict"] == "not testable at this scale"
 
 
