@@ -9,24 +9,24 @@ Run a named ablation study as a sequence of train.py runs, analyze each run, and
     python ablate.py depth --scale=130m --dry_run      # commands, tokens, FLOPs, H100 hours at 40% MFU
     python ablate.py findings --jobs=2                 # one table: which of the papers' claims reproduce (CPU, 3 seeds)
 
-At --scale=cpu_deep and gpu_short (depth study only) every configuration runs with two seeds; results.md adds their
-mean and spread (max - min) and, from train.py's --analyze_interval eval rows, the share of removable blocks and the
-stream growth rms(x_L)/rms(x_0) over training (trajectories.png), plus the final per-layer profiles (profiles.png).
+This file is the runner: the command line, training the runs (up to --jobs train.py processes at once), their
+analysis and the dry run. The rest of a study, in the order a run goes through it:
 
-At --scale=130m the depth study writes the paper's C4 perplexity (Sun et al. 2025, Table 1) beside ours for
-the runs that have one (12 layers on c4: pre, post, mix, pre_lns, deepnorm).
-
-The findings study trains the norm and optim studies' runs and the 24-layer depth rows at two learning rates, each
-with 3 seeds, and writes results/findings/findings.md + findings.json: one row per claim of the papers, with the
-paper's figure, ours as mean (spread) over the seeds, a verdict computed by claim_verdict, and the command.
+    studies.py   the studies and scales: settings, variants, plan(study, scale) -> runs, the train.py command
+    records.py   what a run was trained with (run.json) and whether a finished run is reused; the dataset,
+                 the folders, the commit and the machine that results.md names
+    runlog.py    a finished run's log.jsonl and analysis.json, read: removable blocks, mean and spread over seeds
+    results.py   results.md and summary.json: the tables, the seeds' mean and spread
+    plots.py     the PNGs results.md links
+    findings.py  the findings table: the papers' claims, ours over 3 seeds, a computed verdict per claim
 
 Each run is `python train.py [config file] --key=value ...` with out_dir runs_dir/<run> (default
-ablations/<study>_<scale>/<run>). train.py records in <run>/run.json what the run was trained with: the resolved
-config, the dataset (name, sha256 of meta.json, shard sizes) and the code (git commit; sha256 of the training
-code). A finished run (ckpt.pt and a `done` marker) is reused only when that record matches the plan; otherwise
-the study stops before training anything, naming the differing keys (`max_iters 5 != 400`: the run's, then the
-plan's), or retrains it with --on_mismatch=retrain. An interrupted run whose record matches is resumed. --dry_run
-prints the same decision per run.
+ablations/<study>_<scale>/<run>). A finished run (ckpt.pt and a `done` marker) is reused only when the record
+train.py wrote in <run>/run.json (config, dataset, code) matches the plan; otherwise the study stops before
+training anything, naming the differing keys (`max_iters 5 != 400`: the run's, then the plan's), or retrains it
+with --on_mismatch=retrain. An interrupted run whose record matches is resumed. --dry_run prints the same
+decision per run and what the runs would cost (tokens, FLOPs and GPU time at gpu_short and 130m; thread-minutes
+for findings).
 
 A study with --set overrides, or one that trains on another dataset than its own (offline, corpus_char falls back
 to python_docs), writes to folders suffixed with the overrides and that dataset (results/norm_cpu_max_iters5/),
@@ -35,13 +35,8 @@ names each failed run with the last line of its train.log; a dataset that is mis
 stops the study before any run starts, with the prepare.py command.
 
 Then analyze.py measures every run (angular distance, layer drop, residual growth, per-block gradient norms,
-excess kurtosis) and results/<study>_<scale>/ gets results.md (the command, commit, machine, dataset and
-tables), summary.json and plots (loss curves of all runs on one axis; analysis plots side by side).
-Metrics: final val loss and perplexity exp(val loss); ms/iter = median of log.jsonl's train rows
-(the first row, which holds start-up costs, is left out); the norm study also gives the largest
-|train loss difference| between runs at equal logged iterations (ln, rms+zero_mean and crms are the
-same function of the same parameters, so they differ only by float rounding; the float64 proof is
-tests/test_model.py::test_pre_ln_rms_crms_train_identically, which is run and reported).
+excess kurtosis) and results/<study>_<scale>/ gets results.md, summary.json and plots; the norm study also runs
+the float64 exactness test (tests/test_model.py::test_pre_ln_rms_crms_train_identically) and reports it.
 """
 
 import argparse
@@ -60,6 +55,9 @@ from studies import (ANALYSIS, DRY_RUN_MFU, EXACTNESS_TEST, GPU_SHORT_BUDGET_MIN
                      GPU_SHORT_PEAK_FLOPS, H100_PEAK_FLOPS, PAPER_SOURCE, SCALES, STUDIES, Run, fmt, plan, projection,
                      thread_env, train_command)
 
+
+# --------------------------------------------------------------------------------------------
+# training and analysis of every run
 
 def run_train(cmd, log_path, threads=None, prefix=""):
     """Run train.py, keep its whole output in log_path, echo eval/done/error lines (with prefix: the run's name,
@@ -82,9 +80,6 @@ def last_line(path):
         lines = [line.strip() for line in f if line.strip()]
     return lines[-1] if lines else ""
 
-
-# --------------------------------------------------------------------------------------------
-# training and analysis of every run
 
 def train_one(run, out_dir, decision, threads, prefix=""):
     """Train (or resume) one run; returns its record {cmd, wall_s} or {cmd, failed: exit code, reason}."""
