@@ -29,16 +29,18 @@ import subprocess
 import sys
 import time
 
-import ablate
+import records
+import runlog
+import studies
 
 VARIANTS = ("pre", "pre_lns", "mix", "post")       # the four configurations of Sun et al. and Li et al.
-BASE = {k: v for k, v in ablate.DEEP_BASE.items() if k != "max_iters"}  # 24 x 64, block 64, batch 12, lr 2e-3,
+BASE = {k: v for k, v in studies.DEEP_BASE.items() if k != "max_iters"}  # 24 x 64, block 64, batch 12, lr 2e-3,
 BASE["lr_schedule"] = "wsd"                                               # float32, one thread
 DECAY_FRAC = 0.2                                    # WSD: the last 20% of each length decays to min_lr
 
 
 def variant_args(name):
-    return next(args for v, _, args in ablate.variants("depth") if v == name)
+    return next(args for v, _, args in studies.variants("depth") if v == name)
 
 
 def branch_point(length):
@@ -47,14 +49,14 @@ def branch_point(length):
 
 
 def train_cmd(args, out_dir, max_iters, decay_frac, resume):
-    cmd = [sys.executable, "train.py"] + [f"--{k}={ablate.fmt(v)}" for k, v in args.items()]
+    cmd = [sys.executable, "train.py"] + [f"--{k}={studies.fmt(v)}" for k, v in args.items()]
     cmd += [f"--max_iters={max_iters}", f"--decay_frac={decay_frac}", f"--out_dir={out_dir}"]
     return cmd + (["--init_from=resume"] if resume else [])
 
 
 def last_iter(out_dir):
     """The iteration of the run's last eval row (its checkpoint's), 0 when it has none."""
-    rows = ablate.read_log(out_dir)[1] if os.path.exists(os.path.join(out_dir, "log.jsonl")) else []
+    rows = runlog.read_log(out_dir)[1] if os.path.exists(os.path.join(out_dir, "log.jsonl")) else []
     return rows[-1]["iter"] if rows else 0
 
 
@@ -92,7 +94,7 @@ def run_chain(variant, seed, lengths, runs_dir, base, threads):
         with open(os.path.join(out_dir, "train_output.txt"), "a") as log:
             log.write(" ".join(cmd) + "\n")
             log.flush()
-            code = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT, env=ablate.thread_env(threads))
+            code = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT, env=studies.thread_env(threads))
         print(f"  {variant} seed {seed}: {what} in {time.time() - t0:.0f} s" + (f" FAILED ({code})" if code else ""),
               flush=True)
         if code:
@@ -105,17 +107,17 @@ def measure(out_dir, data_dir, threads):
     import analyze
     import torch
     torch.set_num_threads(threads or 1)
-    a = ablate.read_analysis(out_dir)
+    a = runlog.read_analysis(out_dir)
     if a is None or os.path.getmtime(os.path.join(out_dir, "analysis.json")) < os.path.getmtime(
             os.path.join(out_dir, "ckpt.pt")):
         a = analyze.analyze_checkpoint(out_dir, data_dir=data_dir, split="val", plots=False,
-                                       **ablate.ANALYSIS["cpu_deep"])
+                                       **studies.ANALYSIS["cpu_deep"])
     rel = a["layer_drop"]["rel"]
     deep = rel[len(rel) // 2:]
     s = a["summary"]
-    return {"val_loss": ablate.read_log(out_dir)[1][-1]["val_loss"],
-            "removable_all": sum(r < ablate.DROP_THRESHOLD for r in rel) / len(rel),
-            "removable_deep_half": sum(r < ablate.DROP_THRESHOLD for r in deep) / len(deep),
+    return {"val_loss": runlog.read_log(out_dir)[1][-1]["val_loss"],
+            "removable_all": sum(r < runlog.DROP_THRESHOLD for r in rel) / len(rel),
+            "removable_deep_half": sum(r < runlog.DROP_THRESHOLD for r in deep) / len(deep),
             "stream_growth": s["rms_growth_deep"]}
 
 
@@ -132,7 +134,7 @@ def fit_crossover(tokens, gaps):
 
 
 def mean_spread_str(values, digits):
-    mean, spread = ablate.mean_spread(values)
+    mean, spread = runlog.mean_spread(values)
     return "" if mean is None else f"{mean:.{digits}f} ({spread:.{digits}f})"
 
 
@@ -145,7 +147,7 @@ def summarize(measured, lengths, seeds, tokens_per_step):
         gaps[v] = {L: [measured[v][L]["val_loss"][i] - measured["pre"][L]["val_loss"][i] for i in range(len(seeds))]
                    for L in lengths}
         tokens = [L * tokens_per_step for L in lengths]
-        a, b, cross = fit_crossover(tokens, [ablate.mean_spread(gaps[v][L])[0] for L in lengths])
+        a, b, cross = fit_crossover(tokens, [runlog.mean_spread(gaps[v][L])[0] for L in lengths])
         fits[v] = {"intercept": a, "slope_per_doubling": b, "crossover_tokens": cross}
     return gaps, fits
 
@@ -192,7 +194,7 @@ def write_report(measured, gaps, fits, lengths, seeds, tokens_per_step, results_
     fig, ax = plt.subplots(figsize=(6, 4))
     tokens = [L * tokens_per_step for L in lengths]
     for v in gaps:
-        means = [ablate.mean_spread(gaps[v][L])[0] for L in lengths]
+        means = [runlog.mean_spread(gaps[v][L])[0] for L in lengths]
         low = [m - min(gaps[v][L]) for m, L in zip(means, lengths)]
         high = [max(gaps[v][L]) - m for m, L in zip(means, lengths)]
         ax.errorbar(tokens, means, yerr=[low, high], marker="o", capsize=3, label=v)
@@ -253,7 +255,7 @@ def main(argv=None):
     if a.jobs < 1 or a.threads < 1:
         raise SystemExit(f"bad value for --jobs ({a.jobs}) or --threads ({a.threads}): must be >= 1")
     base = dict(BASE, data_dir=a.data_dir)
-    base["dataset"] = ablate.ensure_dataset(base) if not a.dry_run else base["dataset"]
+    base["dataset"] = records.ensure_dataset(base) if not a.dry_run else base["dataset"]
     chains = [(v, s) for s in seeds for v in VARIANTS]
     steps = branch_point(max(lengths)) + sum(L - branch_point(L) for L in lengths)
     print(f"{len(chains)} chains x {steps} steps (separate runs: {sum(lengths)}), lengths {lengths}, seeds {seeds}")

@@ -13,7 +13,12 @@ if ROOT not in sys.path:  # tests/conftest.py does this too when present
 import pytest
 
 import ablate
+import findings
 import prepare
+import records
+import results
+import runlog
+import studies
 
 
 def _no_network(url):
@@ -23,7 +28,7 @@ def _no_network(url):
 def test_cpu_corpus_offline_falls_back_to_python_docs(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(prepare, "_open_url", _no_network)
     data = str(tmp_path / "data")
-    assert ablate.ensure_dataset({"dataset": "corpus_char", "data_dir": data}) == "python_docs"
+    assert records.ensure_dataset({"dataset": "corpus_char", "data_dir": data}) == "python_docs"
     out = capsys.readouterr().out
     assert "prepare.py books --name corpus_char" in out
     assert sum("instead of the books" in line for line in out.splitlines()) == 1
@@ -33,7 +38,7 @@ def test_cpu_corpus_offline_falls_back_to_python_docs(tmp_path, monkeypatch, cap
 def test_cpu_corpus_bad_download_falls_back_with_the_reason(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(prepare, "_open_url", lambda url: io.BytesIO(b"<html>moved</html>"))
     data = str(tmp_path / "data")
-    assert ablate.ensure_dataset({"dataset": "corpus_char", "data_dir": data}) == "python_docs"
+    assert records.ensure_dataset({"dataset": "corpus_char", "data_dir": data}) == "python_docs"
     out = capsys.readouterr().out
     assert "sha256" in out and "using the offline python_docs dataset instead of corpus_char" in out
     assert sorted(os.listdir(data)) == ["python_docs"]
@@ -48,11 +53,11 @@ def test_cpu_corpus_prepared_from_books(tmp_path, monkeypatch):
     monkeypatch.setattr(prepare, "BOOK_BY_NAME", {b.name: b for b in books})
     monkeypatch.setattr(prepare, "_open_url", lambda url: io.BytesIO(url.rsplit("/", 1)[1][:-4].encode() * 400))
     data = str(tmp_path / "data")
-    assert ablate.ensure_dataset({"dataset": "corpus_char", "data_dir": data}) == "corpus_char"
+    assert records.ensure_dataset({"dataset": "corpus_char", "data_dir": data}) == "corpus_char"
     meta = prepare.load_meta(data, "corpus_char")
     assert meta["source"] == "books" and meta["chars"] == sorted(set("alphabeta\n"))
     monkeypatch.setattr(prepare, "_open_url", _no_network)  # prepared: no network needed any more
-    assert ablate.ensure_dataset({"dataset": "corpus_char", "data_dir": data}) == "corpus_char"
+    assert records.ensure_dataset({"dataset": "corpus_char", "data_dir": data}) == "corpus_char"
 
 
 def test_130m_dry_run_prints_tokens_flops_hours_and_paper_numbers(tmp_path, capsys):
@@ -78,19 +83,19 @@ def test_130m_dry_run_prints_tokens_flops_hours_and_paper_numbers(tmp_path, caps
 
 
 def test_paper_numbers_only_for_the_papers_setup_and_in_the_table():
-    runs = ablate.plan("depth", "130m", [12, 24], {})
+    runs = studies.plan("depth", "130m", [12, 24], {})
     at12 = {r.name: r.extra.get("paper_val_ppl") for r in runs}
     # the DeepNorm row runs as the papers' code built it; the CPU study keeps DeepNet's formulas
     assert {r.name: r.args.get("deepnorm_variant") for r in runs if "deepnorm" in r.name} == \
         {"deepnorm_L12": "papers_code", "deepnorm_L24": "papers_code"}
-    assert all("deepnorm_variant" not in r.args for r in ablate.plan("depth", "cpu", [6], {}))
+    assert all("deepnorm_variant" not in r.args for r in studies.plan("depth", "cpu", [6], {}))
     assert at12["pre_L12"] == 26.73 and at12["pre_L24"] is None and at12["sandwich_L12"] is None
-    other_data = ablate.plan("depth", "130m", None, {"dataset": "fineweb_edu"})
+    other_data = studies.plan("depth", "130m", None, {"dataset": "fineweb_edu"})
     assert all("paper_val_ppl" not in r.extra for r in other_data)
-    assert all("paper_val_ppl" not in r.extra for r in ablate.plan("depth", "cpu", None, {}))
-    runs = [r for r in ablate.plan("depth", "130m", None, {}) if r.name in ("pre_L12", "sandwich_L12")]
+    assert all("paper_val_ppl" not in r.extra for r in studies.plan("depth", "cpu", None, {}))
+    runs = [r for r in studies.plan("depth", "130m", None, {}) if r.name in ("pre_L12", "sandwich_L12")]
     metrics = {r.name: {**r.extra, "val_loss": 3.3, "val_ppl": 27.11} for r in runs}
-    lines = ablate.main_table(runs, metrics, "depth").splitlines()
+    lines = results.main_table(runs, metrics, "depth").splitlines()
     header = [c.strip() for c in lines[0].strip("|").split("|")]
     pre = [c.strip() for c in lines[2].strip("|").split("|")]
     sandwich = [c.strip() for c in lines[3].strip("|").split("|")]
@@ -102,7 +107,7 @@ def test_paper_numbers_only_for_the_papers_setup_and_in_the_table():
 # cpu_deep: the 24-layer, two-seed depth study (issue 11, item 5)
 
 def test_cpu_deep_plan_has_four_configs_two_seeds_24_layers_800_steps():
-    runs = ablate.plan("depth", "cpu_deep", None, {})
+    runs = studies.plan("depth", "cpu_deep", None, {})
     assert len(runs) == 8
     got = {(r.extra["config"], r.args["seed"]) for r in runs}
     assert got == {(c, s) for c in ("pre_L24", "pre_lns_L24", "mix_L24", "post_L24") for s in (1337, 1338)}
@@ -119,10 +124,10 @@ def test_cpu_deep_plan_has_four_configs_two_seeds_24_layers_800_steps():
     assert by["pre_L24"]["depth_scale"] is False and by["mix_L24"]["norm_pos"] == "mix"
     assert by["post_L24"]["norm_pos"] == "post"
     # the other scales keep their plans: one run per variant and depth, no seed in the names
-    cpu = ablate.plan("depth", "cpu", None, {})
+    cpu = studies.plan("depth", "cpu", None, {})
     assert len(cpu) == 14 and all("config" not in r.extra and "_s" not in r.name and r.args["seed"] == 1337 for r in cpu)
     with pytest.raises(SystemExit, match="cpu_deep"):
-        ablate.plan("norm", "cpu_deep", None, {})
+        studies.plan("norm", "cpu_deep", None, {})
 
 
 def _fake_run(out_dir, L, val_loss, share, growth, seed_shift):
@@ -152,7 +157,7 @@ def _fake_run(out_dir, L, val_loss, share, growth, seed_shift):
 def test_cpu_deep_results_give_seed_mean_spread_and_trajectories(tmp_path):
     import json
     L = 4
-    runs = ablate.plan("depth", "cpu_deep", [L], {})
+    runs = studies.plan("depth", "cpu_deep", [L], {})
     runs_dir, results_dir = str(tmp_path / "runs"), str(tmp_path / "results")
     configs = list(dict.fromkeys(r.extra["config"] for r in runs))
     records = {}
@@ -161,7 +166,7 @@ def test_cpu_deep_results_give_seed_mean_spread_and_trajectories(tmp_path):
         a = _fake_run(os.path.join(runs_dir, r.name), L, val_loss=2.0 + 0.1 * k + 0.02 * s,
                       share=[0.25, 0.75][s] if k == 0 else 0.0, growth=float(k + 1), seed_shift=0.0)
         records[r.name] = {"cmd": f"python train.py {r.name}", "wall_s": 10.0, "analysis": a}
-    summary = ablate.write_results("depth", "cpu_deep", runs, records, runs_dir, results_dir,
+    summary = results.write_results("depth", "cpu_deep", runs, records, runs_dir, results_dir,
                                    "python ablate.py depth --scale=cpu_deep", 80.0)
     by = summary["by_config"]
     assert list(by) == configs and all(len(v["seeds"]) == 2 for v in by.values())
@@ -257,21 +262,21 @@ def test_changed_set_is_refused_naming_the_key_and_the_dry_run_says_the_same(tra
 def test_changed_code_or_dataset_is_named_in_the_difference(trained_ln, in_root):
     import json
     runs_dir, argv = trained_ln
-    run = next(r for r in ablate.plan("norm", "cpu", None, ablate.parse_sets(argv[argv.index("--set"):][1::2]))
+    run = next(r for r in studies.plan("norm", "cpu", None, ablate.parse_sets(argv[argv.index("--set"):][1::2]))
                if r.name == "ln")
-    planned = ablate.planned_record(run)
+    planned = records.planned_record(run)
     with open(os.path.join(runs_dir, "ln", "run.json")) as f:
         recorded = json.load(f)
-    assert ablate.record_diff(recorded, planned) == ""
+    assert records.record_diff(recorded, planned) == ""
     other_code = {**recorded, "code": {**recorded["code"], "source_sha256": "0" * 64, "commit": "abcdef0123"}}
-    code = ablate.record_diff(other_code, planned)  # ', dirty' follows the commit while training code is uncommitted
+    code = records.record_diff(other_code, planned)  # ', dirty' follows the commit while training code is uncommitted
     assert code.startswith("code 00000000 (commit abcdef0") and f" != {planned['code']['source_sha256'][:8]} (" in code
     other_data = {**recorded, "dataset": {**recorded["dataset"], "shards": {"x_train_000001.bin": 1}}}
-    assert "contents" in ablate.record_diff(other_data, planned)
+    assert "contents" in records.record_diff(other_data, planned)
     renamed = {**recorded, "dataset": {**recorded["dataset"], "name": "python_docs"}}
-    assert ablate.record_diff(renamed, planned) == f"dataset python_docs != {planned['dataset']['name']}"
-    assert ablate.record_diff(None, planned).startswith("no run.json")
-    assert ablate.decide(run, os.path.join(runs_dir, "ln"), planned, "refuse").action == "reuse"
+    assert records.record_diff(renamed, planned) == f"dataset python_docs != {planned['dataset']['name']}"
+    assert records.record_diff(None, planned).startswith("no run.json")
+    assert records.decide(run, os.path.join(runs_dir, "ln"), planned, "refuse").action == "reuse"
 
 
 def test_on_mismatch_retrain_retrains_and_keeps_the_old_run(tiny_dataset, tmp_path, in_root, capsys):
@@ -283,9 +288,9 @@ def test_on_mismatch_retrain_retrains_and_keeps_the_old_run(tiny_dataset, tmp_pa
     ablate.main(retrain + ["--dry_run"])
     assert "# ln: would retrain: max_iters 2 != 3" in capsys.readouterr().out
     ablate.main(retrain)
-    _, evals = ablate.read_log(str(tmp_path / "runs" / "ln"))
+    _, evals = runlog.read_log(str(tmp_path / "runs" / "ln"))
     assert evals[-1]["iter"] == 3
-    assert ablate.read_log(str(tmp_path / "runs" / "ln.previous"))[1][-1]["iter"] == 2  # the old run, kept aside
+    assert runlog.read_log(str(tmp_path / "runs" / "ln.previous"))[1][-1]["iter"] == 2  # the old run, kept aside
 
 
 def test_set_writes_to_suffixed_folders_and_leaves_the_shipped_ones_untouched(tiny_dataset, tmp_path, monkeypatch,
@@ -323,13 +328,13 @@ def test_set_writes_to_suffixed_folders_and_leaves_the_shipped_ones_untouched(ti
 
 
 def test_folder_suffix_from_overrides_and_fallback_dataset():
-    assert ablate.folder_suffix({}, "corpus_char", "corpus_char") == ""
-    assert ablate.folder_suffix({"max_iters": "5", "eval_iters": "1"}, "corpus_char", "corpus_char") == \
+    assert records.folder_suffix({}, "corpus_char", "corpus_char") == ""
+    assert records.folder_suffix({"max_iters": "5", "eval_iters": "1"}, "corpus_char", "corpus_char") == \
         "eval_iters1-max_iters5"
-    assert ablate.folder_suffix({}, "corpus_char", "python_docs") == "python_docs"
-    assert ablate.folder_suffix({"out": "a/b"}, "c4", "c4") == "outa_b"
-    long = ablate.folder_suffix({f"k{i}": "v" * 10 for i in range(10)}, "c4", "c4")
-    assert len(long) == 60 and long != ablate.folder_suffix({f"k{i}": "w" * 10 for i in range(10)}, "c4", "c4")
+    assert records.folder_suffix({}, "corpus_char", "python_docs") == "python_docs"
+    assert records.folder_suffix({"out": "a/b"}, "c4", "c4") == "outa_b"
+    long = records.folder_suffix({f"k{i}": "v" * 10 for i in range(10)}, "c4", "c4")
+    assert len(long) == 60 and long != records.folder_suffix({f"k{i}": "w" * 10 for i in range(10)}, "c4", "c4")
 
 
 def test_a_failed_run_fails_the_study_naming_it_with_its_reason(tiny_dataset, tmp_path, in_root, capsys):
@@ -373,7 +378,7 @@ def test_jobs_2_gives_the_same_losses_as_jobs_1(tiny_dataset, tmp_path, in_root)
         runs_dir = tmp_path / f"runs{jobs}"
         ablate.main(["norm", "--only=ln,rms", f"--jobs={jobs}", f"--runs_dir={runs_dir}",
                      f"--results={tmp_path}/results{jobs}"] + QUIET + _tiny(data_dir, name))
-        losses[jobs] = {run: ablate.read_log(str(runs_dir / run)) for run in ("ln", "rms")}
+        losses[jobs] = {run: runlog.read_log(str(runs_dir / run)) for run in ("ln", "rms")}
     for run in ("ln", "rms"):
         assert [r["loss"] for r in losses[1][run][0]] == [r["loss"] for r in losses[2][run][0]]
         assert [r["val_loss"] for r in losses[1][run][1]] == [r["val_loss"] for r in losses[2][run][1]]
@@ -383,19 +388,19 @@ def test_jobs_2_gives_the_same_losses_as_jobs_1(tiny_dataset, tmp_path, in_root)
 # findings: the verdict logic on synthetic numbers
 
 def test_claim_verdict_agrees_disagrees_within_spread_and_not_testable():
-    assert ablate.claim_verdict([1.0, 1.1, 1.2], [1.3, 1.4, 1.5])[0] == "agrees"
-    assert ablate.claim_verdict([1.3, 1.4, 1.5], [1.0, 1.1, 1.2])[0] == "disagrees beyond the seed spread"
-    verdict, why = ablate.claim_verdict([1.0, 1.25, 1.2], [1.2, 1.4, 1.5])
+    assert findings.claim_verdict([1.0, 1.1, 1.2], [1.3, 1.4, 1.5])[0] == "agrees"
+    assert findings.claim_verdict([1.3, 1.4, 1.5], [1.0, 1.1, 1.2])[0] == "disagrees beyond the seed spread"
+    verdict, why = findings.claim_verdict([1.0, 1.25, 1.2], [1.2, 1.4, 1.5])
     assert verdict == "within the seed spread" and "the claimed way" in why
-    assert "the other way" in ablate.claim_verdict([1.3, 1.5, 1.4], [1.0, 1.35, 1.2])[1]
-    verdict, why = ablate.claim_verdict([1.0, None, None], [1.2, 1.3, 1.4])
+    assert "the other way" in findings.claim_verdict([1.3, 1.5, 1.4], [1.0, 1.35, 1.2])[1]
+    verdict, why = findings.claim_verdict([1.0, None, None], [1.2, 1.3, 1.4])
     assert verdict == "not testable at this scale" and "only 1 and 3 finished seeds" in why
-    assert ablate.claim_verdict([100.0, 120.0], [math.inf, 400.0])[0] == "agrees"  # AdamW's loss, never reached
+    assert findings.claim_verdict([100.0, 120.0], [math.inf, 400.0])[0] == "agrees"  # AdamW's loss, never reached
 
 
 def _metrics(values, **extra):
     return {s: {"dir": None, "val_loss": v, **{k: e[i] for k, e in extra.items()}}  # extra: one value per seed
-            for i, (s, v) in enumerate(zip(ablate.FINDINGS_SEEDS, values))}
+            for i, (s, v) in enumerate(zip(findings.FINDINGS_SEEDS, values))}
 
 
 def _train_log(out_dir, losses):
@@ -409,7 +414,7 @@ def _train_log(out_dir, losses):
 
 def test_findings_rows_give_a_verdict_per_lr_and_say_whether_it_holds_at_both(tmp_path):
     m = {}
-    for lr, (pre, lns) in zip(ablate.FINDINGS_LRS, [((2.0, 2.01, 2.02), (1.9, 1.91, 1.92)),
+    for lr, (pre, lns) in zip(findings.FINDINGS_LRS, [((2.0, 2.01, 2.02), (1.9, 1.91, 1.92)),
                                                     ((1.9, 1.91, 1.92), (2.0, 2.01, 2.02))]):  # flips with lr
         g = dict(rms_growth_deep=(3.0, 3.2, 3.1), grad_norm_cv=(0.5, 0.5, 0.5), deep_half_removable=(0.5, 0.6, 0.5))
         m[f"depth_pre_lr{lr:g}"] = _metrics(pre, **g)
@@ -422,9 +427,9 @@ def test_findings_rows_give_a_verdict_per_lr_and_say_whether_it_holds_at_both(tm
     m["optim_muon"] = _metrics((1.9, 1.9, 1.9), dir=[_train_log(tmp_path / f"muon{s}", muon) for s in range(2)] + [
         _train_log(tmp_path / "muon_slow", [3.0] * 8)])  # one seed never reaches AdamW's loss
     m["optim_muon_ss_ep"] = _metrics((2.0, 2.0, 2.0), kurtosis_mean=(0.0, 0.0, 0.0))
-    rows = ablate.findings_rows(m)
+    rows = findings.findings_rows(m)
     by = {(r["id"], r["lr"]): r for r in rows}
-    lo, hi = ablate.FINDINGS_LRS
+    lo, hi = findings.FINDINGS_LRS
     assert by[("lns_loss", lo)]["verdict"] == "agrees"
     assert by[("lns_loss", hi)]["verdict"] == "disagrees beyond the seed spread"
     assert by[("lns_loss", lo)]["holds_at_all_lrs"].startswith("no: agrees at lr 0.001, disagrees")
@@ -437,20 +442,20 @@ def test_findings_rows_give_a_verdict_per_lr_and_say_whether_it_holds_at_both(tm
     osp = by[("osp_kurtosis", None)]
     assert osp["verdict"] == "not testable at this scale" and "no outliers" in osp["why"]
     assert by[("exactness", None)]["verdict"] == "not testable at this scale"
-    assert len([r for r in rows if r["lr"] is not None]) == 2 * len(ablate.DEPTH_CLAIMS)
+    assert len([r for r in rows if r["lr"] is not None]) == 2 * len(findings.DEPTH_CLAIMS)
 
 
 def test_findings_plan_dry_run_and_table(tmp_path, capsys):
-    runs = ablate.findings_plan({})
+    runs = findings.findings_plan({})
     parts = [r.extra["part"] for r in runs]
     assert parts.count("norm") == 12 and parts.count("optim") == 12 and parts.count("depth") == 24
     depth = [r for r in runs if r.extra["part"] == "depth"]
-    assert {r.args["learning_rate"] for r in depth} == set(ablate.FINDINGS_LRS)
-    assert {r.args["n_layer"] for r in depth} == {24} and {r.extra["variant"] for r in depth} == set(ablate.DEEP_VARIANTS)
-    assert {r.args["seed"] for r in runs} == set(ablate.FINDINGS_SEEDS) and len(ablate.FINDINGS_SEEDS) >= 3
+    assert {r.args["learning_rate"] for r in depth} == set(findings.FINDINGS_LRS)
+    assert {r.args["n_layer"] for r in depth} == {24} and {r.extra["variant"] for r in depth} == set(studies.DEEP_VARIANTS)
+    assert {r.args["seed"] for r in runs} == set(findings.FINDINGS_SEEDS) and len(findings.FINDINGS_SEEDS) >= 3
     # the norm/optim rows are the cpu studies' runs, with seeds
     ln = next(r for r in runs if r.name == "norm_ln_s1337")
-    assert ln.args == next(r for r in ablate.plan("norm", "cpu", None, {}) if r.name == "ln").args
+    assert ln.args == next(r for r in studies.plan("norm", "cpu", None, {}) if r.name == "ln").args
     ablate.main(["findings", "--dry_run", "--jobs=2", f"--runs_dir={tmp_path}/runs"])
     out = capsys.readouterr().out.splitlines()
     proj = next(line for line in out if line.startswith("# projected:"))
@@ -462,8 +467,8 @@ def test_findings_plan_dry_run_and_table(tmp_path, capsys):
 # gpu_short: the depth study for a short GPU loan
 
 def test_gpu_short_plan_and_projection_fit_8_minutes(tiny_dataset, tmp_path, capsys):
-    runs = ablate.plan("depth", "gpu_short", None, {})
-    assert len(runs) == 8 and {r.extra["config"] for r in runs} == {f"{v}_L24" for v in ablate.DEEP_VARIANTS}
+    runs = studies.plan("depth", "gpu_short", None, {})
+    assert len(runs) == 8 and {r.extra["config"] for r in runs} == {f"{v}_L24" for v in studies.DEEP_VARIANTS}
     assert all(r.args["device"] == "cuda" and r.args["n_layer"] == 24 for r in runs)
     ablate.main(["depth", "--scale=gpu_short", "--dry_run", f"--runs_dir={tmp_path}/runs"])
     last = capsys.readouterr().out.splitlines()[-1]
@@ -482,7 +487,7 @@ def test_gpu_short_tiny_cpu_form_runs(tiny_dataset, tmp_path, in_root):
                            f"--results={tmp_path}/results"] + QUIET
                           + _tiny(data_dir, name, device="cpu", dtype="float32", analyze_interval=2, n_layer=None))
     assert len(summary["runs"]) == 8 and not any(m.get("failed") for m in summary["runs"].values())
-    assert set(summary["by_config"]) == {f"{v}_L2" for v in ablate.DEEP_VARIANTS}
+    assert set(summary["by_config"]) == {f"{v}_L2" for v in studies.DEEP_VARIANTS}
     assert all(len(c["seeds"]) == 2 for c in summary["by_config"].values())
 
 
@@ -490,9 +495,9 @@ def test_a_failing_analysis_names_the_flag_that_skips_it(monkeypatch):
     def broken(*args, **kwargs):
         raise ValueError("no val shard")
     monkeypatch.setattr(ablate, "analyze_run", broken)
-    run = ablate.plan("norm", "cpu", None, {})[0]
+    run = studies.plan("norm", "cpu", None, {})[0]
     with pytest.raises(SystemExit) as e:
-        ablate.analyze_runs([run], "runs", {run.name: {"cmd": ""}}, ablate.ANALYSIS["cpu"], "cpu")
+        ablate.analyze_runs([run], "runs", {run.name: {"cmd": ""}}, studies.ANALYSIS["cpu"], "cpu")
     message = str(e.value.code)
     assert "analyzing ln failed (ValueError: no val shard)" in message and "--no_analysis" in message
     assert len(message.splitlines()) == 1
@@ -501,14 +506,14 @@ def test_a_failing_analysis_names_the_flag_that_skips_it(monkeypatch):
 
 
 def test_findings_rows_with_a_missing_seed_and_no_adamw_log():
-    lo = ablate.FINDINGS_LRS[0]
+    lo = findings.FINDINGS_LRS[0]
     m = {f"depth_pre_lr{lo:g}": _metrics((2.0, 2.1), rms_growth_deep=(3.0, 3.1)),  # the third seed did not finish
          f"depth_pre_lns_lr{lo:g}": _metrics((1.9, 1.8, 1.85), rms_growth_deep=(1.1, 1.2, 1.1)),
          "optim_adamw": _metrics((2.0, 2.0, 2.0), train_loss=(None, None, None))}
-    rows = {(r["id"], r["lr"]): r for r in ablate.findings_rows(m)}
+    rows = {(r["id"], r["lr"]): r for r in findings.findings_rows(m)}
     growth = rows[("stream_growth", lo)]
     assert growth["verdict"] == "agrees" and growth["higher"] == [3.0, 3.1, None]
-    assert ablate._ms_text(growth["higher"], 2) == "3.05 (0.10), 1 seed(s) missing"
+    assert findings._ms_text(growth["higher"], 2) == "3.05 (0.10), 1 seed(s) missing"
     assert rows[("muon_sooner", None)]["verdict"] == "not testable at this scale"
 
 

@@ -65,6 +65,17 @@ def test_core_files_stay_short():
         assert n <= limit, f"{name} has {n} lines (limit {limit}): move a section where a reader looks for it"
 
 
+
+def test_study_files_stay_one_sitting_long_and_say_what_they_are():
+    """ablate.py's study is split by what a reader looks for (the runner, the studies, run records, run logs,
+    results, plots, findings): each file one sitting long, opening with a docstring that says what it is."""
+    for module in ("ablate", "studies", "records", "runlog", "results", "plots", "findings"):
+        with open(os.path.join(ROOT, module + ".py"), encoding="utf-8") as f:
+            text = f.read()
+        n = len(text.splitlines())
+        assert n <= 450, f"{module}.py has {n} lines (limit 450): move a section where a reader looks for it"
+        assert ast.get_docstring(ast.parse(text)), f"{module}.py does not open with a docstring"
+
 def test_product_names_no_path_outside_the_repository():
     """A user's clone has no ../shared (our machines' offline corpus and BPE cache): the product must not
     look there. Tests get those optional folders from TIKTOKEN_CACHE_DIR and NANONORM_CORPUS."""
