@@ -15,6 +15,7 @@ sys.path.insert(0, ROOT)
 
 import analyze  # noqa: E402
 from model import GPT, GPTConfig  # noqa: E402
+import train  # noqa: E402
 
 V = 40
 TINY = dict(n_layer=3, n_head=2, n_embd=32, block_size=16, vocab_size=V)
@@ -313,9 +314,13 @@ def test_ablate_runs_skips_finished_and_writes_tables(tmp_path, monkeypatch):
     write_tiny_dataset(data_dir)
     calls = []
 
-    def fake_train(cmd, log_path, threads=None):
+    def fake_train(cmd, log_path, threads=None, prefix=""):
         args = dict(a[2:].split("=", 1) for a in cmd if a.startswith("--"))
         calls.append(args["out_dir"])
+        # the run record train.py would write, so that a finished run is reused, not refused
+        cfg = train.parse_config(cmd[2:], GPTConfig, train.OptimConfig, train.TrainConfig)
+        os.makedirs(args["out_dir"], exist_ok=True)
+        train.write_run_record(args["out_dir"], train.run_record(cfg))
         write_ckpt(args["out_dir"], data_dir, make(n_layer=2, norm=args.get("norm", "ln"),
                                                    zero_mean=args.get("zero_mean") == "True"))
         with open(os.path.join(args["out_dir"], "log.jsonl"), "w") as f:
