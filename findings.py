@@ -59,7 +59,7 @@ def findings_plan(overrides):
 
 def findings_thread_seconds(run):
     """Projected seconds of one findings run on one thread: steps and evaluations (a forward pass ~ 1/3 step)."""
-    a = run.args
+    a = {k: int(run.args[k]) for k in ("max_iters", "eval_interval", "eval_iters")}  # --set gives strings
     evals = a["max_iters"] // a["eval_interval"] + 1
     steps = a["max_iters"] + evals * 2 * a["eval_iters"] / 3
     return FINDINGS_MS_PER_ITER[run.extra["part"]] * steps / 1000 + FINDINGS_RUN_OVERHEAD_S
@@ -242,7 +242,7 @@ def write_findings(runs, runs_dir, results_dir, command, about, exact=None):
           *[f"{line}  " for line in about], f"Run folders: `{runs_dir}`", "",
           table(["claim", "paper's figure", "lr", f"ours: mean (spread = max - min) over {n_seeds} seeds",
                  "verdict", "holds at both lrs", "command"], table_rows), "",
-          "Verdicts are computed (ablate.claim_verdict): **agrees** when every seed of the side the paper says is "
+          "Verdicts are computed (findings.claim_verdict): **agrees** when every seed of the side the paper says is "
           "lower is below every seed of the other side; **disagrees beyond the seed spread** when every one is "
           "above; **within the seed spread** when the seeds' ranges overlap; **not testable at this scale** with "
           "the reason.", "",

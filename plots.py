@@ -106,6 +106,7 @@ def plot_study(runs, metrics, runs_dir, results_dir, study):
             ax.set_yscale("symlog", linthresh=1.0)  # block 0 often costs 50%, the rest ~1%: both readable
             ax.set_title(run.label, fontsize=9)
             ax.set_xlabel("removed block")
+            analyze.block_axis(ax.xaxis)
         for row in axes:
             row[0].set_ylabel("loss increase (%, symlog)")
         fig.suptitle(f"layer drop {g} (dashed: 1%)", fontsize=10)
@@ -123,6 +124,8 @@ def plot_study(runs, metrics, runs_dir, results_dir, study):
         axes[2].set(xlabel="hidden state l (0 = embedding output)", ylabel="excess kurtosis (mean over tokens)",
                     title=f"activation excess kurtosis {g}")
         axes[2].axhline(0, color="k", lw=0.8, ls="--")
+        for ax in axes:
+            analyze.block_axis(ax.xaxis)
         if study == "optim" and max(max(res[r.name]["kurtosis_raw"]) for r in group) > 20:
             axes[2].set_yscale("symlog")
         for ax in axes:
@@ -170,6 +173,7 @@ def plot_seeds(summary, runs_dir, results_dir):
     axes[1].set_yscale("symlog", linthresh=1.0)
     axes[2].set(xlabel="block", ylabel="gradient norm", yscale="log", title="per-block gradient norm")
     for ax in axes:
+        analyze.block_axis(ax.xaxis)
         ax.legend(fontsize=8)
     paths.append(save_figure(plt, fig, os.path.join(results_dir, "profiles.png")))
     return paths
