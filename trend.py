@@ -152,11 +152,13 @@ def summarize(measured, lengths, seeds, tokens_per_step):
     return gaps, fits
 
 
-def write_report(measured, gaps, fits, lengths, seeds, tokens_per_step, results_dir, command, wall, machine):
+def write_report(measured, gaps, fits, lengths, seeds, tokens_per_step, results_dir, command, wall, machine,
+                 trained_at):
     os.makedirs(results_dir, exist_ok=True)
     lines = [f"# depth trend with training length ({BASE['n_layer']} x {BASE['n_embd']}, WSD)", "",
              f"Command: `{command}`  ",
-             f"Code: {ablate_commit()}; machine: {machine}; wall time of this invocation {wall:.0f} s.  ",
+             f"Code: {git_commit()}; runs trained at: {trained_at}; machine: {machine}; wall time of this "
+             f"invocation {wall:.0f} s.  ",
              f"Seeds {', '.join(map(str, seeds))}; mean over seeds, spread (max - min) in brackets; "
              f"{tokens_per_step} tokens per step.", ""]
     metrics = [("val_loss", "val loss", 4), ("removable_all", "removable share, all blocks", 2),
@@ -209,7 +211,17 @@ def write_report(measured, gaps, fits, lengths, seeds, tokens_per_step, results_
     print(f"wrote {results_dir}/results.md, trend.json, trend.png")
 
 
-def ablate_commit():
+def trained_at(runs_dir, chains, lengths):
+    """The commits the branch ends' run.json records name (train.py writes one per run), or say there is none."""
+    commits = set()
+    for v, s in chains:
+        for L in lengths:
+            record = records.read_record(os.path.join(runs_dir, f"{v}_s{s}", f"L{L}"))
+            commits.add((record or {}).get("code", {}).get("commit") or "not recorded (no run.json)")
+    return ", ".join(sorted(c[:7] if len(c) == 40 else c for c in commits))
+
+
+def git_commit():
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True)
         return "commit " + out.stdout.strip()
@@ -278,7 +290,7 @@ def main(argv=None):
     gaps, fits = summarize(measured, lengths, seeds, tokens_per_step)
     command = "python trend.py " + " ".join(argv if argv is not None else sys.argv[1:])
     write_report(measured, gaps, fits, lengths, seeds, tokens_per_step, a.results_dir, command.strip(),
-                 time.time() - t0, machine_line(a.threads, a.jobs))
+                 time.time() - t0, machine_line(a.threads, a.jobs), trained_at(a.runs_dir, chains, lengths))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,65 @@
+"""trend.py: a WSD branch of the stable run is the run of that length, the crossover fit, the branch guard."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+import trend
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def tiny_base(tiny_dataset):
+    data_dir, name = tiny_dataset
+    return dict(trend.BASE, dataset=name, data_dir=data_dir, n_layer=2, n_head=2, n_embd=32, block_size=16,
+                batch_size=4, warmup_iters=2, eval_interval=4, eval_iters=1, log_interval=1, analyze_interval=4)
+
+
+def train_losses(out_dir):
+    with open(os.path.join(out_dir, "log.jsonl")) as f:
+        return {r["iter"]: r["loss"] for r in map(json.loads, f) if "loss" in r}
+
+
+def test_branch_equals_a_run_of_that_length(tiny_dataset, tmp_path, monkeypatch):
+    """Stable phase to 0.8 L, then decay over 0.2 L (resumed from the stable run's checkpoint) trains exactly
+    the run that a single wsd schedule of length L trains: the premise of measuring every length from one run."""
+    monkeypatch.chdir(ROOT)  # train.py is run as `python train.py`
+    base = tiny_base(tiny_dataset)
+    assert trend.run_chain("pre", 7, [10], str(tmp_path / "runs"), base, threads=1) is None
+    branch = train_losses(tmp_path / "runs" / "pre_s7" / "L10")
+    cmd = trend.train_cmd(dict(base, **trend.variant_args("pre"), seed=7), str(tmp_path / "single"), 10, 0.2,
+                          resume=False)
+    subprocess.run(cmd, check=True, capture_output=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    single = train_losses(tmp_path / "single")
+    assert sorted(branch) == list(range(10)) and branch == single
+    # the stable run stopped at the branch point, where the decay starts
+    assert trend.branch_point(10) == 8 and trend.last_iter(str(tmp_path / "runs" / "pre_s7" / "stable")) == 8
+
+
+def test_branch_refused_when_the_stable_run_moved_past_it(tiny_dataset, tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    base = tiny_base(tiny_dataset)
+    runs = str(tmp_path / "runs")
+    assert trend.run_chain("pre", 7, [10], runs, base, threads=1) is None
+    os.remove(os.path.join(runs, "pre_s7", "L10", "ckpt.pt"))  # the branch is to be redone ...
+    stable = os.path.join(runs, "pre_s7", "stable")
+    subprocess.run(trend.train_cmd(dict(base, **trend.variant_args("pre"), seed=7), stable, 12, 0.0, resume=True),
+                   check=True, capture_output=True)  # ... but the stable run went on to 12
+    failure = trend.run_chain("pre", 7, [10], runs, base, threads=1)
+    assert failure and "past the branch point 8" in failure
+
+
+def test_fit_crossover():
+    tokens = [1e5, 2e5, 4e5]
+    a, b, cross = trend.fit_crossover(tokens, [0.3, 0.2, 0.1])  # -0.1 per doubling: 0 one doubling later
+    assert b == pytest.approx(-0.1) and cross == pytest.approx(8e5)
+    assert trend.fit_crossover(tokens, [0.1, 0.2, 0.3])[2] is None  # moving away from 0: no crossover ahead
+    assert trend.fit_crossover(tokens, [-0.3, -0.2, -0.1])[2] == pytest.approx(8e5)  # from below
+
+
+def test_bad_lengths_are_one_line_errors():
+    out = subprocess.run([sys.executable, "trend.py", "--lengths=400,x"], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode != 0 and out.stderr.strip() == ("bad value '400,x' for --lengths: a comma-separated "
+                                                          "list of integers")
