@@ -8,7 +8,7 @@ the test runs when NANONORM_LNS_REPO names a clone of that repository (and trans
     NANONORM_LNS_REPO=/tmp/LNS python -m pytest -q tests/test_papers_code.py
 
 and skips otherwise. Their script's NORM_TYPE=LNS never reaches the LNS branch (the name is lowercased, then
-compared with 'LNS'; see the README); the test compares with that branch as written, by comparing with 'lns'.
+compared with 'LNS'; see docs/papers_code.md); the test compares with that branch as written, by comparing with 'lns'.
 """
 import importlib.util
 import os
