@@ -76,9 +76,29 @@ def chain_commands(variant, seed, lengths, runs_dir, base):
     return steps
 
 
+def record_mismatch(out_dir, cmd):
+    """'' when out_dir's run.json says it was trained with what cmd plans (config, dataset, training code; as
+    ablate.py compares), else the differing keys; None when the folder has no run.json (trained before records)."""
+    recorded = records.read_record(out_dir)
+    if recorded is None:
+        return None
+    planned = records.planned_record(studies.Run("trend", {a[2:].split("=", 1)[0]: a.split("=", 1)[1]
+                                                          for a in cmd[2:] if a.startswith("--") and "=" in a}))
+    for key in ("max_iters", "decay_frac"):  # each segment of a chain sets its own
+        recorded["config"][key] = planned["config"][key]
+    return records.record_diff(recorded, planned)
+
+
 def run_chain(variant, seed, lengths, runs_dir, base, threads):
-    """Run what is missing of one chain; a step is done when its folder's last eval row is at its target."""
+    """Run what is missing of one chain; a step is done when its folder's last eval row is at its target. A
+    folder trained with other settings or code than planned is never continued or reused: the chain stops."""
     for what, cmd, out_dir, copy_from, target in chain_commands(variant, seed, lengths, runs_dir, base):
+        if os.path.exists(os.path.join(out_dir, "ckpt.pt")):
+            diff = record_mismatch(out_dir, cmd)
+            if diff:
+                return f"{out_dir} was trained with other settings than planned ({diff}): delete it or pass --runs_dir"
+            if diff is None:
+                print(f"  note: {out_dir} has no run.json (trained before run records): used unchecked", flush=True)
         if last_iter(out_dir) >= target and os.path.exists(os.path.join(out_dir, "ckpt.pt")):
             continue
         if copy_from is not None:  # a branch starts as a copy of the stable run at its branch point

@@ -63,3 +63,14 @@ def test_bad_lengths_are_one_line_errors():
     out = subprocess.run([sys.executable, "trend.py", "--lengths=400,x"], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode != 0 and out.stderr.strip() == ("bad value '400,x' for --lengths: a comma-separated "
                                                           "list of integers")
+
+
+def test_a_folder_trained_otherwise_is_refused(tiny_dataset, tmp_path, monkeypatch):
+    """Never continue or reuse a run trained with other settings: the chain stops, naming the key."""
+    monkeypatch.chdir(ROOT)
+    base = tiny_base(tiny_dataset)
+    runs = str(tmp_path / "runs")
+    assert trend.run_chain("pre", 7, [10], runs, base, threads=1) is None
+    assert trend.run_chain("pre", 7, [10], runs, base, threads=1) is None  # the same plan: reused
+    failure = trend.run_chain("pre", 7, [10], runs, dict(base, learning_rate=0.003), threads=1)
+    assert failure and "learning_rate 0.002 != 0.003" in failure
