@@ -23,7 +23,6 @@ import concurrent.futures
 import json
 import math
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -177,7 +176,7 @@ def write_report(measured, gaps, fits, lengths, seeds, tokens_per_step, results_
     os.makedirs(results_dir, exist_ok=True)
     lines = [f"# depth trend with training length ({BASE['n_layer']} x {BASE['n_embd']}, WSD)", "",
              f"Command: `{command}`  ",
-             f"Code: {git_commit()}; runs trained at: {trained_at}; machine: {machine}; wall time of this "
+             f"Code: {records.git_commit()}; runs trained at: {trained_at}; machine: {machine}; wall time of this "
              f"invocation {wall:.0f} s.  ",
              f"Seeds {', '.join(map(str, seeds))}; mean over seeds, spread (max - min) in brackets; "
              f"{tokens_per_step} tokens per step.", ""]
@@ -241,27 +240,6 @@ def trained_at(runs_dir, chains, lengths):
     return ", ".join(sorted(c[:7] if len(c) == 40 else c for c in commits))
 
 
-def git_commit():
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True)
-        return "commit " + out.stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "no git"
-
-
-def machine_line(threads, jobs):
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            info = f.read()
-        model = next(line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name"))
-        flags = set(next(line for line in info.splitlines() if line.startswith("flags")).split())
-        model += " (" + ", ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "amx_tile") if f in flags) + ")"
-    except (OSError, StopIteration):
-        pass
-    return f"{model}, {os.cpu_count()} cores, {jobs} runs at a time x {threads} thread"
-
-
 def parse_ints(text, what):
     try:
         values = [int(x) for x in text.split(",") if x.strip()]
@@ -310,7 +288,8 @@ def main(argv=None):
     gaps, fits = summarize(measured, lengths, seeds, tokens_per_step)
     command = "python trend.py " + " ".join(argv if argv is not None else sys.argv[1:])
     write_report(measured, gaps, fits, lengths, seeds, tokens_per_step, a.results_dir, command.strip(),
-                 time.time() - t0, machine_line(a.threads, a.jobs), trained_at(a.runs_dir, chains, lengths))
+                 time.time() - t0, records.machine(a.threads, "cpu") + f"; {a.jobs} runs at a time",
+                 trained_at(a.runs_dir, chains, lengths))
 
 
 if __name__ == "__main__":
