@@ -812,9 +812,8 @@ def ensure_prepared(name, data_dir="data"):
         except ValueError as e:
             raise SystemExit(str(e)) from None
         return folder
-    m = re.fullmatch(r"(python_docs|shakespeare_char|shakespeare)(?:_(char|gpt2|t5))?", name)
-    if m and m.group(2) in allowed_or_none(m.group(1)):
-        source, tok = m.group(1), m.group(2)
+    if (auto := auto_prepared(name)) is not None:
+        source, tok = auto
         if os.path.exists(folder):
             raise SystemExit(f"{folder} exists but holds no *_train_*.bin shards; remove it or run "
                              f"`python prepare.py {source} --name {name} --data_dir {data_dir} --overwrite`")
@@ -842,6 +841,16 @@ def prepare_command(name, data_dir, overwrite=False):
 
 def allowed_or_none(source):
     return (None,) + SOURCES[source][1]
+
+
+def auto_prepared(name):
+    """(source, tokenizer or None) when ensure_prepared prepares dataset `name` on first use, else None:
+    python_docs / shakespeare_char / shakespeare, optionally suffixed with a tokenizer that source allows
+    (shakespeare_t5 is refused: that source has no t5 form)."""
+    m = re.fullmatch(r"(python_docs|shakespeare_char|shakespeare)(?:_(char|gpt2|t5))?", name)
+    if m and m.group(2) in allowed_or_none(m.group(1)):
+        return m.group(1), m.group(2)
+    return None
 
 
 # ----------------------------------------------------------------------------------------------
