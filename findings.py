@@ -25,36 +25,65 @@ from runlog import deep_half_removable, max_loss_diff, mean_spread, read_analysi
 from studies import CPU_BASE, CPU_STUDY, DEEP_BASE, DEEP_VARIANTS, Run, variants
 
 
-FINDINGS_SEEDS = (1337, 1338, 1339)
-FINDINGS_LRS = (1e-3, 2e-3)  # the 24-layer loss ranking may flip with the lr: every depth verdict is given at both
-# Lengths, for the budget of <= ~85 thread-minutes (the lead's 2 cores, --jobs=2, <= 45 minutes wall): the norm and
-# optim runs are exactly the cpu studies' runs (6 x 128, 400 steps) with 3 seeds; the depth runs are cpu_deep's
-# 24 x 64 model at 400 steps instead of 800 (24 runs: 2 lrs x 4 configurations x 3 seeds), without the
-# quick_metrics trajectories (the claims use the final analysis). findings_thread_seconds projects the time.
+FINDINGS_SEEDS = (1337, 1338, 1339, 1340, 1341)  # the table's rows: >= 5 seeds at each arm's best lr
+SWEEP_SEEDS = FINDINGS_SEEDS[:2]                  # the lr sweep: >= 2 seeds per lr (reused by the table's rows)
+NORM_SEEDS = FINDINGS_SEEDS[:3]                   # the exactness row: a rounding-size difference, 3 seeds show it
+PAPERS_LR = 1e-3  # the LNS and Mix-LN papers' shared lr for LLaMA-71M/130M: their protocol, every arm at one lr
+FINAL_EVAL_TOKENS = 131072  # the held-out tokens of each run's final val loss (train.py --final_eval_tokens)
+# Lengths: the norm and optim arms are the cpu studies' 6 x 128 runs (400 steps); the depth arms are cpu_deep's
+# 24 x 64 model at 400 steps (cpu_deep trains 800), without the quick_metrics trajectories.
 FINDINGS_DEPTH = dict(DEEP_BASE, max_iters=400, warmup_iters=40, analyze_interval=0)
-# ms per step on one thread (float32), measured 2026-12-02 on this project's 2-core Xeon (AVX-512, AMX): idle,
-# 6 x 128 norm runs 82-90, optim runs (Muon) 112, 24 x 64 depth runs 150; with the machine busy (load 4.7) 128, 202
-# and 208. The projection uses the busy figures, so that it is an upper bound on a CPU shared by two runs.
-FINDINGS_MS_PER_ITER = {"norm": 130, "optim": 200, "depth": 210}
-FINDINGS_RUN_OVERHEAD_S = 8  # python/torch start-up, the final checkpoint and the analysis of one run
-FINDINGS_CALIBRATION = "ms/step norm 130, optim 200, depth 210 measured on one thread of a busy 2-core Xeon"
+FINDINGS_NORM = {**CPU_BASE, **CPU_STUDY["norm"]}
+FINDINGS_OPTIM = {**CPU_BASE, **CPU_STUDY["optim"]}
+# the arms of the loss claims, each swept over >= 4 lrs a factor of 2 apart: (part, variant) -> (the lr it
+# sweeps, the grid). A learning_rate sweep sets min_lr = lr / 10; Muon sweeps its matrices' lr (muon_lr) and keeps
+# AdamW's lr for the embeddings, head and gains. A best lr at an edge of the grid extends it (sweep_extension).
+SWEEP = {("depth", "pre"): ("learning_rate", (5e-4, 1e-3, 2e-3, 4e-3)),
+         ("depth", "pre_lns"): ("learning_rate", (5e-4, 1e-3, 2e-3, 4e-3)),
+         ("depth", "mix"): ("learning_rate", (5e-4, 1e-3, 2e-3, 4e-3)),
+         ("depth", "post"): ("learning_rate", (5e-4, 1e-3, 2e-3, 4e-3)),
+         ("optim", "adamw"): ("learning_rate", (1e-3, 2e-3, 4e-3, 8e-3)),
+         ("optim", "muon"): ("muon_lr", (0.01, 0.02, 0.04, 0.08))}
+OSP_ARM = ("optim", "muon_ss_ep")  # Muon + SSNorm + EmbProj, trained at Muon's best muon_lr
 
 
-def findings_plan(overrides):
-    """The runs of the findings table: the norm study (4 variants), the 24-layer depth rows (pre, pre_lns, mix,
-    post) at each of FINDINGS_LRS, and the optim study (4 optimizers), each with FINDINGS_SEEDS."""
-    parts = [("norm", {**CPU_BASE, **CPU_STUDY["norm"]}, variants("norm"), [None]),
-             ("depth", FINDINGS_DEPTH, [v for v in variants("depth") if v[0] in DEEP_VARIANTS], FINDINGS_LRS),
-             ("optim", {**CPU_BASE, **CPU_STUDY["optim"]}, variants("optim"), [None])]
+def findings_run(part, variant, lr, seed, overrides):
+    """One run of the findings study: an arm (part, variant) at one lr (None: the part's own lr) and seed."""
+    base = {"norm": FINDINGS_NORM, "depth": FINDINGS_DEPTH, "optim": FINDINGS_OPTIM}[part]
+    _, label, args = next(v for v in variants(part) if v[0] == variant)
+    key = SWEEP[("optim", "muon") if (part, variant) == OSP_ARM else (part, variant)][0] if lr is not None else None
+    lr_args = {} if key is None else {"muon_lr": lr} if key == "muon_lr" else {"learning_rate": lr, "min_lr": lr / 10}
+    config = f"{part}_{variant}" + ("" if key is None else f"_{'m' if key == 'muon_lr' else ''}lr{lr:g}")
+    a = {**base, **args, **lr_args, "seed": seed, "final_eval_tokens": FINAL_EVAL_TOKENS, **overrides}
+    return Run(f"{config}_s{seed}", a, group=part, label=label,
+               extra={"part": part, "variant": variant, "lr": lr, "lr_key": key, "seed": seed, "config": config})
+
+
+def sweep_plan(overrides, extensions=None):
+    """Stage 1: every swept arm at every lr of its grid (plus the extensions {(part, variant): [lr, ...]}) with
+    SWEEP_SEEDS, and the norm study's 4 variants with NORM_SEEDS (the exactness row needs no lr)."""
     runs = []
-    for part, base, names, lrs in parts:
-        for lr, seed, (name, label, args) in itertools.product(lrs, FINDINGS_SEEDS, names):
-            lr_args = {"learning_rate": lr, "min_lr": lr / 10} if lr else {}
-            config = f"{part}_{name}" + (f"_lr{lr:g}" if lr else "")
-            a = {**base, **args, **lr_args, "seed": seed, **overrides}
-            runs.append(Run(f"{config}_s{seed}", a, group=part + (f"_lr{lr:g}" if lr else ""), label=label,
-                            extra={"part": part, "variant": name, "lr": lr, "seed": seed, "config": config}))
+    for (part, variant), (_, grid) in SWEEP.items():
+        for lr in sorted(set(grid) | set((extensions or {}).get((part, variant), ()))):
+            runs += [findings_run(part, variant, lr, seed, overrides) for seed in SWEEP_SEEDS]
+    runs += [findings_run("norm", v[0], None, seed, overrides) for seed in NORM_SEEDS for v in variants("norm")]
     return runs
+
+
+def findings_plan(overrides, best=None, extensions=None):
+    """The whole study: stage 1 (sweep_plan) and, once each arm's best lr is known (best {(part, variant): lr}),
+    stage 2: every swept arm at its best lr and every depth arm at PAPERS_LR with FINDINGS_SEEDS, and the OSP arm
+    at Muon's best lr. Runs are named by arm, lr and seed, so one training serves every stage that plans it."""
+    runs = sweep_plan(overrides, extensions)
+    if best is not None:
+        for (part, variant), lr in best.items():
+            lrs = [lr] + ([PAPERS_LR] if part == "depth" and lr != PAPERS_LR else [])
+            runs += [findings_run(part, variant, x, seed, overrides) for x in lrs for seed in FINDINGS_SEEDS]
+        runs += [findings_run(*OSP_ARM, best[("optim", "muon")], seed, overrides) for seed in FINDINGS_SEEDS]
+    unique = {}
+    for r in runs:
+        unique.setdefault(r.name, r)
+    return list(unique.values())
 
 
 def findings_thread_seconds(run):

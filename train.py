@@ -45,6 +45,7 @@ import torch
 torch.set_flush_denormal(True)
 
 import torch.distributed as dist  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 from torch.nn.parallel import DistributedDataParallel as DDP  # noqa: E402
 
 import data  # noqa: E402
@@ -57,6 +58,7 @@ from optim import OptimConfig, build_optimizers, check_config as check_optim_con
 
 PRETRAINED = ("gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl")
 EVAL_SEED = 4242  # fixed, so runs with different --seed are compared on the same eval batches
+FINAL_EVAL_SEED = 4243  # the held-out set of final_eval_tokens, apart from the periodic evaluations' batches
 
 
 @dataclass
@@ -73,6 +75,9 @@ class TrainConfig:
     # evaluation, logging, checkpoints
     eval_interval: int = config_field(50, "evaluate (and maybe checkpoint) every this many iterations, and at the end")
     eval_iters: int = config_field(8, "batches per split for each evaluation (fixed batches, shared by all ranks)")
+    final_eval_tokens: int = config_field(0, "at the end, the val loss and its standard error over this many held-out "
+                                          "tokens (fixed batches, rounded up to whole batches; 0 = off): the "
+                                          "number a study compares, with evaluation noise well below its effects")
     log_interval: int = config_field(10, "console line and log.jsonl row every this many iterations")
     always_save_checkpoint: bool = config_field(False, "checkpoint at every evaluation, not only when val loss improves")
     save_checkpoint: bool = config_field(True, "write out_dir/ckpt.pt at all (False: throwaway runs, benchmarks)")
@@ -109,63 +114,33 @@ class TrainConfig:
 
 def main(argv=None):
     t_start = time.time()
-
-    # ---- config: defaults < config files < --key=value
+    # ---- set-up: config, distributed, data, model, optimizers, batches. Every problem found here is one line
+    # on stderr and exit 2, before anything is trained or written over (the one error boundary of set-up).
     try:
+        # config: defaults < config files < --key=value
         cfg = parse_config(sys.argv[1:] if argv is None else argv, GPTConfig, OptimConfig, TrainConfig)
         tc, oc = split_config(cfg, TrainConfig), split_config(cfg, OptimConfig)
         check_train_config(tc)
         check_optim_config(oc)
-    except (ConfigError, ValueError) as e:
-        fail(e, code=2)
-
-    # ---- distributed (torchrun sets RANK, LOCAL_RANK, WORLD_SIZE), device, precision, seeds
-    ddp = "RANK" in os.environ and "WORLD_SIZE" in os.environ
-    rank, local_rank = int(os.environ.get("RANK", 0)), int(os.environ.get("LOCAL_RANK", 0))
-    world_size, master = int(os.environ.get("WORLD_SIZE", 1)), rank == 0
-    try:
-        device_type, device = resolve_device(tc.device, local_rank)
+        ddp, rank, local_rank, world_size, device_type, device = setup_distributed(tc)
+        master = rank == 0
         dtype = resolve_dtype(tc.dtype, device_type)
-        if tc.gradient_accumulation_steps % world_size:
-            raise ValueError(f"bad value {tc.gradient_accumulation_steps} for gradient_accumulation_steps: must be "
-                             f"divisible by the {world_size} ranks (it is the global number of micro-batches per step)")
-    except ValueError as e:
-        fail(e, code=2)
-    accum = tc.gradient_accumulation_steps // world_size  # micro-batches per rank per step
-    if ddp:
-        if device_type == "cuda":
-            torch.cuda.set_device(device)
-        dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo")
-    use_compile = tc.compile if tc.compile is not None else device_type == "cuda"
-    if device_type == "cuda":  # TF32 matmuls for the float32 parts (~free accuracy-wise, much faster)
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-    torch.manual_seed(tc.seed + rank)  # init is broadcast from rank 0 by DDP; dropout differs per rank
-    random.seed(tc.seed + rank)
-    np.random.seed(tc.seed + rank)
+        accum = tc.gradient_accumulation_steps // world_size  # micro-batches per rank per step
+        use_compile = tc.compile if tc.compile is not None else device_type == "cuda"
+        torch.manual_seed(tc.seed + rank)  # init is broadcast from rank 0 by DDP; dropout differs per rank
+        random.seed(tc.seed + rank)
+        np.random.seed(tc.seed + rank)
 
-    # ---- data: rank 0 prepares a missing dataset (offline sources) while the others wait
-    try:
-        if master:
-            prepare.ensure_prepared(tc.dataset, tc.data_dir)
-        if ddp:
-            dist.barrier()
-        meta = data.load_meta(tc.data_dir, tc.dataset)
-    except SystemExit as e:  # ensure_prepared's one-line message with the prepare.py command
-        if isinstance(e.code, str):
-            fail(e.code)
-        raise
-    except (OSError, ValueError) as e:
-        fail(e)
+        # data: rank 0 prepares a missing dataset (offline sources) while the others wait
+        meta = load_dataset(tc, master, ddp)
 
-    # ---- model and optimizers: from scratch, from out_dir/ckpt.pt, or from GPT-2 weights
-    os.makedirs(tc.out_dir, exist_ok=True)
-    if master:  # what this run is trained with: ablate.py reuses a run only when its record matches the plan
-        write_run_record(tc.out_dir, run_record(cfg))
-    ckpt_path = os.path.join(tc.out_dir, "ckpt.pt")
-    if master and (removed := remove_stale_temporaries(ckpt_path)):
-        print(f"removed {', '.join(removed)} from {tc.out_dir}: unfinished checkpoint writes of killed runs")
-    try:
+        # model and optimizers: from scratch, from out_dir/ckpt.pt, or from GPT-2 weights
+        os.makedirs(tc.out_dir, exist_ok=True)
+        if master:  # what this run is trained with: ablate.py reuses a run only when its record matches the plan
+            write_run_record(tc.out_dir, run_record(cfg))
+        ckpt_path = os.path.join(tc.out_dir, "ckpt.pt")
+        if master and (removed := remove_stale_temporaries(ckpt_path)):
+            print(f"removed {', '.join(removed)} from {tc.out_dir}: unfinished checkpoint writes of killed runs")
         if tc.init_from == "scratch":
             cfg["vocab_size"] = meta["vocab_size"]  # the dataset's vocabulary, padded to 64 by the model
             model, ckpt = GPT(split_config(cfg, GPTConfig)), None
@@ -184,10 +159,16 @@ def main(argv=None):
         optimizers = build_optimizers(model, oc, device_type)
         if ckpt is not None:
             optimizers.load_state_dict(ckpt["optimizer"])  # moments; hyper-parameters stay this run's config
-    except ValueError as e:  # a bad architecture combination, a checkpoint that is damaged or does not fit
+
+        # batches: the training batches follow --seed; the eval batches are fixed (EVAL_SEED)
+        block_size = model.config.block_size
+        train_sampler = data.BatchSampler(tc.data_dir, tc.dataset, "train", tc.batch_size, block_size, seed=tc.seed)
+        eval_samplers = {split: data.BatchSampler(tc.data_dir, tc.dataset, split, tc.batch_size, block_size,
+                                                  seed=EVAL_SEED) for split in ("train", "val")}
+    except (ConfigError, ValueError, OSError) as e:  # a bad value, dataset, architecture or checkpoint
         fail(e, code=2)
+
     iter_num, best_val_loss = (ckpt["iter_num"], ckpt["best_val_loss"]) if ckpt else (0, float("inf"))
-    block_size = model.config.block_size
     tokens_per_iter = tc.batch_size * block_size * tc.gradient_accumulation_steps
     # float16 overflows without loss scaling; bf16 and fp32 do not need it (enabled=False is a no-op)
     scaler = torch.amp.GradScaler(device_type, enabled=(dtype == "float16"))
@@ -197,14 +178,6 @@ def main(argv=None):
     eval_model = model  # evaluation skips DDP's gradient machinery
     if ddp:
         model = DDP(model, device_ids=[local_rank] if device_type == "cuda" else None)
-
-    # ---- batches: the training batches follow --seed; the eval batches are fixed (EVAL_SEED)
-    try:
-        train_sampler = data.BatchSampler(tc.data_dir, tc.dataset, "train", tc.batch_size, block_size, seed=tc.seed)
-        eval_samplers = {split: data.BatchSampler(tc.data_dir, tc.dataset, split, tc.batch_size, block_size,
-                                                  seed=EVAL_SEED) for split in ("train", "val")}
-    except (FileNotFoundError, ValueError) as e:
-        fail(e)
     ctx = autocast_context(dtype, device_type)
 
     # ---- logging (rank 0); the RNGs are restored last so dropout continues where the checkpoint left it
@@ -222,93 +195,39 @@ def main(argv=None):
         if ddp and rank:  # only rank 0's stream is saved; keep the other ranks' dropout distinct
             torch.manual_seed(tc.seed + rank + iter_num)
         del ckpt  # free the optimizer-state copy
-    stop = StopSignal()  # Ctrl-C / SIGTERM: finish the iteration, save it, exit
-
-    # ---- logging and checkpoints, called by the training loop below
+    stop = StopSignal()  # Ctrl-C / SIGTERM: finish the iteration, end the loop, save it at the end of main
     start_iter = last_saved_iter = iter_num
     min_ratio = min_lr_ratio(tc, oc)
-    step_losses, grad_norm, val_loss, t_last = [], None, None, time.time()
+    step_losses, grad_norm, val_loss, stopping, t_last = [], None, None, False, time.time()
 
-    def log_train_losses(stopping=False):
-        """Check and log the losses of the steps since the last row (they stay on the device until here: one
-        sync per row); then stop if Ctrl-C/SIGTERM came (DDP: to any rank; the ranks agree here)."""
-        nonlocal step_losses, t_last
-        requested = bool(stop.signum)
-        losses = torch.stack(step_losses) if step_losses else torch.zeros(0, device=device)
-        if ddp:  # the mean over ranks and any rank's stop request, in one all-reduce
-            buf = torch.cat([losses, torch.tensor([float(requested)], device=device, dtype=losses.dtype)])
-            dist.all_reduce(buf)
-            losses, requested = buf[:-1] / world_size, bool(buf[-1].item() > 0)
-        values, step_losses, now = losses.tolist(), [], time.time()
-        for i, v in enumerate(values):
-            if not math.isfinite(v):
-                kept = (f"the last good checkpoint {ckpt_path} (iter {last_saved_iter}) is kept"
-                        if last_saved_iter != start_iter or tc.init_from == "resume" else "no checkpoint was written")
-                fail(f"non-finite loss ({v}) at iter {iter_num - len(values) + i}; stopping, {kept}. Lower "
-                     f"learning_rate, keep grad_clip > 0, or use bfloat16/float32 instead of float16")
-        if values and master:
-            lr = oc.learning_rate * lr_multiplier(iter_num - 1, tc, min_ratio)
-            run_log.train_row(iter_num - 1, values, now - t_last, lr, grad_norm)
-        t_last = now
-        if requested and not stopping:
-            stop_and_exit()
-
-    def save():
-        """Checkpoint the last completed iteration unless it is saved already (or saving is off)."""
-        nonlocal last_saved_iter
-        if not tc.save_checkpoint or iter_num == last_saved_iter:
-            return False
-        if master:
-            if not all(p.isfinite().all() for p in raw_model.parameters()):
-                fail(f"non-finite parameters after iter {iter_num - 1}; not saving, {ckpt_path} "
-                     f"(iter {last_saved_iter}) is kept. Lower learning_rate or keep grad_clip > 0")
-            save_checkpoint(ckpt_path, raw_model, optimizers, cfg, iter_num, best_val_loss, tc.dataset, meta)
-        last_saved_iter = iter_num
-        return True
-
-    def stop_and_exit():
-        signum = stop.signum or signal.SIGTERM  # DDP: the signal may have reached another rank
-        log_train_losses(stopping=True)  # never save an iteration whose loss was not checked
-        saved = save()
-        if master:
-            if tc.save_checkpoint:
-                what = f"saved {ckpt_path} at iter {iter_num}" if saved else f"{ckpt_path} is at iter {last_saved_iter}"
-                print(f"interrupted: {what}; continue with --init_from=resume --out_dir={tc.out_dir}", flush=True)
-            else:
-                print(f"interrupted at iter {iter_num} (save_checkpoint=False: nothing was saved)", flush=True)
-        if ddp:
-            dist.destroy_process_group()
-        sys.exit(128 + signum)
-
-    def evaluate_and_save():
-        """Eval losses (and analyze metrics) into the log; a checkpoint when val improves (or always)."""
-        nonlocal best_val_loss, val_loss, t_last
-        log_train_losses()
-        losses = evaluate(eval_model, eval_samplers, tc.eval_iters, ctx, device, rank, world_size)
-        val_loss = losses["val"]
-        if not math.isfinite(val_loss):
-            fail(f"non-finite val loss ({val_loss}) at iter {iter_num}; stopping, {ckpt_path} "
-                 f"(iter {last_saved_iter}) is kept. Lower learning_rate or keep grad_clip > 0")
-        row = {"iter": iter_num, "val_loss": val_loss, "train_loss": losses["train"]}
-        if analyze is not None and (iter_num % tc.analyze_interval == 0 or iter_num >= tc.max_iters):
-            row.update(analyze.quick_metrics(raw_model, *get_batch(eval_samplers["val"], 0, device)))
-        improved, best_val_loss = val_loss < best_val_loss, min(best_val_loss, val_loss)
-        # at start_iter nothing is trained yet (or the checkpoint was just loaded)
-        saved = (improved or tc.always_save_checkpoint) and iter_num > start_iter and save()
-        if master:
-            run_log.eval_row(row, ckpt_path if saved else None)
-        t_last = time.time()  # keep evaluation out of ms/iter
-
-    # ---- training loop: evaluate every eval_interval steps and at the end; otherwise one optimizer step
+    # ---- the training loop: at every eval_interval-th iteration (and the last) evaluate and maybe checkpoint;
+    # otherwise one optimizer step. A stop request ends the loop; the end of main saves and exits.
     x, y = get_batch(train_sampler, iter_num * accum * world_size + rank, device)
     while True:
-        if stop.signum and not ddp:  # DDP ranks agree on stopping in log_train_losses
-            stop_and_exit()
         optimizers.set_lr_multiplier(lr_multiplier(iter_num, tc, min_ratio))
         optimizers.set_muon_momentum(iter_num)
-        if iter_num % tc.eval_interval == 0 or iter_num >= tc.max_iters:
-            evaluate_and_save()
-        if iter_num >= tc.max_iters:
+
+        if (iter_num % tc.eval_interval == 0 or iter_num >= tc.max_iters) and not stopping:
+            losses = evaluate(eval_model, eval_samplers, tc.eval_iters, ctx, device, rank, world_size)
+            val_loss = losses["val"]
+            if not math.isfinite(val_loss):
+                fail(f"non-finite val loss ({val_loss}) at iter {iter_num}; stopping, {ckpt_path} "
+                     f"(iter {last_saved_iter}) is kept. Lower learning_rate or keep grad_clip > 0")
+            row = {"iter": iter_num, "val_loss": val_loss, "train_loss": losses["train"]}
+            if analyze is not None and (iter_num % tc.analyze_interval == 0 or iter_num >= tc.max_iters):
+                row.update(analyze.quick_metrics(raw_model, *get_batch(eval_samplers["val"], 0, device)))
+            improved, best_val_loss = val_loss < best_val_loss, min(best_val_loss, val_loss)
+            # a checkpoint when val improved (or always), never of the start: nothing is trained yet
+            saved = (tc.save_checkpoint and (improved or tc.always_save_checkpoint) and iter_num > start_iter)
+            if saved:
+                if master:
+                    save(ckpt_path, raw_model, optimizers, cfg, iter_num, best_val_loss, tc.dataset, meta,
+                         last_saved_iter)
+                last_saved_iter = iter_num
+            if master:
+                run_log.eval_row(row, ckpt_path if saved else None)
+            t_last = time.time()  # keep evaluation out of ms/iter
+        if iter_num >= tc.max_iters or stopping:
             break
 
         # forward and backward over accum micro-batches: the step's gradient is their mean
@@ -334,28 +253,60 @@ def main(argv=None):
         optimizers.zero_grad(set_to_none=True)  # frees the gradient memory until the next backward
         step_losses.append(step_loss)
         iter_num += 1
-        if iter_num % tc.log_interval == 0 or iter_num == start_iter + 1:
-            log_train_losses()
 
-    # ---- the end: save the final state and say how to use it
-    saved = save()
+        # a log row every log_interval steps, before each evaluation, and when a stop is asked for: the step
+        # losses stay on the device until here (one sync per row), and no iteration is saved unchecked
+        if (iter_num % tc.log_interval == 0 or iter_num % tc.eval_interval == 0 or iter_num >= tc.max_iters
+                or iter_num == start_iter + 1 or (stop.signum and not ddp)):
+            values, stopping = gather_step_losses(step_losses, bool(stop.signum), ddp, world_size, device)
+            for i, v in enumerate(values):
+                if not math.isfinite(v):
+                    kept = (f"the last good checkpoint {ckpt_path} (iter {last_saved_iter}) is kept"
+                            if last_saved_iter != start_iter or tc.init_from == "resume" else "no checkpoint was written")
+                    fail(f"non-finite loss ({v}) at iter {iter_num - len(values) + i}; stopping, {kept}. Lower "
+                         f"learning_rate, keep grad_clip > 0, or use bfloat16/float32 instead of float16")
+            if master:
+                lr = oc.learning_rate * lr_multiplier(iter_num - 1, tc, min_ratio)
+                run_log.train_row(iter_num - 1, values, time.time() - t_last, lr, grad_norm)
+            step_losses, t_last = [], time.time()
+
+    # ---- the end (of training, or a stop request): save the last iteration, evaluate the held-out set, say so
+    saved = tc.save_checkpoint and iter_num != last_saved_iter
+    if saved:
+        if master:
+            save(ckpt_path, raw_model, optimizers, cfg, iter_num, best_val_loss, tc.dataset, meta, last_saved_iter)
+        last_saved_iter = iter_num
+    if tc.final_eval_tokens and not stopping:
+        final = evaluate_held_out(eval_model, tc, block_size, ctx, device, rank, world_size)
+        if master:
+            run_log.write({"iter": iter_num, **final})
+            print(f"final val loss {final['final_val_loss']:.4f} +- {final['final_val_se']:.4f} (standard error) "
+                  f"on {final['final_val_tokens']:,} held-out tokens", flush=True)
     if master:
-        print(f"done: {iter_num - start_iter} iterations in {fmt_duration(time.time() - t_start)}, "
-              f"val loss {val_loss:.4f} (best {best_val_loss:.4f})")
-        if tc.save_checkpoint and (saved or os.path.exists(ckpt_path)):
-            print(f"checkpoint: {ckpt_path}")
-            print(f"try it: python sample.py --out_dir={tc.out_dir}")
+        if stopping and tc.save_checkpoint:
+            what = f"saved {ckpt_path} at iter {iter_num}" if saved else f"{ckpt_path} is at iter {last_saved_iter}"
+            print(f"interrupted: {what}; continue with --init_from=resume --out_dir={tc.out_dir}", flush=True)
+        elif stopping:
+            print(f"interrupted at iter {iter_num} (save_checkpoint=False: nothing was saved)", flush=True)
+        else:
+            print(f"done: {iter_num - start_iter} iterations in {fmt_duration(time.time() - t_start)}, "
+                  f"val loss {val_loss:.4f} (best {best_val_loss:.4f})")
+            if tc.save_checkpoint and os.path.exists(ckpt_path):
+                print(f"checkpoint: {ckpt_path}")
+                print(f"try it: python sample.py --out_dir={tc.out_dir}")
         run_log.finish()
     if ddp:  # wait until every rank is done (rank 0 saves last): gloo aborts a rank torn down under a busy peer
         dist.barrier()
         dist.destroy_process_group()
+    if stopping:
+        sys.exit(128 + (stop.signum or signal.SIGTERM))  # DDP: the signal may have reached another rank only
 
 
 # -----------------------------------------------------------------------------
 # helpers of main(), in the order it calls them
 
 def fail(msg, code=1):
-    """Stop with one line on stderr (config and data problems exit 2, runtime problems 1)."""
+    """Stop with one line on stderr (set-up problems exit 2, problems during training 1)."""
     print(f"error: {msg}", file=sys.stderr, flush=True)
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
@@ -365,7 +316,8 @@ def fail(msg, code=1):
 def check_train_config(tc):
     """One-line ValueError for the first bad TrainConfig value (types and choices: configurator)."""
     at_least = {"eval_interval": 1, "eval_iters": 1, "log_interval": 1, "batch_size": 1,
-                "gradient_accumulation_steps": 1, "max_iters": 0, "warmup_iters": 0, "analyze_interval": 0}
+                "gradient_accumulation_steps": 1, "max_iters": 0, "warmup_iters": 0, "analyze_interval": 0,
+                "final_eval_tokens": 0}
     for key, low in at_least.items():
         if getattr(tc, key) < low:
             raise ValueError(f"bad value {getattr(tc, key)} for {key}: must be >= {low}")
@@ -386,6 +338,42 @@ def check_train_config(tc):
     if tc.init_from not in ("scratch", "resume") + PRETRAINED and not os.path.isdir(tc.init_from):
         raise ValueError(f"bad value {tc.init_from!r} for init_from: choose from scratch, resume, "
                          f"{', '.join(PRETRAINED)} or an existing Hugging Face GPT-2 folder")
+
+
+def setup_distributed(tc):
+    """(ddp, rank, local_rank, world_size, device_type, device). torchrun sets RANK, LOCAL_RANK and WORLD_SIZE;
+    then each rank joins the process group (NCCL on GPUs, gloo on CPU) on its own device."""
+    ddp = "RANK" in os.environ and "WORLD_SIZE" in os.environ
+    rank, local_rank = int(os.environ.get("RANK", 0)), int(os.environ.get("LOCAL_RANK", 0))
+    world_size = int(os.environ.get("WORLD_SIZE", 1))
+    device_type, device = resolve_device(tc.device, local_rank)
+    if tc.gradient_accumulation_steps % world_size:
+        raise ValueError(f"bad value {tc.gradient_accumulation_steps} for gradient_accumulation_steps: must be "
+                         f"divisible by the {world_size} ranks (it is the global number of micro-batches per step)")
+    if device_type == "cuda":  # TF32 matmuls for the float32 parts (~free accuracy-wise, much faster)
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    if ddp:
+        if device_type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo")
+    return ddp, rank, local_rank, world_size, device_type, device
+
+
+def load_dataset(tc, master, ddp):
+    """The dataset's meta.json; rank 0 first prepares a missing dataset that needs no download decision
+    (prepare.ensure_prepared) while the other ranks wait. Its one-line refusals become ValueErrors."""
+    try:
+        if master:
+            prepare.ensure_prepared(tc.dataset, tc.data_dir)
+    except SystemExit as e:
+        if isinstance(e.code, str):
+            raise ValueError(e.code) from None
+        raise
+    finally:
+        if ddp:
+            dist.barrier()
+    return data.load_meta(tc.data_dir, tc.dataset)
 
 
 # device and precision
@@ -457,6 +445,57 @@ def evaluate(model, samplers, eval_iters, ctx, device, rank=0, world_size=1):
     return out
 
 
+def gather_step_losses(step_losses, stop_requested, ddp, world_size, device):
+    """(the losses of the steps since the last log row as floats, whether to stop). DDP: the losses are
+    averaged over the ranks and a stop request to any rank stops them all, in one all-reduce."""
+    losses = torch.stack(step_losses) if step_losses else torch.zeros(0, device=device)
+    if ddp:
+        buf = torch.cat([losses, torch.tensor([float(stop_requested)], device=device, dtype=losses.dtype)])
+        dist.all_reduce(buf)
+        losses, stop_requested = buf[:-1] / world_size, bool(buf[-1].item() > 0)
+    return losses.tolist(), stop_requested
+
+
+def save(ckpt_path, model, optimizers, cfg, iter_num, best_val_loss, dataset, meta, last_saved_iter):
+    """Checkpoint iteration iter_num, unless a weight is non-finite: then stop and keep the last good file."""
+    if not all(p.isfinite().all() for p in model.parameters()):
+        fail(f"non-finite parameters after iter {iter_num - 1}; not saving, {ckpt_path} (iter {last_saved_iter}) "
+             f"is kept. Lower learning_rate or keep grad_clip > 0")
+    save_checkpoint(ckpt_path, model, optimizers, cfg, iter_num, best_val_loss, dataset, meta)
+
+
+@torch.no_grad()
+def evaluate_held_out(model, tc, block_size, ctx, device, rank=0, world_size=1):
+    """The val loss over a fixed held-out set of >= final_eval_tokens tokens (the batches of a sampler seeded
+    apart from the periodic evaluations'), with its standard error. Sequence i has loss sum s_i over n_i
+    scored tokens; loss = sum(s) / sum(n) and, treating sequences as the independent units,
+        se = sqrt(sum_i (s_i - loss * n_i)^2 / (m (m - 1))) / mean(n)      (m sequences)
+    which for equal n_i is std(sequence means) / sqrt(m). Ranks split the batches and all-reduce the sums."""
+    sampler = data.BatchSampler(tc.data_dir, tc.dataset, "val", tc.batch_size, block_size, seed=FINAL_EVAL_SEED)
+    batches = -(-tc.final_eval_tokens // (tc.batch_size * block_size))
+    acc = torch.float32 if str(device) == "mps" else torch.float64  # MPS has no float64
+    model.eval()
+    sums, counts = [], []
+    for k in range(rank, batches, world_size):
+        x, y = get_batch(sampler, k, device)
+        with ctx:
+            logits, _ = model(x, y)
+        token_loss = F.cross_entropy(logits.float().transpose(1, 2), y, ignore_index=-1, reduction="none")
+        sums.append(token_loss.to(acc).sum(1))
+        counts.append((y != -1).sum(1).to(acc))
+    s, n = torch.cat(sums), torch.cat(counts)
+    model.train()
+    totals = torch.stack([s.sum(), n.sum(), torch.tensor(float(len(s)), dtype=s.dtype, device=s.device)])
+    if world_size > 1:
+        dist.all_reduce(totals)
+    loss, m = (totals[0] / totals[1]).item(), int(totals[2].item())
+    spread = ((s - loss * n) ** 2).sum()
+    if world_size > 1:
+        dist.all_reduce(spread)
+    se = (spread / (m * (m - 1))).sqrt().item() / (totals[1].item() / m) if m > 1 else float("nan")
+    return {"final_val_loss": loss, "final_val_se": se, "final_val_tokens": int(totals[1].item())}
+
+
 def lr_multiplier(it, tc, min_ratio):
     """Multiplier of every group's base lr at iteration it (see the module docstring)."""
     if it < tc.warmup_iters:
@@ -483,7 +522,6 @@ def min_lr_ratio(tc, oc):
 
 # run record: out_dir/run.json
 
-# the top-level modules that are tools around training, not training itself: editing them changes no run
 # the files whose code decides what a run computes: train.py and what it imports, except analyze.py, whose
 # --analyze_interval metrics only describe the model (tests/test_layout.py checks that this list is complete)
 TRAINING_CODE = ("checkpoint.py", "configurator.py", "data.py", "model.py", "norms.py", "optim.py", "prepare.py",
