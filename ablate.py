@@ -47,8 +47,8 @@ import subprocess
 import sys
 import time
 
-from findings import FINDINGS_CALIBRATION, findings_plan, findings_thread_seconds, write_findings
-from records import (PASSES_WARNING, Decision, data_passes, dataset_line, decide, folder_suffix, git_commit, machine,
+from findings import findings_study
+from records import (PASSES_WARNING, data_passes, dataset_line, decide, folder_suffix, git_commit, machine,
                      planned_record, resolve_dataset, set_aside)
 from results import f4, write_results
 from studies import (ANALYSIS, DRY_RUN_MFU, EXACTNESS_TEST, GPU_SHORT_BUDGET_MIN, GPU_SHORT_MFU, GPU_SHORT_OVERHEAD_S,
@@ -248,7 +248,9 @@ def main(argv=None):
     if args.study == "findings":
         if args.scale != "cpu":
             ap.error(f"bad value '{args.scale}' for --scale with findings: the findings study runs at cpu scale only")
-        runs = findings_plan(overrides)
+        if args.only:
+            ap.error("--only is not for the findings study: it trains what its sweep and table need")
+        return findings_study(args, overrides, argv)
     else:
         runs = plan(args.study, args.scale, depths, overrides)
     wanted = None
@@ -262,19 +264,19 @@ def main(argv=None):
     if not args.no_plots and not args.dry_run and importlib.util.find_spec("matplotlib") is None:
         raise SystemExit("error: the plots need matplotlib: pip install matplotlib, or pass --no_plots "
                          "(tables and JSON only); no run was started")
-    analysis = dict(ANALYSIS["cpu" if args.study == "findings" else args.scale])
+    analysis = dict(ANALYSIS[args.scale])
     if args.analyze_batches:
         analysis["batches"] = args.analyze_batches
     if args.analyze_batch_size:
         analysis["batch_size"] = args.analyze_batch_size
 
     # the dataset first: a missing one stops the study before any run starts
-    own = (findings_plan({}) if args.study == "findings" else plan(args.study, args.scale, depths, {}))[0].args["dataset"]
+    own = plan(args.study, args.scale, depths, {})[0].args["dataset"]
     dataset, note = resolve_dataset(runs[0].args, args.dry_run)
     if dataset != runs[0].args.get("dataset"):
         for run in runs:
             run.args["dataset"] = dataset
-    base_tag = "findings" if args.study == "findings" else f"{args.study}_{args.scale}"
+    base_tag = f"{args.study}_{args.scale}"
     suffix = folder_suffix(overrides, own, dataset)
     tag = base_tag + (f"_{suffix}" if suffix else "")
     runs_dir = args.runs_dir or os.path.join("ablations", tag)
@@ -291,13 +293,6 @@ def main(argv=None):
         else:
             print(line, flush=True)
     decisions = {r.name: decide(r, os.path.join(runs_dir, r.name), planned[r.name], args.on_mismatch) for r in runs}
-    if args.study == "findings":  # the norm and optim study's own runs (seed 1337) are the same trainings
-        for r in runs:
-            other = os.path.join("ablations", f"{r.extra['part']}_cpu" + (f"_{suffix}" if suffix else ""),
-                                 r.extra["variant"])
-            if decisions[r.name].action == "new" and r.extra["part"] != "depth" and \
-                    decide(r, other, planned[r.name], "refuse").action == "reuse":
-                decisions[r.name] = Decision("reuse", source=other)
     todo = [r for r in runs if wanted is None or r.name in wanted]
     rest = [r for r in runs if r not in todo and decisions[r.name].action == "reuse"]
     for r in runs:  # outside --only: a finished run that no longer matches stays out of the tables, said here
@@ -346,11 +341,7 @@ def main(argv=None):
              + ("" if passes is None else f"; a run reads up to {passes:.2f} passes over its {train_tokens:,} "
                                           f"training tokens")]
     summary = None
-    if finished and args.study == "findings":
-        exact = exactness_test(threads) if not args.no_exactness_test else None
-        summary = write_findings(finished, runs_dir, results_dir, command,
-                                 about + [f"Wall time of this invocation: {time.time() - t0:.0f} s"], exact)
-    elif finished:
+    if finished:
         shown = [r for r in runs if r.name in records]
         exact = exactness_test(threads) if args.study == "norm" and not args.no_exactness_test else None
         summary = write_results(args.study, args.scale, shown, records, runs_dir, results_dir, command,
@@ -394,8 +385,6 @@ def dry_run(args, runs, todo, decisions, runs_dir, results_dir, note):
             minutes += s / 60 if busy else 0
             print(f"#   {p['tokens']:,} tokens x {p['flops_per_token'] / 1e6:,.0f} MFLOP/token: {s:.0f} s "
                   f"({GPU_SHORT_MFU:.0%} MFU eager bf16 + {GPU_SHORT_OVERHEAD_S} s start-up/eval/analysis)")
-        elif args.study == "findings":
-            minutes += findings_thread_seconds(run) / 60 if busy else 0
     refused = [r.name for r in todo if decisions[r.name].action == "refuse"]
     if refused:
         print(f"# the real run would stop before training: {len(refused)} run(s) refused "
@@ -403,9 +392,6 @@ def dry_run(args, runs, todo, decisions, runs_dir, results_dir, note):
     if args.scale == "gpu_short":
         print(f"# projected: {minutes:.1f} minutes on one H100/H200 for the runs to train (budget "
               f"{GPU_SHORT_BUDGET_MIN} min; not compiled: compile=False)")
-    if args.study == "findings":
-        print(f"# projected: {minutes:.0f} thread-minutes for the runs to train, {minutes / args.jobs:.0f} minutes "
-              f"wall with --jobs={args.jobs} (one thread each; calibrated {FINDINGS_CALIBRATION})")
     if args.scale == "130m":
         print(f"# total: {total:.1f} H100-hours for the runs not done yet (H100 SXM bf16 peak "
               f"{H100_PEAK_FLOPS / 1e12:.0f} TFLOP/s x {DRY_RUN_MFU:.0%} MFU); paper numbers: {PAPER_SOURCE}")

@@ -21,6 +21,8 @@ output), x_L leaves the last block (crms models give the decompressed d-dim stre
      averaged over tokens, then relu'd as OSP does, for x_0 (embedding output) and every block output;
      kurtosis_mean is the mean over those L+1 states (kurtosis_raw: the same without the relu, since
      small models are often light-tailed, k < 0, where the relu'd number is just 0).
+  6. quantization (OSP's headline): the relative loss increase under 4-bit round-to-nearest weights per output
+     channel (W4) and under 8-bit weights and per-token 8-bit activations (W8A8): quantization_check.
 quick_metrics(model, x, y=None) gives cheap scalars of the same tools for train.py's eval rows.
 """
 
@@ -156,6 +158,50 @@ def quick_metrics(model, x, y=None):
         "ang_adjacent": sum(angular_distance(states[l], states[l + 1]).mean().item()
                             for l in range(len(states) - 1)) / (len(states) - 1),
     }
+
+
+# quantization (Outlier-Safe Pre-Training's headline: the loss a model loses to low-bit weights and activations)
+#   round-to-nearest, symmetric, per output channel r of a weight W (out x in):
+#       s_r = max_j |W_rj| / (2^(b-1) - 1),    Q(W)_rj = s_r * clamp(round(W_rj / s_r), -(2^(b-1) - 1), 2^(b-1) - 1)
+#   W8A8 also quantizes the input x of every linear layer the same way, per token t: s_t = max_j |x_tj| / 127.
+#   Every nn.Linear is quantized (the blocks' matrices and the head); embeddings and norm gains stay float
+#   (a tied head shares its weight with the embedding, which is then quantized with it).
+
+def quantize_rtn(x, bits):
+    """Symmetric round-to-nearest to `bits` bits with one scale per row (the last dim is quantized)."""
+    qmax = 2 ** (bits - 1) - 1
+    scale = x.abs().amax(dim=-1, keepdim=True) / qmax
+    scale = torch.where(scale > 0, scale, torch.ones_like(scale))  # an all-zero row stays zero
+    return (x / scale).round().clamp(-qmax, qmax) * scale
+
+
+@torch.no_grad()
+def quantized_loss(model, batches, weight_bits, act_bits=None):
+    """Mean loss over (x, y) batches of a copy of the model with every linear weight RTN-quantized to
+    weight_bits (per output channel) and, with act_bits, every linear input quantized per token."""
+    import copy
+    q = copy.deepcopy(model).eval()
+    for m in q.modules():
+        if isinstance(m, torch.nn.Linear):
+            m.weight.copy_(quantize_rtn(m.weight, weight_bits))
+            if act_bits:
+                m.register_forward_pre_hook(lambda mod, args: (quantize_rtn(args[0], act_bits), *args[1:]))
+    losses = [q(x, y)[1].item() for x, y in batches]
+    return sum(losses) / len(losses)
+
+
+def quantization_check(model, batches):
+    """The loss and its relative increase under 4-bit weights (W4, RTN per channel) and 8-bit weights and
+    activations (W8A8): {"loss", "w4_loss", "w4_increase", "w8a8_loss", "w8a8_increase"}."""
+    batches = list(batches)
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        base = sum(model(x, y)[1].item() for x, y in batches) / len(batches)
+    model.train(was_training)
+    w4, w8a8 = quantized_loss(model, batches, 4), quantized_loss(model, batches, 8, 8)
+    return {"loss": base, "w4_loss": w4, "w4_increase": (w4 - base) / base,
+            "w8a8_loss": w8a8, "w8a8_increase": (w8a8 - base) / base}
 
 
 def _nan_to_none(m):

@@ -104,14 +104,16 @@ class Decision:
 
 
 def decide(run, out_dir, planned, on_mismatch):
-    """Compare a run folder with the plan: a finished run whose run.json matches is reused, an interrupted one
-    resumed; a mismatch is retrained or refused (--on_mismatch); a folder without ckpt.pt is trained anew."""
-    if not os.path.exists(os.path.join(out_dir, "ckpt.pt")):
+    """Compare a run folder with the plan: a finished run (its done marker) whose run.json matches is reused, with
+    or without its ckpt.pt (shipped run records carry none); an interrupted one is resumed; a mismatch is
+    retrained or refused (--on_mismatch); a folder with neither marker nor ckpt.pt is trained anew."""
+    finished = os.path.exists(os.path.join(out_dir, "done"))
+    if not finished and not os.path.exists(os.path.join(out_dir, "ckpt.pt")):
         return Decision("new")
     diff = record_diff(read_record(out_dir), planned)
     if diff:
         return Decision(on_mismatch, diff)
-    return Decision("reuse" if os.path.exists(os.path.join(out_dir, "done")) else "resume")
+    return Decision("reuse" if finished else "resume")
 
 
 def set_aside(out_dir):
