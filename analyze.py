@@ -485,8 +485,9 @@ class HFModel(torch.nn.Module):
             for h in handles:
                 h.remove()
         loss = None
-        if targets is not None:  # in float32 at least, as GPT.forward
-            loss = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1)
+        if targets is not None:  # in float32 at least, as GPT.forward (float64 stays float64)
+            wide = logits if logits.element_size() >= 4 else logits.float()
+            loss = F.cross_entropy(wide.reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1)
         return logits, loss
 
     @torch.no_grad()
