@@ -5,6 +5,8 @@ Look inside a trained GPT: the analysis tools of the depth and outlier papers, f
         -> out_dir/analysis.json and out_dir/analysis_{angular,layerdrop,rms,gradnorm,kurtosis}.png
     python analyze.py curves out-ln out-rms [--out=curves.png]
         -> the train and val loss curves of the runs' log.jsonl, side by side (legend: the folder)
+    python analyze.py hf MODEL [--text FILE | --dataset NAME] [--out_dir DIR] [--grad_norms]
+        -> the same analysis of a Hugging Face causal LM (hub name or folder): section "Hugging Face causal LMs"
 
 Hidden states x_0..x_L come from model.hidden_states(idx): x_l enters block l (x_0 = embedding
 output), x_L leaves the last block (crms models give the decompressed d-dim stream).
@@ -283,7 +285,7 @@ def heatmap(ax, matrix, title, vmax=None):
 
 
 def plot_analysis(result, out_dir, title=""):
-    """Write analysis_{angular,layerdrop,rms,gradnorm,kurtosis}.png (gradnorm only when measured); returns their paths."""
+    """Write analysis_{angular,layerdrop,rms,gradnorm,kurtosis}.png (gradnorm when measured); returns the paths."""
     plt = pyplot()
     L = len(result["layer_drop"]["rel"])
     paths = []
@@ -616,7 +618,8 @@ def hf_main(argv):
     ap = _Parser(prog="analyze.py hf",
                  description="Angular distance, layer drop, residual growth and excess kurtosis of a Hugging Face "
                              "causal LM (a hub name or a local folder) -> OUT_DIR/analysis.json and analysis_*.png")
-    ap.add_argument("model", metavar="MODEL", help="hub name (gpt2, EleutherAI/pythia-160m, Qwen/Qwen2.5-0.5B) or folder")
+    ap.add_argument("model", metavar="MODEL",
+                    help="hub name (gpt2, EleutherAI/pythia-160m, Qwen/Qwen2.5-0.5B) or a model folder")
     src = ap.add_mutually_exclusive_group()
     src.add_argument("--text", default=None, help="a UTF-8 text file to analyze on")
     src.add_argument("--dataset", default="python_docs", help="a prepared dataset's val text (default python_docs, "
@@ -641,7 +644,8 @@ def hf_main(argv):
     try:
         import transformers  # noqa: F401
     except ImportError:
-        raise SystemExit("error: analyze.py hf needs the optional package transformers: pip install transformers") from None
+        raise SystemExit("error: analyze.py hf needs the optional package transformers: "
+                         "pip install transformers") from None
     device = pick_device(args.device)
     dtype = HF_DTYPES.get(args.dtype) or (torch.bfloat16 if device == "cuda" else torch.float32)
     model, tokenizer = load_hf(args.model, dtype, device)
