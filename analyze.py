@@ -5,6 +5,8 @@ Look inside a trained GPT: the analysis tools of the depth and outlier papers, f
         -> out_dir/analysis.json and out_dir/analysis_{angular,layerdrop,rms,gradnorm,kurtosis}.png
     python analyze.py curves out-ln out-rms [--out=curves.png]
         -> the train and val loss curves of the runs' log.jsonl, side by side (legend: the folder)
+    python analyze.py hf MODEL [--text FILE | --dataset NAME] [--out_dir DIR] [--grad_norms]
+        -> the same analysis of a Hugging Face causal LM (hub name or folder): section "Hugging Face causal LMs"
 
 Hidden states x_0..x_L come from model.hidden_states(idx): x_l enters block l (x_0 = embedding
 output), x_L leaves the last block (crms models give the decompressed d-dim stream).
@@ -31,8 +33,11 @@ import json
 import math
 import os
 import sys
+import time
+import types
 
 import torch
+import torch.nn.functional as F
 
 # --------------------------------------------------------------------------------------------
 # the measurements (pure functions of tensors or of a model and a batch)
@@ -208,8 +213,10 @@ def _nan_to_none(m):
     return [[None if math.isnan(v) else v for v in row] for row in m.tolist()]
 
 
-def analyze_model(model, batches):
-    """Every measurement, averaged over an iterable of (x, y) batches. Returns a JSON-ready dict."""
+def analyze_model(model, batches, grad_norms=True):
+    """Every measurement, averaged over an iterable of (x, y) batches. Returns a JSON-ready dict.
+    grad_norms=False leaves out the backward pass (grad_norm entries None): a big pretrained model's
+    gradients double its memory."""
     was_training = model.training
     model.eval()
     acc, n = {}, 0
@@ -231,9 +238,10 @@ def analyze_model(model, batches):
             add("rms", rms)
             add("var", var)
             add("kurtosis_raw", kurtosis_profile(states, clamp=False))
-            blocks, rest = block_grad_norms(model, x, y)
-            add("grad_norm", blocks)
-            add("grad_norm_rest", rest)
+            if grad_norms:
+                blocks, rest = block_grad_norms(model, x, y)
+                add("grad_norm", blocks)
+                add("grad_norm_rest", rest)
             n += 1
             del states
     finally:
@@ -247,7 +255,7 @@ def analyze_model(model, batches):
     rel = [d / base for d in delta]
     ang_all, ang_last = m["angular_all"], m["angular_last"]
     rms = m["rms"].tolist()
-    grad = m["grad_norm"].tolist()
+    grad = m["grad_norm"].tolist() if grad_norms else None
     kurt = [max(0.0, k) for k in m["kurtosis_raw"].tolist()]  # OSP's relu, after averaging the batches
     out = {
         "batches": n,
@@ -260,7 +268,7 @@ def analyze_model(model, batches):
         "rms": rms,
         "var": m["var"].tolist(),
         "grad_norm": grad,
-        "grad_norm_rest": m["grad_norm_rest"].item(),
+        "grad_norm_rest": m["grad_norm_rest"].item() if grad_norms else None,
         "kurtosis": kurt,
         "kurtosis_raw": m["kurtosis_raw"].tolist(),
     }
@@ -275,8 +283,8 @@ def analyze_model(model, batches):
         "rms_growth": rms[-1] / max(rms[0], 1e-30),
         "rms_growth_deep": rms[-1] / max(rms[1], 1e-30),  # x_L / x_1: leaves out the embedding's own scale
         "rms_last": rms[-1],
-        "grad_norm_first_over_last": grad[0] / max(grad[-1], 1e-30),
-        "grad_norm_cv": (torch.tensor(grad).std(unbiased=False) / torch.tensor(grad).mean()).item(),
+        "grad_norm_first_over_last": grad[0] / max(grad[-1], 1e-30) if grad else None,
+        "grad_norm_cv": (torch.tensor(grad).std(unbiased=False) / torch.tensor(grad).mean()).item() if grad else None,
         "kurtosis_mean": sum(kurt) / len(kurt),
         "kurtosis_max": max(kurt),
         "kurtosis_raw_mean": m["kurtosis_raw"].mean().item(),
@@ -323,9 +331,9 @@ def heatmap(ax, matrix, title, vmax=None):
 
 
 def plot_analysis(result, out_dir, title=""):
-    """Write analysis_{angular,layerdrop,rms,gradnorm,kurtosis}.png; returns their paths."""
+    """Write analysis_{angular,layerdrop,rms,gradnorm,kurtosis}.png (gradnorm when measured); returns the paths."""
     plt = pyplot()
-    L = len(result["grad_norm"])
+    L = len(result["layer_drop"]["rel"])
     paths = []
 
     def save(fig, name):
@@ -364,14 +372,15 @@ def plot_analysis(result, out_dir, title=""):
     ax.legend(fontsize=8)
     save(fig, "rms")
 
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot(range(L), result["grad_norm"], "o-")
-    ax.set_yscale("log")
-    ax.set_xlabel("block l")
-    block_axis(ax.xaxis)
-    ax.set_ylabel("gradient norm of block parameters")
-    ax.set_title(f"{title} per-block gradient norm", fontsize=9)
-    save(fig, "gradnorm")
+    if result["grad_norm"] is not None:
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        ax.plot(range(L), result["grad_norm"], "o-")
+        ax.set_yscale("log")
+        ax.set_xlabel("block l")
+        block_axis(ax.xaxis)
+        ax.set_ylabel("gradient norm of block parameters")
+        ax.set_title(f"{title} per-block gradient norm", fontsize=9)
+        save(fig, "gradnorm")
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.plot(range(L + 1), result["kurtosis_raw"], "o-", label="mean over tokens")
@@ -446,6 +455,278 @@ def curves_main(argv):
 
 
 # --------------------------------------------------------------------------------------------
+# Hugging Face causal LMs: python analyze.py hf MODEL, the same measurements on a pretrained model
+#
+# HFModel makes a transformers model look like our GPT to analyze_model: forward(idx, targets, skip_blocks)
+# -> (logits, loss), hidden_states(idx) -> [x_0, ..., x_L], transformer.h = its list of blocks. Hidden states
+# come from hooks on the blocks (x_l = what block l receives, x_L = what the last block returns, before the
+# final norm: transformers' own output_hidden_states applies the final norm to its last entry). Removing
+# block l: a forward hook returns the block's input as its output, so the block is an identity; the model's
+# masks, positions and layer indices stay as they are (use_cache=False: no cache to keep consistent).
+
+# model_type (config.json) -> (where the list of blocks is, the norm, its placement). Checked in transformers
+# 5.25 on random tiny models (the first six also in tests/test_hf.py).
+HF_FAMILIES = {
+    "gpt2": ("transformer.h", "LayerNorm", "Pre-LN"),
+    "gpt_neox": ("gpt_neox.layers", "LayerNorm", "Pre-LN"),
+    "llama": ("model.layers", "RMSNorm", "Pre-LN"),
+    "mistral": ("model.layers", "RMSNorm", "Pre-LN"),
+    "qwen2": ("model.layers", "RMSNorm", "Pre-LN"),
+    "olmo2": ("model.layers", "RMSNorm", "reordered, x + N(f(x)) (OLMo 2), with QK-norm"),
+    "qwen3": ("model.layers", "RMSNorm", "Pre-LN, with per-head QK-norm"),
+    "olmo": ("model.layers", "LayerNorm without gain or bias", "Pre-LN"),
+    "gemma": ("model.layers", "RMSNorm, gain (1 + g)", "Pre-LN"),
+    "gemma2": ("model.layers", "RMSNorm, gain (1 + g)", "Sandwich, x + N(f(N(x)))"),
+    "phi3": ("model.layers", "RMSNorm", "Pre-LN"),
+    "smollm3": ("model.layers", "RMSNorm", "Pre-LN"),
+    "granite": ("model.layers", "RMSNorm", "Pre-LN"),
+    "starcoder2": ("model.layers", "LayerNorm", "Pre-LN"),
+    "stablelm": ("model.layers", "LayerNorm", "Pre-LN"),
+    "phi": ("model.layers", "LayerNorm", "Pre-LN, attention and MLP in parallel on one norm"),
+    "gpt_neo": ("transformer.h", "LayerNorm", "Pre-LN"),
+    "gpt_bigcode": ("transformer.h", "LayerNorm", "Pre-LN"),
+    "opt": ("model.decoder.layers", "LayerNorm", "Pre-LN"),
+}
+
+
+def hf_norm_family(config):
+    """One line: the norm and its placement for a transformers config (HF_FAMILIES plus the config's switches)."""
+    _, norm, placement = HF_FAMILIES[config.model_type]
+    if getattr(config, "use_parallel_residual", False):  # GPT-NeoX / Pythia, StableLM
+        placement += ", attention and MLP in parallel"
+    if config.model_type == "opt" and not getattr(config, "do_layer_norm_before", True):
+        placement = "Post-LN"  # OPT-350m
+    eps = next((getattr(config, k) for k in ("rms_norm_eps", "layer_norm_epsilon", "layer_norm_eps")
+                if getattr(config, k, None) is not None), None)
+    return f"{norm} (eps {eps}), {placement}" if eps is not None else f"{norm}, {placement}"
+
+
+def _block_input(args, kwargs):
+    return args[0] if args else kwargs["hidden_states"]
+
+
+def _block_output(output):
+    return output[0] if isinstance(output, tuple) else output  # transformers 4.x blocks returned tuples
+
+
+class HFModel(torch.nn.Module):
+    """A transformers causal LM with our GPT's analysis interface (see the section comment above)."""
+
+    def __init__(self, hf):
+        super().__init__()
+        self.hf = hf
+        family = hf.config.model_type
+        if family not in HF_FAMILIES:
+            raise ValueError(f"bad model type {family!r}: analyze.py knows the blocks of "
+                             f"{', '.join(HF_FAMILIES)} (add its block list to HF_FAMILIES)")
+        self.transformer = types.SimpleNamespace(h=hf.get_submodule(HF_FAMILIES[family][0]))
+
+    def forward(self, idx, targets=None, skip_blocks=()):
+        def identity(module, args, kwargs, output):  # the removed block passes its input through
+            x = _block_input(args, kwargs)
+            return (x, *output[1:]) if isinstance(output, tuple) else x
+
+        handles = [self.transformer.h[l].register_forward_hook(identity, with_kwargs=True) for l in skip_blocks]
+        try:
+            logits = self.hf(input_ids=idx, use_cache=False).logits
+        finally:
+            for h in handles:
+                h.remove()
+        loss = None
+        if targets is not None:  # in float32 at least, as GPT.forward (float64 stays float64)
+            wide = logits if logits.element_size() >= 4 else logits.float()
+            loss = F.cross_entropy(wide.reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1)
+        return logits, loss
+
+    @torch.no_grad()
+    def hidden_states(self, idx):
+        blocks, states = self.transformer.h, []
+        handles = [b.register_forward_pre_hook(lambda m, a, k: states.append(_block_input(a, k)), with_kwargs=True)
+                   for b in blocks]
+        handles.append(blocks[-1].register_forward_hook(lambda m, a, out: states.append(_block_output(out))))
+        try:
+            self.hf(input_ids=idx, use_cache=False)
+        finally:
+            for h in handles:
+                h.remove()
+        return states
+
+
+def hf_load_error(name, err):
+    """One line for why transformers could not load `name` (err and the errors it was raised from)."""
+    chain, e = [], err
+    while e is not None and len(chain) < 10:
+        chain.append(e)
+        e = e.__cause__ or e.__context__
+    kinds = {type(e).__name__ for e in chain}
+    text = " ".join(str(e) for e in chain).lower()
+    if "GatedRepoError" in kinds or "gated repo" in text:
+        return (f"model {name!r} is gated: accept its license on https://huggingface.co/{name}, log in "
+                f"(hf auth login), then run again")
+    if "trust_remote_code" in text or "custom code" in text:
+        return f"model {name!r} needs its own code from the hub, which analyze.py does not run (no trust_remote_code)"
+    if kinds & {"ConnectError", "ConnectionError", "gaierror", "LocalEntryNotFoundError", "OfflineModeIsEnabled"} \
+            or "couldn't connect" in text or "offline" in text:
+        return (f"cannot download {name!r}: no network (or HF_HUB_OFFLINE=1) and it is not in the Hugging Face "
+                f"cache; run once online, or pass a local model folder")
+    if kinds & {"RepositoryNotFoundError", "HFValidationError"} or "not a valid model identifier" in text:
+        return f"no model {name!r}: not a local folder and not a model on the Hugging Face hub (e.g. gpt2)"
+    first = (str(err).strip().splitlines() or [""])[0][:200]
+    return f"cannot load {name!r}: {type(err).__name__}: {first}"
+
+
+def hub_reachable(timeout=3.0):
+    """A quick TCP connection to the hub (HF_ENDPOINT) so a machine without network gets its one line at
+    once instead of after transformers' retries; False under HF_HUB_OFFLINE=1."""
+    import socket
+    from urllib.parse import urlparse
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on"):
+        return False
+    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    try:
+        socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def load_hf(name, dtype, device):
+    """(HFModel, tokenizer) for a hub name or a local folder: from the local cache first, the hub second."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    looks_like_folder = name.startswith((".", "/", "~")) or os.sep in name.strip(os.sep).replace("/", "", 1)
+    if looks_like_folder and not os.path.isdir(os.path.expanduser(name)):
+        raise SystemExit(f"error: bad value {name!r} for MODEL: no such folder (give a model folder or a hub name "
+                         f"such as gpt2)")
+    name = os.path.expanduser(name)
+
+    def load(local_only):
+        tokenizer = AutoTokenizer.from_pretrained(name, local_files_only=local_only)
+        hf = AutoModelForCausalLM.from_pretrained(name, dtype=dtype, local_files_only=local_only)
+        return hf, tokenizer
+
+    try:
+        try:
+            hf, tokenizer = load(local_only=True)  # a local folder or a cached download: no network needed
+        except OSError:
+            if os.path.isdir(name) or not hub_reachable():
+                raise
+            hf, tokenizer = load(local_only=False)
+    except Exception as err:  # OSError, the hub's errors, an unknown architecture: one line, not the chain
+        raise SystemExit(f"error: {hf_load_error(name, err)}") from None
+    try:
+        return HFModel(hf.to(device).eval()), tokenizer
+    except ValueError as err:  # a model type without an entry in HF_FAMILIES
+        raise SystemExit(f"error: {err}") from None
+
+
+def text_batches(ids, batches, batch_size, block_size):
+    """Consecutive rows of block_size + 1 tokens -> [(x, y)] with y = x shifted by one (at most `batches`)."""
+    rows = len(ids) // (block_size + 1)
+    if rows < 1:
+        raise SystemExit(f"error: the text has {len(ids)} tokens; --block_size={block_size} needs at least "
+                         f"{block_size + 1} (give a longer --text or a smaller --block_size)")
+    rows = min(rows, batches * batch_size)
+    t = torch.tensor(ids[:rows * (block_size + 1)], dtype=torch.long).view(rows, block_size + 1)
+    return [(t[i:i + batch_size, :-1], t[i:i + batch_size, 1:]) for i in range(0, rows, batch_size)]
+
+
+def dataset_text(dataset, data_dir, n_tokens):
+    """The first n_tokens of a prepared dataset's val split, decoded back to text (for the model's tokenizer)."""
+    from data import list_shards, load_meta, read_shard
+    from prepare import ensure_prepared, get_tokenizer
+    folder = ensure_prepared(dataset, data_dir)
+    _, decode = get_tokenizer(load_meta(data_dir, dataset))
+    ids = []
+    for path in list_shards(folder, "val") or list_shards(folder, "train"):
+        ids.extend(read_shard(path)[:n_tokens - len(ids)].tolist())
+        if len(ids) >= n_tokens:
+            break
+    return decode(ids)
+
+
+def peak_memory_line(device):
+    """Peak resident memory of this process (and peak CUDA memory on a GPU), in GiB."""
+    import resource
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss_gib = rss / 2**30 if sys.platform == "darwin" else rss / 2**20  # bytes on macOS, KiB on Linux
+    line = f"peak memory {rss_gib:.2f} GiB (process)"
+    if str(device).startswith("cuda"):
+        line += f", {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB (GPU)"
+    return line
+
+
+HF_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float64": torch.float64}
+
+
+def hf_main(argv):
+    start = time.perf_counter()
+    ap = _Parser(prog="analyze.py hf",
+                 description="Angular distance, layer drop, residual growth and excess kurtosis of a Hugging Face "
+                             "causal LM (a hub name or a local folder) -> OUT_DIR/analysis.json and analysis_*.png")
+    ap.add_argument("model", metavar="MODEL",
+                    help="hub name (gpt2, EleutherAI/pythia-160m, Qwen/Qwen2.5-0.5B) or a model folder")
+    src = ap.add_mutually_exclusive_group()
+    src.add_argument("--text", default=None, help="a UTF-8 text file to analyze on")
+    src.add_argument("--dataset", default="python_docs", help="a prepared dataset's val text (default python_docs, "
+                                                               "made offline on first use)")
+    ap.add_argument("--data_dir", default="data", help="parent folder of datasets")
+    ap.add_argument("--out_dir", default=None, help="where to write (default analysis-hf/NAME)")
+    ap.add_argument("--batches", type=int, default=2, help="batches to average over")
+    ap.add_argument("--batch_size", type=int, default=4, help="sequences per batch")
+    ap.add_argument("--block_size", type=int, default=128, help="tokens per sequence")
+    ap.add_argument("--dtype", default="auto", choices=["auto", *HF_DTYPES],
+                    help="auto: bfloat16 on a GPU, float32 on the CPU")
+    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to run")
+    ap.add_argument("--grad_norms", action="store_true", help="also per-block gradient norms (a backward pass: "
+                                                              "about twice the memory)")
+    ap.add_argument("--no_plots", action="store_true", help="write only analysis.json")
+    args = ap.parse_args(argv)
+    for key in ("batches", "batch_size", "block_size"):
+        if getattr(args, key) < 1:
+            ap.error(f"bad value {getattr(args, key)} for --{key}: must be >= 1")
+    if args.text is not None and not os.path.isfile(args.text):
+        ap.error(f"bad value '{args.text}' for --text: no such file")
+    try:
+        import transformers  # noqa: F401
+    except ImportError:
+        raise SystemExit("error: analyze.py hf needs the optional package transformers: "
+                         "pip install transformers") from None
+    device = pick_device(args.device)
+    dtype = HF_DTYPES.get(args.dtype) or (torch.bfloat16 if device == "cuda" else torch.float32)
+    model, tokenizer = load_hf(args.model, dtype, device)
+    config = model.hf.config
+    family = hf_norm_family(config)
+    L = len(model.transformer.h)
+    print(f"{args.model}: {config.model_type}, {L} blocks, {model.hf.num_parameters() / 1e6:.1f}M parameters; "
+          f"{family}; {dtype} on {device} (loaded in {time.perf_counter() - start:.1f}s)")
+    max_len = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+    if max_len and args.block_size > max_len:
+        ap.error(f"bad value {args.block_size} for --block_size: {args.model} takes at most {max_len} positions")
+    need = args.batches * args.batch_size * (args.block_size + 1)
+    if args.text is not None:
+        with open(args.text, encoding="utf-8", errors="replace") as f:
+            text = f.read()
+    else:
+        text = dataset_text(args.dataset, args.data_dir, 8 * need)  # 8x: any tokenizer has fewer tokens
+    tokenizer.model_max_length = 10**12  # one long text, cut into rows below: no length warning
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    data = [(x.to(device), y.to(device)) for x, y in text_batches(ids, args.batches, args.batch_size, args.block_size)]
+    result = analyze_model(model, data, grad_norms=args.grad_norms)
+    out_dir = args.out_dir or os.path.join("analysis-hf", os.path.basename(os.path.normpath(args.model)))
+    os.makedirs(out_dir, exist_ok=True)
+    result = {"model": args.model, "model_type": config.model_type, "norm": family, "dtype": str(dtype),
+              "device": device, "text": args.text or f"{args.dataset} (val)", "rows": sum(len(x) for x, _ in data),
+              "block_size": args.block_size, **result}
+    with open(os.path.join(out_dir, "analysis.json"), "w") as f:
+        json.dump(result, f, indent=1)
+    if not args.no_plots:
+        result["plots"] = plot_analysis(result, out_dir, f"{os.path.basename(os.path.normpath(args.model))} L={L}:")
+    print_summary(result, "loss", f"{result['rows']} sequences x {args.block_size} tokens", out_dir)
+    print(f"took {time.perf_counter() - start:.1f}s; {peak_memory_line(device)}")
+
+
+# --------------------------------------------------------------------------------------------
 # checkpoint + dataset -> analysis.json (+ PNGs)
 
 
@@ -500,10 +781,13 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["curves"]:
         return curves_main(argv[1:])
+    if argv[:1] == ["hf"]:
+        return hf_main(argv[1:])
     ap = _Parser(prog="analyze.py",
                  description="Angular distance, layer drop, residual growth, per-block gradient norms and "
                              "excess kurtosis of a checkpoint -> out_dir/analysis.json and analysis_*.png",
-                 epilog="Loss curves of runs side by side: python analyze.py curves DIR [DIR ...] [--out=curves.png]")
+                 epilog="Loss curves of runs side by side: python analyze.py curves DIR [DIR ...] [--out=curves.png]; "
+                        "a Hugging Face model: python analyze.py hf MODEL [--text FILE | --dataset NAME] (--help)")
     ap.add_argument("--out_dir", default="out", help="folder with ckpt.pt (results are written there)")
     ap.add_argument("--dataset", default=None, help="dataset name (default: the checkpoint's)")
     ap.add_argument("--data_dir", default=None, help="parent folder of datasets (default: the checkpoint's)")
@@ -521,18 +805,23 @@ def main(argv=None):
         ap.error(f"bad value '{args.out_dir}' for --out_dir: no ckpt.pt there")
     r = analyze_checkpoint(args.out_dir, args.dataset, args.data_dir, args.batches, args.batch_size, args.split,
                            args.seed, pick_device(args.device), plots=not args.no_plots)
+    print_summary(r, f"{r['split']} loss", f"{r['batches']} x {r['batch_size']} sequences", args.out_dir)
+
+
+def print_summary(r, label, what, out_dir):
+    """The summary lines both commands print (an analyze_model result, `what` it was measured on)."""
     s = r["summary"]
-    print(f"{r['split']} loss {s['loss']:.4f} over {r['batches']} x {r['batch_size']} sequences")
+    print(f"{label} {s['loss']:.4f} over {what}")
     print(f"layer drop: {100 * s['drop_share_lt1pct']:.0f}% of blocks cost < 1% of the loss when removed "
           f"(max {100 * s['drop_max_rel']:.1f}%)")
     print(f"angular distance of adjacent states: {s['ang_adjacent']:.3f} (all tokens), "
           f"{s['ang_adjacent_last']:.3f} (last token)")
-    print(f"residual rms growth x_L/x_0: {s['rms_growth']:.2f}; gradient norm first/last block: "
-          f"{s['grad_norm_first_over_last']:.2f}; excess kurtosis mean {s['kurtosis_mean']:.2f} "
-          f"(max {s['kurtosis_max']:.2f})")
-    print(f"wrote {os.path.join(args.out_dir, 'analysis.json')}"
+    grad = s["grad_norm_first_over_last"]
+    print(f"residual rms growth x_L/x_0: {s['rms_growth']:.2f}; "
+          + (f"gradient norm first/last block: {grad:.2f}; " if grad is not None else "")
+          + f"excess kurtosis mean {s['kurtosis_mean']:.2f} (max {s['kurtosis_max']:.2f})")
+    print(f"wrote {os.path.join(out_dir, 'analysis.json')}"
           + (f" and {len(r['plots'])} analysis_*.png" if "plots" in r else ""))
-
 
 if __name__ == "__main__":
     main()
