@@ -192,6 +192,6 @@ def summary(plans):
     hours = sum(p["gpu_hours"] for p in plans)
     worst = max(p["preset_memory"]["total"] for p in plans)
     fit = sum(p["fits"] for p in plans)
-    return [f"plan of the table: {len(plans)} runs, {hours:,.0f} H100-hours ({hours / 8:,.1f} h on a node of 8, "
+    return [f"plan of the table: {len(plans)} run(s), {hours:,.1f} H100-hours ({hours / 8:,.1f} h on a node of 8, "
             f"one run per GPU), largest memory {worst:.1f} GiB per GPU; {fit} of {len(plans)} fit one "
             f"{plans[0]['card_gib']} GB card; MFU: {'; '.join(sorted({p['mfu_source'] for p in plans}))}"]
