@@ -7,7 +7,7 @@ Run a named ablation study as a sequence of train.py runs, analyze each run, and
     python ablate.py depth --scale=cpu_deep            # pre/LNS/mix/post, 24 x 64, 800 steps, 2 seeds (~32 min)
     python ablate.py depth --scale=gpu_short --dry_run # pre/LNS/mix/post, 24 x 512, 2 seeds: <= 8 min on one H100/H200
     python ablate.py depth --scale=130m --dry_run      # commands, tokens, FLOPs, H100 hours at 40% MFU
-    python ablate.py depth --scale=1b --dry_run        # any of 71m/130m/250m/350m/1b: + memory per GPU (study/hardware.py)
+    python ablate.py depth --scale=1b --dry_run        # 71m/130m/250m/350m/1b: + memory per GPU (study/hardware.py)
     python ablate.py findings --jobs=2                 # one table: which of the papers' claims reproduce (CPU, 3 seeds)
 
 This file is the runner: the command line, training the runs (up to --jobs train.py processes at once), their
@@ -213,10 +213,11 @@ def main(argv=None):
     ap.add_argument("study", choices=STUDIES, help="norm | depth | optim | findings (the claims table, CPU)")
     ap.add_argument("--scale", default="cpu", choices=SCALES,
                     help="cpu (minutes on 2 cores), cpu_deep (depth: 24 layers, 2 seeds, ~32 min), gpu_short (depth: "
-                         "<= 8 min on one H100/H200), or the papers' sizes 71m, 130m, 250m, 350m, 1b (config/llama-<size>.py)")
+                         "<= 8 min on one H100/H200), or the papers' sizes 71m, 130m, 250m, 350m, 1b "
+                         "(config/llama-<size>.py)")
     ap.add_argument("--depths", default=None,
-                    help="depth study: comma-separated n_layer values (cpu: 6,12; cpu_deep, gpu_short: 24; 71m, 130m: 12; "
-                         "250m, 350m, 1b: 24)")
+                    help="depth study: comma-separated n_layer values (cpu: 6,12; cpu_deep, gpu_short: 24; "
+                         "71m, 130m: 12; 250m, 350m, 1b: 24)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="train.py override for every run (repeatable); results and runs then go to folders "
                          "suffixed with the overrides")
@@ -359,7 +360,8 @@ def main(argv=None):
                                 time.time() - t0, exact, about=about, plots=not args.no_plots)
         for name, m in summary["runs"].items():
             if "paper_val_ppl" in m:
-                print(f"{name}: val ppl {f4(m.get('val_ppl'), 2)}, paper {m['paper_val_ppl']:.2f} ({PAPER_SCALES[args.scale][3]})")
+                print(f"{name}: val ppl {f4(m.get('val_ppl'), 2)}, paper {m['paper_val_ppl']:.2f} "
+                      f"({PAPER_SCALES[args.scale][3]})")
     if summary is not None:
         print(f"wrote {results_dir} in {time.time() - t0:.0f} s", flush=True)
     if failed:
@@ -416,7 +418,8 @@ def dry_run(args, runs, todo, decisions, runs_dir, results_dir, note):
     if args.scale in PAPER_SCALES:
         print("\n".join("# " + line for line in hardware.summary(plans)))
         print(f"# total: {total:.1f} H100-hours for the runs not done yet (H100 SXM bf16 peak "
-              f"{H100_PEAK_FLOPS / 1e12:.0f} TFLOP/s x {DRY_RUN_MFU:.0%} MFU); paper numbers: {PAPER_SCALES[args.scale][3]}")
+              f"{H100_PEAK_FLOPS / 1e12:.0f} TFLOP/s x {DRY_RUN_MFU:.0%} MFU); "
+              f"paper numbers: {PAPER_SCALES[args.scale][3]}")
     return None
 
 

@@ -163,9 +163,9 @@ def plan(args, config_file=None, gpus=1, card_gib=CARD_GIB):
 def describe(p):
     """The plan as lines (no leading '#')."""
     pm = p["preset_memory"]
-    lines = [f"plan: {p['params'] / 1e6:,.1f}M parameters; {p['tokens'] / 1e9:.2f}B tokens + {p['eval_tokens'] / 1e9:.2f}B "
-             f"evaluated = {p['flops']:.3g} FLOPs: {p['gpu_hours']:.2g} H100-hours at {p['mfu']:.0%} MFU (the size "
-             f"class's), {p['gpu_hours'] / 8:.2g} h on 8 GPUs with DDP (ideal scaling)",
+    lines = [f"plan: {p['params'] / 1e6:,.1f}M parameters; {p['tokens'] / 1e9:.2f}B tokens + "
+             f"{p['eval_tokens'] / 1e9:.2f}B evaluated = {p['flops']:.3g} FLOPs: {p['gpu_hours']:.2g} H100-hours at "
+             f"{p['mfu']:.0%} MFU (the size class's), {p['gpu_hours'] / 8:.2g} h on 8 GPUs with DDP (ideal scaling)",
              f"memory per GPU at micro-batch {p['preset_micro_batch']}: {pm['total']:.1f} GiB = weights "
              f"{pm['weights']:.1f} + gradients {pm['gradients']:.1f} + optimizer {pm['optimizer']:.1f}"
              + (f" + DDP buckets {pm['ddp_buckets']:.1f}" if pm["ddp_buckets"] else "")
