@@ -7,6 +7,7 @@ Run a named ablation study as a sequence of train.py runs, analyze each run, and
     python ablate.py depth --scale=cpu_deep            # pre/LNS/mix/post, 24 x 64, 800 steps, 2 seeds (~32 min)
     python ablate.py depth --scale=gpu_short --dry_run # pre/LNS/mix/post, 24 x 512, 2 seeds: <= 8 min on one H100/H200
     python ablate.py depth --scale=130m --dry_run      # commands, tokens, FLOPs, H100 hours at 40% MFU
+    python ablate.py depth --scale=1b --dry_run        # 71m/130m/250m/350m/1b: + memory per GPU (study/hardware.py)
     python ablate.py findings --jobs=2                 # one table: which of the papers' claims reproduce (CPU, 3 seeds)
 
 This file is the runner: the command line, training the runs (up to --jobs train.py processes at once), their
@@ -52,7 +53,7 @@ from records import (PASSES_WARNING, data_passes, dataset_line, decide, folder_s
                      planned_record, resolve_dataset, set_aside)
 from results import f4, write_results
 from studies import (ANALYSIS, DRY_RUN_MFU, EXACTNESS_TEST, GPU_SHORT_BUDGET_MIN, GPU_SHORT_MFU, GPU_SHORT_OVERHEAD_S,
-                     GPU_SHORT_PEAK_FLOPS, H100_PEAK_FLOPS, PAPER_SOURCE, SCALES, STUDIES, Run, fmt, plan, projection,
+                     GPU_SHORT_PEAK_FLOPS, H100_PEAK_FLOPS, PAPER_SCALES, SCALES, STUDIES, Run, fmt, plan, projection,
                      thread_env, train_command)
 
 
@@ -212,9 +213,11 @@ def main(argv=None):
     ap.add_argument("study", choices=STUDIES, help="norm | depth | optim | findings (the claims table, CPU)")
     ap.add_argument("--scale", default="cpu", choices=SCALES,
                     help="cpu (minutes on 2 cores), cpu_deep (depth: 24 layers, 2 seeds, ~32 min), gpu_short (depth: "
-                         "<= 8 min on one H100/H200) or 130m (one GPU)")
+                         "<= 8 min on one H100/H200), or the papers' sizes 71m, 130m, 250m, 350m, 1b "
+                         "(config/llama-<size>.py)")
     ap.add_argument("--depths", default=None,
-                    help="depth study: comma-separated n_layer values (cpu: 6,12; cpu_deep, gpu_short: 24; 130m: 12)")
+                    help="depth study: comma-separated n_layer values (cpu: 6,12; cpu_deep, gpu_short: 24; "
+                         "71m, 130m: 12; 250m, 350m, 1b: 24)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="train.py override for every run (repeatable); results and runs then go to folders "
                          "suffixed with the overrides")
@@ -325,7 +328,7 @@ def main(argv=None):
     import analyze
     device = analyze.pick_device(args.device)
     t0 = time.time()
-    threads = args.threads if args.threads is not None else (0 if args.scale in ("130m", "gpu_short") else 1)
+    threads = args.threads if args.threads is not None else (0 if args.scale not in ("cpu", "cpu_deep") else 1)
     if threads:
         import torch
         torch.set_num_threads(threads)  # the analysis in this process, too
@@ -348,7 +351,8 @@ def main(argv=None):
                                 time.time() - t0, exact, about=about, plots=not args.no_plots)
         for name, m in summary["runs"].items():
             if "paper_val_ppl" in m:
-                print(f"{name}: val ppl {f4(m.get('val_ppl'), 2)}, paper {m['paper_val_ppl']:.2f} ({PAPER_SOURCE})")
+                print(f"{name}: val ppl {f4(m.get('val_ppl'), 2)}, paper {m['paper_val_ppl']:.2f} "
+                      f"({PAPER_SCALES[args.scale][3]})")
     if summary is not None:
         print(f"wrote {results_dir} in {time.time() - t0:.0f} s", flush=True)
     if failed:
@@ -365,20 +369,25 @@ def dry_run(args, runs, todo, decisions, runs_dir, results_dir, note):
     if note:
         print(f"# {note}")
     print(f"# runs in {runs_dir}, results in {results_dir}")
-    total, minutes = 0.0, 0.0
+    from study import hardware
+    total, minutes, plans = 0.0, 0.0, []
     for run in todo:
         out_dir = os.path.join(runs_dir, run.name)
         decision = decisions[run.name]
         print(f"# {run.name}: {decision.describe()}")
         print("python " + " ".join(train_command(run, out_dir)[1:]))
         busy = decision.action in ("new", "retrain", "resume")
-        if args.scale == "130m":
+        if args.scale in PAPER_SCALES:
             p = projection(run)
             total += p["h100_hours"] if busy else 0
             paper = run.extra.get("paper_val_ppl")
             print(f"#   {p['tokens']:,} tokens x {p['flops_per_token'] / 1e6:,.0f} MFLOP/token = {p['flops']:.3g} FLOPs:"
                   f" {p['h100_hours']:.3g} h on one H100 at {DRY_RUN_MFU:.0%} MFU"
-                  + (f"; paper C4 val ppl {paper}" if paper else ""))
+                  + (f"; paper C4 val ppl {paper}" if paper else "; no published number for this row (size, depth, data)"
+                     if args.study == "depth" else ""))
+            hw = hardware.plan(run.args, run.config_file)  # GPU-hours at the size's MFU and memory per GPU
+            plans += [hw] if busy else []
+            print("\n".join("#   " + line for line in hardware.describe(hw)))
         elif args.scale == "gpu_short":
             p = projection(run)
             s = p["flops"] / (GPU_SHORT_PEAK_FLOPS * GPU_SHORT_MFU) + GPU_SHORT_OVERHEAD_S
@@ -392,9 +401,11 @@ def dry_run(args, runs, todo, decisions, runs_dir, results_dir, note):
     if args.scale == "gpu_short":
         print(f"# projected: {minutes:.1f} minutes on one H100/H200 for the runs to train (budget "
               f"{GPU_SHORT_BUDGET_MIN} min; not compiled: compile=False)")
-    if args.scale == "130m":
+    if args.scale in PAPER_SCALES:
+        print("\n".join("# " + line for line in hardware.summary(plans)))
         print(f"# total: {total:.1f} H100-hours for the runs not done yet (H100 SXM bf16 peak "
-              f"{H100_PEAK_FLOPS / 1e12:.0f} TFLOP/s x {DRY_RUN_MFU:.0%} MFU); paper numbers: {PAPER_SOURCE}")
+              f"{H100_PEAK_FLOPS / 1e12:.0f} TFLOP/s x {DRY_RUN_MFU:.0%} MFU); "
+              f"paper numbers: {PAPER_SCALES[args.scale][3]}")
     return None
 
 

@@ -8,8 +8,9 @@ The ablation studies: what each study trains at each scale, and the train.py com
 Studies: norm (ln vs rms vs rms+zero_mean vs crms, Jiang et al. 2023), depth (pre/post/mix/LNS/sandwich/peri/
 deepnorm: Curse of Depth, Mix-LN) and optim (adamw, muon, muon+ss, muon+ss+emb_proj: OSP). Scales: cpu (a
 6 x 128 char-level model, minutes on 2 CPU cores), cpu_deep and gpu_short (depth study only: 24 layers,
-Pre-LN/LNS/Mix-LN/Post-LN, two seeds each, one whole seed first), 130m (config/llama-130m.py, one GPU; the
-depth study's 12-layer c4 runs carry the paper's C4 perplexity, Sun et al. 2025 Table 1, to write beside ours).
+Pre-LN/LNS/Mix-LN/Post-LN, two seeds each, one whole seed first), and the papers' sizes 71m, 130m, 250m, 350m, 1b
+(config/llama-<size>.py; the depth study's c4 runs at the preset's depth carry the published C4 perplexity,
+PAPER_SCALES, to write beside ours; study/hardware.py plans their GPUs and memory for the dry run).
 
 The dry run's size of a run (projection): tokens = max_iters x batch_size x gradient_accumulation_steps x
 block_size; FLOPs = tokens x model.flops_per_token; hours = FLOPs / (peak FLOP/s x MFU) / 3600.
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 
 
 STUDIES = ("norm", "depth", "optim", "findings")
-SCALES = ("cpu", "cpu_deep", "gpu_short", "130m")
+SCALES = ("cpu", "cpu_deep", "gpu_short", "71m", "130m", "250m", "350m", "1b")
 
 # CPU preset: a char-level model small enough that each whole study fits the time in its comment on
 # 2 (shared) CPU cores; float32 so that the norm study's differences are float32 rounding only.
@@ -75,12 +76,27 @@ BIG_DEEPNORM = dict(deepnorm_variant="papers_code")
 # Depth in Large Language Models", Table 1 (Mix-LN's paper reports the same setup); written beside ours.
 PAPER_PPL_130M = {"post": 26.95, "deepnorm": 27.17, "mix": 26.07, "pre": 26.73, "pre_lns": 25.76}
 PAPER_SOURCE = "Sun et al. 2025, The Curse of Depth in LLMs, Table 1 (C4 val ppl, LLaMA-130M)"
+# Every size of the papers' tables (issue 26): scale -> (preset, its n_layer, published C4 val ppl, source).
+# Rows without a number (sandwich, peri; LNS at 71M) have none published at that size.
+SUN = "Sun et al. 2025, The Curse of Depth in LLMs, Table 1 (C4 val ppl, LLaMA-{})"
+PAPER_SCALES = {
+    "71m": ("config/llama-71m.py", 12, {"post": 35.18, "deepnorm": 34.87, "pre": 34.77, "mix": 33.12},
+            "Li et al. 2025, Mix-LN, Table 1 (C4 val ppl, LLaMA-71M; as RESEARCH.md transcribes it); "
+            "no LNS number is published at 71M"),
+    "130m": (BIG_CONFIG, 12, PAPER_PPL_130M, PAPER_SOURCE),
+    "250m": ("config/llama-250m.py", 24, {"post": 1409.79, "deepnorm": 22.77, "mix": 21.39, "pre": 21.92,
+                                          "pre_lns": 20.35}, SUN.format("250M")),
+    "350m": ("config/llama-350m.py", 24, {"post": 1368.33, "deepnorm": 1362.59, "mix": 1363.21, "pre": 19.58,
+                                          "pre_lns": 18.20}, SUN.format("350M")),
+    "1b": ("config/llama-1b.py", 24, {"post": 1390.75, "deepnorm": 1409.08, "mix": 1414.78, "pre": 17.02,
+                                      "pre_lns": 15.71}, SUN.format("1B, 1.34B parameters")),
+}
 # --dry_run projection: H100 SXM dense bf16 peak at a stated model FLOPs utilization
 H100_PEAK_FLOPS = 989e12
 DRY_RUN_MFU = 0.40
 ANALYSIS = {"cpu": dict(batches=2, batch_size=8), "cpu_deep": dict(batches=2, batch_size=8),
-            "gpu_short": dict(batches=4, batch_size=16), "130m": dict(batches=8, batch_size=16)}
-DEFAULT_DEPTHS = {"cpu": [6, 12], "cpu_deep": [24], "gpu_short": [24], "130m": [12]}
+            "gpu_short": dict(batches=4, batch_size=16), **{s: dict(batches=8, batch_size=16) for s in PAPER_SCALES}}
+DEFAULT_DEPTHS = {"cpu": [6, 12], "cpu_deep": [24], "gpu_short": [24], **{s: [v[1]] for s, v in PAPER_SCALES.items()}}
 EXACTNESS_TEST = "tests/test_model.py::test_pre_ln_rms_crms_train_identically"
 
 
@@ -127,25 +143,26 @@ def plan(study, scale, depths, overrides):
     elif scale in ("cpu_deep", "gpu_short"):
         if study != "depth":
             raise SystemExit(f"bad scale '{scale}' for the {study} study: it is for the depth study only "
-                             f"(choose cpu or 130m)")
+                             f"(choose cpu or one of the papers' sizes: {', '.join(PAPER_SCALES)})")
         config_file, seeds = None, DEEP_SEEDS
         base = dict(DEEP_BASE) if scale == "cpu_deep" else dict(GPU_SHORT_BASE)
         names = [v for v in names if v[0] in DEEP_VARIANTS]
-    elif scale == "130m":
-        config_file, base = BIG_CONFIG, {**BIG_BASE, **BIG_STUDY[study]}
+    elif scale in PAPER_SCALES:
+        config_file, base = PAPER_SCALES[scale][0], {**BIG_BASE, **BIG_STUDY[study]}
     else:
         raise SystemExit(f"bad scale '{scale}': choose from {', '.join(SCALES)}")
     runs = []
     for L in (depths or DEFAULT_DEPTHS[scale]) if study == "depth" else [None]:
         for seed, (name, label, args) in itertools.product(seeds, names):  # seed outer: one whole seed first
-            papers_code = BIG_DEEPNORM if scale == "130m" and args.get("norm_pos") == "deepnorm" else {}
+            papers_code = BIG_DEEPNORM if scale in PAPER_SCALES and args.get("norm_pos") == "deepnorm" else {}
             a = {**base, **args, **papers_code, **({"n_layer": L} if L else {}), **({"seed": seed} if seed else {}),
                  **overrides}
             suffix = (f"_L{L}" if L else "") + (f"_s{seed}" if seed else "")
             extra = {"config": name + (f"_L{L}" if L else "")} if seed else {}
-            if scale == "130m" and study == "depth" and name in PAPER_PPL_130M and a.get("n_layer", 12) == 12 \
+            _, layers, published, _ = PAPER_SCALES.get(scale, (None, None, {}, None))
+            if study == "depth" and name in published and a.get("n_layer") == layers \
                     and a.get("dataset") == "c4":  # the paper's number only where the setup is the paper's
-                extra = {"paper_val_ppl": PAPER_PPL_130M[name]}
+                extra = {"paper_val_ppl": published[name]}
             runs.append(Run(name + suffix, a, config_file, group=f"L{L}" if L else "", label=label, extra=extra))
     return runs
 
