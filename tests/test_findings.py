@@ -1,0 +1,88 @@
+"""The findings study's rules: the paired verdict and its error rate, failed runs, the best lr and its grid
+extension, and the quantization check (hand-worked cases)."""
+
+import math
+import random
+
+import pytest
+import torch
+
+import analyze
+from verdict import best_lr, failure, loss_with_failures, paired_interval, paired_verdict, t975
+
+
+def test_paired_interval_by_hand():
+    # d = (-0.1, -0.2, -0.3): mean -0.2, sd 0.1, half-width t(0.975, 2) * 0.1 / sqrt(3) = 4.303 * 0.057735
+    iv = paired_interval([1.0, 2.0, 3.0], [1.1, 2.2, 3.3])
+    half = 4.303 * 0.1 / math.sqrt(3)
+    assert iv["n"] == 3 and iv["mean"] == pytest.approx(-0.2)
+    assert iv["lo"] == pytest.approx(-0.2 - half) and iv["hi"] == pytest.approx(-0.2 + half)
+    assert paired_verdict([1.0, 2.0, 3.0], [1.1, 2.2, 3.3])[0] == "no difference detected"  # hi = +0.048
+    assert paired_verdict([1.0, 2.0, 3.0], [1.2, 2.21, 3.22])[0] == "agrees"
+    assert paired_verdict([1.2, 2.21, 3.22], [1.0, 2.0, 3.0])[0] == "disagrees"
+
+
+def test_pairs_need_both_sides_and_two_seeds():
+    assert paired_interval([1.0, None, 3.0], [2.0, 2.0, float("nan")])["n"] == 1
+    assert paired_verdict([1.0, None], [2.0, 2.0])[0] == "not testable"
+    assert t975(4) == 2.776 and t975(22) == 2.086 and t975(100) == 1.96  # between rows: the lower df (wider)
+
+
+def test_false_verdict_rate_under_no_effect_is_about_five_percent():
+    # two equal arms, 5 seeds each: the rule must call a difference in ~5% of studies (2.5% each way)
+    rng = random.Random(0)
+    calls = {"agrees": 0, "disagrees": 0}
+    trials = 4000
+    for _ in range(trials):
+        a = [rng.gauss(2.2, 0.02) for _ in range(5)]
+        b = [rng.gauss(2.2, 0.02) for _ in range(5)]
+        v, _ = paired_verdict(a, b)
+        calls[v] = calls.get(v, 0) + 1
+    assert 0.035 < (calls["agrees"] + calls["disagrees"]) / trials < 0.065, calls
+    assert 0.01 < calls["agrees"] / trials < 0.04, calls
+
+
+def test_failed_runs_count_at_the_unigram_loss():
+    unigram = 3.17
+    assert failure({"outcome": "diverged"}, unigram) == "diverged"
+    assert failure({"final_val_loss": 3.10}, unigram) == "stalled"
+    assert failure({"final_val_loss": float("nan")}, unigram) == "diverged"
+    assert failure({"final_val_loss": 2.2}, unigram) is None
+    assert loss_with_failures({"final_val_loss": 3.10}, unigram) == unigram
+
+
+def test_best_lr_and_the_edge_extension():
+    m = lambda *losses: [{"final_val_loss": v} for v in losses]  # noqa: E731
+    assert best_lr({1e-3: m(2.3, 2.31), 2e-3: m(2.2, 2.21), 4e-3: m(2.25, 2.26)}, 3.17) == (2e-3, None)
+    assert best_lr({1e-3: m(2.3, 2.31), 2e-3: m(2.2, 2.21), 4e-3: m(2.1, 2.1)}, 3.17) == (4e-3, 8e-3)
+    assert best_lr({1e-3: m(2.0, 2.0), 2e-3: m(2.2, 2.21), 4e-3: m(2.1, 2.1)}, 3.17) == (1e-3, 5e-4)
+    # a diverged seed makes an lr count at the unigram loss: the edge lr that diverges is not the best
+    diverged = [{"final_val_loss": 2.0}, {"outcome": "diverged"}]
+    assert best_lr({1e-3: m(2.3, 2.31), 2e-3: m(2.2, 2.21), 4e-3: diverged}, 3.17) == (2e-3, None)
+
+
+def test_quantize_rtn_by_hand():
+    # 4 bits: q_max = 7; row 0's scale is 1/7: 1 -> 7, -0.45 -> -3.15 -> -3, 0.26 -> 1.82 -> 2, 0 -> 0
+    w = torch.tensor([[1.0, -0.45, 0.26, 0.0], [0.0, 0.0, 0.0, 0.0], [-2.0, 0.5, 0.1, 1.0]], dtype=torch.float64)
+    q = analyze.quantize_rtn(w, 4)
+    assert torch.allclose(q[0], torch.tensor([7, -3, 2, 0], dtype=torch.float64) / 7)
+    assert torch.equal(q[1], torch.zeros(4, dtype=torch.float64))  # an all-zero row stays zero
+    # row 2: scale 2/7: -2 -> -7, 0.5 -> 1.75 -> 2, 0.1 -> 0.35 -> 0, 1 -> 3.5 -> 4 (round half to even)
+    assert torch.allclose(q[2], torch.tensor([-7, 2, 0, 4], dtype=torch.float64) * 2 / 7)
+    assert torch.equal(analyze.quantize_rtn(q, 4), q)  # quantized values are fixed points
+
+
+def test_quantization_check_on_a_tiny_model():
+    from model import GPT, GPTConfig
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(n_layer=2, n_head=2, n_embd=32, block_size=16, vocab_size=64, norm="rms", pos_emb="rope",
+                          mlp="swiglu", bias=False, tie_embeddings=False)).double()
+    x = torch.randint(0, 64, (4, 16))
+    batches = [(x, torch.roll(x, -1, 1))]
+    r = analyze.quantization_check(model, batches)
+    assert r["loss"] == pytest.approx(model(*batches[0])[1].item())
+    assert r["w4_increase"] != 0 and abs(r["w8a8_increase"]) < abs(r["w4_increase"])  # 8 bits lose less than 4
+    # 16-bit weights and activations are nearly exact; 2-bit ones are not: the hooks do quantize the inputs
+    near = abs(analyze.quantized_loss(model, batches, 16, 16) - r["loss"])
+    assert near < 1e-4 and abs(analyze.quantized_loss(model, batches, 16, 2) - r["loss"]) > 10 * near
+    assert next(model.parameters()).dtype == torch.float64 and model.training  # the model itself is untouched
