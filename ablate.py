@@ -8,9 +8,10 @@ Run a named ablation study as a sequence of train.py runs, analyze each run, and
     python ablate.py depth --scale=gpu_short --dry_run # pre/LNS/mix/post, 24 x 512, 2 seeds: <= 8 min on one H100/H200
     python ablate.py depth --scale=130m --dry_run      # commands, tokens, FLOPs, H100 hours at 40% MFU
     python ablate.py findings --jobs=2                 # one table: which of the papers' claims reproduce (CPU, 3 seeds)
+    python ablate.py trend --dry_run                   # the depth study over training length (study/trend.py)
 
 This file is the runner: the command line, training the runs (up to --jobs train.py processes at once), their
-analysis and the dry run. The rest of a study, in the order a run goes through it:
+analysis and the dry run. The rest of a study is in the folder study/, in the order a run goes through it:
 
     studies.py   the studies and scales: settings, variants, plan(study, scale) -> runs, the train.py command
     records.py   what a run was trained with (run.json) and whether a finished run is reused; the dataset,
@@ -19,6 +20,7 @@ analysis and the dry run. The rest of a study, in the order a run goes through i
     results.py   results.md and summary.json: the tables, the seeds' mean and spread
     plots.py     the PNGs results.md links
     findings.py  the findings table: the papers' claims, ours over 3 seeds, a computed verdict per claim
+    trend.py     the depth study over training length (`python ablate.py trend`, its own flags)
 
 Each run is `python train.py [config file] --key=value ...` with out_dir runs_dir/<run> (default
 ablations/<study>_<scale>/<run>). A finished run (ckpt.pt and a `done` marker) is reused only when the record
@@ -47,11 +49,11 @@ import subprocess
 import sys
 import time
 
-from findings import FINDINGS_CALIBRATION, findings_plan, findings_thread_seconds, write_findings
-from records import (PASSES_WARNING, Decision, data_passes, dataset_line, decide, folder_suffix, git_commit, machine,
+from study.findings import FINDINGS_CALIBRATION, findings_plan, findings_thread_seconds, write_findings
+from study.records import (PASSES_WARNING, Decision, data_passes, dataset_line, decide, folder_suffix, git_commit, machine,
                      planned_record, resolve_dataset, set_aside)
-from results import f4, write_results
-from studies import (ANALYSIS, DRY_RUN_MFU, EXACTNESS_TEST, GPU_SHORT_BUDGET_MIN, GPU_SHORT_MFU, GPU_SHORT_OVERHEAD_S,
+from study.results import f4, write_results
+from study.studies import (ANALYSIS, DRY_RUN_MFU, EXACTNESS_TEST, GPU_SHORT_BUDGET_MIN, GPU_SHORT_MFU, GPU_SHORT_OVERHEAD_S,
                      GPU_SHORT_PEAK_FLOPS, H100_PEAK_FLOPS, PAPER_SOURCE, SCALES, STUDIES, Run, fmt, plan, projection,
                      thread_env, train_command)
 
@@ -208,8 +210,12 @@ def parse_depths(text):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["trend"]:  # the depth study over training length: its own flags (study/trend.py)
+        from study import trend
+        return trend.main(argv[1:])
     ap = _Parser(description="Run an ablation study (train.py runs + analyze.py) and write results/<study>_<scale>/.")
-    ap.add_argument("study", choices=STUDIES, help="norm | depth | optim | findings (the claims table, CPU)")
+    ap.add_argument("study", choices=STUDIES, help="norm | depth | optim | findings (the claims table, CPU); "
+                                                   "`python ablate.py trend --help`: the trend's own flags")
     ap.add_argument("--scale", default="cpu", choices=SCALES,
                     help="cpu (minutes on 2 cores), cpu_deep (depth: 24 layers, 2 seeds, ~32 min), gpu_short (depth: "
                          "<= 8 min on one H100/H200) or 130m (one GPU)")

@@ -13,12 +13,8 @@ if ROOT not in sys.path:  # tests/conftest.py does this too when present
 import pytest
 
 import ablate
-import findings
 import prepare
-import records
-import results
-import runlog
-import studies
+from study import findings, records, results, runlog, studies
 
 
 def _no_network(url):

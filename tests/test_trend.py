@@ -1,4 +1,4 @@
-"""trend.py: a WSD branch of the stable run is the run of that length, the crossover fit, the branch guard."""
+"""study/trend.py (`python ablate.py trend`): a WSD branch of the stable run is the run of that length, the crossover fit, the branch guard."""
 import json
 import os
 import subprocess
@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-import trend
+from study import trend
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -60,9 +60,18 @@ def test_fit_crossover():
 
 
 def test_bad_lengths_are_one_line_errors():
-    out = subprocess.run([sys.executable, "trend.py", "--lengths=400,x"], cwd=ROOT, capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "ablate.py", "trend", "--lengths=400,x"], cwd=ROOT, capture_output=True,
+                         text=True)
     assert out.returncode != 0 and out.stderr.strip() == ("bad value '400,x' for --lengths: a comma-separated "
                                                           "list of integers")
+
+
+def test_ablate_trend_is_the_entry_point():
+    """`python ablate.py trend` reaches the trend's own flags (its --dry_run prints the chain's commands)."""
+    out = subprocess.run([sys.executable, "ablate.py", "trend", "--dry_run", "--lengths=400", "--seeds=1"], cwd=ROOT,
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "4 chains x 400 steps" in out.stdout and "--max_iters=400" in out.stdout
 
 
 def test_a_folder_trained_otherwise_is_refused(tiny_dataset, tmp_path, monkeypatch):

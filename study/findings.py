@@ -20,9 +20,9 @@ import json
 import math
 import os
 
-from results import table
-from runlog import deep_half_removable, max_loss_diff, mean_spread, read_analysis, read_log
-from studies import CPU_BASE, CPU_STUDY, DEEP_BASE, DEEP_VARIANTS, Run, variants
+from study.results import table
+from study.runlog import deep_half_removable, max_loss_diff, mean_spread, read_analysis, read_log
+from study.studies import CPU_BASE, CPU_STUDY, DEEP_BASE, DEEP_VARIANTS, Run, variants
 
 
 FINDINGS_SEEDS = (1337, 1338, 1339)

@@ -19,9 +19,9 @@ import math
 import os
 import statistics
 
-from plots import plot_seeds, plot_study
-from runlog import deep_half_removable, max_loss_diff, mean_spread, read_log
-from studies import PAPER_SOURCE
+from study.plots import plot_seeds, plot_study
+from study.runlog import deep_half_removable, max_loss_diff, mean_spread, read_log
+from study.studies import PAPER_SOURCE
 
 
 def run_metrics(run, record, out_dir):

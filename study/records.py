@@ -27,7 +27,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 
-from studies import fmt
+from study.studies import fmt
 
 
 # --------------------------------------------------------------------------------------------
@@ -195,7 +195,7 @@ def resolve_dataset(args, dry_run):
 
 def git_commit():
     """'<commit>' or '<commit> (uncommitted changes)' of the repository, or 'no git'."""
-    root = os.path.dirname(os.path.abspath(__file__))
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository, above study/
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,

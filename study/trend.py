@@ -1,9 +1,9 @@
 """
 The depth study's trend with training length: where do the papers' outcomes start to show?
 
-    python trend.py                                   # 24 x 64 CPU model: pre, pre_lns, mix, post x 2 seeds
-    python trend.py --lengths=400,800,1600,3200 --seeds=1337,1338 --jobs=2
-    python trend.py --dry_run                         # the train.py commands and the steps they cost
+    python ablate.py trend                            # 24 x 64 CPU model: pre, pre_lns, mix, post x 2 seeds
+    python ablate.py trend --lengths=400,800,1600,3200 --seeds=1337,1338 --jobs=2
+    python ablate.py trend --dry_run                  # the train.py commands and the steps they cost
 
 One run per variant and seed gives every length, through a warm-up-stable-decay (WSD) schedule
 (Hu et al. 2024, MiniCPM): the learning rate is constant after warm-up, so the model at step 0.8 L of a long
@@ -28,9 +28,7 @@ import subprocess
 import sys
 import time
 
-import records
-import runlog
-import studies
+from study import records, runlog, studies
 
 VARIANTS = ("pre", "pre_lns", "mix", "post")       # the four configurations of Sun et al. and Li et al.
 BASE = {k: v for k, v in studies.DEEP_BASE.items() if k != "max_iters"}  # 24 x 64, block 64, batch 12, lr 2e-3,
@@ -251,7 +249,7 @@ def parse_ints(text, what):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    p = argparse.ArgumentParser(prog="ablate.py trend", description=__doc__.strip().splitlines()[0])
     p.add_argument("--lengths", default="400,800,1600,3200", help="training lengths in steps (comma-separated)")
     p.add_argument("--seeds", default="1337,1338", help="seeds (comma-separated)")
     p.add_argument("--jobs", type=int, default=2, help="chains run at once (each one thread)")
@@ -286,11 +284,7 @@ def main(argv=None):
                 measured[v][L].setdefault(k, []).append(x)
     tokens_per_step = BASE["batch_size"] * BASE["block_size"]
     gaps, fits = summarize(measured, lengths, seeds, tokens_per_step)
-    command = "python trend.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python ablate.py trend " + " ".join(argv if argv is not None else sys.argv[1:])
     write_report(measured, gaps, fits, lengths, seeds, tokens_per_step, a.results_dir, command.strip(),
                  time.time() - t0, records.machine(a.threads, "cpu") + f"; {a.jobs} runs at a time",
                  trained_at(a.runs_dir, chains, lengths))
-
-
-if __name__ == "__main__":
-    main()
