@@ -21,7 +21,7 @@ import math
 import os
 
 from study.results import table
-from study.runlog import deep_half_removable, max_loss_diff, mean_spread, read_analysis, read_log
+from study.runlog import deep_half_removable, max_loss_diff, mean_spread, mean_spread_text, read_analysis, read_log
 from study.studies import CPU_BASE, CPU_STUDY, DEEP_BASE, DEEP_VARIANTS, Run, variants
 
 
@@ -55,6 +55,16 @@ def findings_plan(overrides):
             runs.append(Run(f"{config}_s{seed}", a, group=part + (f"_lr{lr:g}" if lr else ""), label=label,
                             extra={"part": part, "variant": name, "lr": lr, "seed": seed, "config": config}))
     return runs
+
+
+def shared_runs(run, suffix):
+    """The folders where another study trained this findings run already: the norm and optim studies' own runs
+    (seed 1337, ablations/<part>_cpu[_suffix]/<variant>) are the same trainings; records.decide reuses one when
+    its run.json matches this run's plan."""
+    if run.extra["part"] == "depth":
+        return []
+    return [os.path.join("ablations", f"{run.extra['part']}_cpu" + (f"_{suffix}" if suffix else ""),
+                         run.extra["variant"])]
 
 
 def findings_thread_seconds(run):
@@ -217,8 +227,7 @@ def _ms_text(values, digits):
     mean, spread = mean_spread([v for v in values if v is not None and math.isfinite(v)])
     missing = sum(v is None for v in values)
     never = sum(v is not None and math.isinf(v) for v in values)
-    text = "-" if mean is None else (f"{mean:.2e} ({spread:.1e})" if digits == "sci"
-                                     else f"{mean:.{digits}f} ({spread:.{digits}f})")
+    text = mean_spread_text(mean, spread, digits)
     return text + (f", never reached in {never} seed(s)" if never else "") + \
         (f", {missing} seed(s) missing" if missing else "")
 
