@@ -9,21 +9,30 @@ Run a named ablation study as a sequence of train.py runs, analyze each run, and
     python ablate.py depth --scale=130m --dry_run      # commands, tokens, FLOPs, H100 hours at 40% MFU
     python ablate.py depth --scale=1b --dry_run        # 71m/130m/250m/350m/1b: + memory per GPU (study/hardware.py)
     python ablate.py findings --jobs=2                 # one table: which of the papers' claims reproduce (CPU, 3 seeds)
+    python ablate.py trend --dry_run                   # the depth study over training length (study/trend.py)
+    python ablate.py depth --scale=130m --gpus=0,1,2,3                  # one run per GPU, the next when one frees
+    python ablate.py depth --scale=130m --gpus=0,1,2,3 --gpus_per_run=2 # each run: torchrun over 2 of them (DDP)
+    python ablate.py depth --scale=130m --emit=slurm --partition=gpu    # an sbatch array; run again to collect
 
-This file is the runner: the command line, training the runs (up to --jobs train.py processes at once), their
-analysis and the dry run. The rest of a study, in the order a run goes through it:
+This file is the runner: the command line, the analysis of the runs and the dry run. The rest of a study is in
+the folder study/, in the order a run goes through it:
 
-    studies.py   the studies and scales: settings, variants, plan(study, scale) -> runs, the train.py command
-    records.py   what a run was trained with (run.json) and whether a finished run is reused; the dataset,
-                 the folders, the commit and the machine that results.md names
+    studies.py   the studies and scales: settings, variants, plan(study, scale) -> runs
+    records.py   what a run was trained with (run.json) and whether a finished run is reused (records.decide,
+                 the one rule); the dataset and the folders
+    launch.py    a run's train.py or torchrun command, and the one launcher: --jobs slots or --gpus, a pool
+    slurm.py     --emit=slurm: the sbatch array script
+    provenance.py  the commit, machine and dataset that results.md names
     runlog.py    a finished run's log.jsonl and analysis.json, read: removable blocks, mean and spread over seeds
     results.py   results.md and summary.json: the tables, the seeds' mean and spread
     plots.py     the PNGs results.md links
     findings.py  the findings table: the papers' claims, ours over 3 seeds, a computed verdict per claim
+    trend.py     the depth study over training length (`python ablate.py trend`, its own flags)
 
-Each run is `python train.py [config file] --key=value ...` with out_dir runs_dir/<run> (default
-ablations/<study>_<scale>/<run>). A finished run (ckpt.pt and a `done` marker) is reused only when the record
-train.py wrote in <run>/run.json (config, dataset, code) matches the plan; otherwise the study stops before
+Each run is `python train.py [config file] --key=value ...` (with --gpus_per_run=k: `torchrun --standalone
+--nproc_per_node=k train.py ...`) with out_dir runs_dir/<run> (default ablations/<study>_<scale>/<run>). A finished
+run (ckpt.pt and a `done` marker) is reused only when the record train.py wrote in <run>/run.json (config, dataset,
+code) matches the plan (a folder without run.json is never reused); otherwise the study stops before
 training anything, naming the differing keys (`max_iters 5 != 400`: the run's, then the plan's), or retrains it
 with --on_mismatch=retrain. An interrupted run whose record matches is resumed. --dry_run prints the same
 decision per run and what the runs would cost (tokens, FLOPs and GPU time at gpu_short and 130m; thread-minutes
@@ -48,97 +57,16 @@ import subprocess
 import sys
 import time
 
-from findings import findings_study
-from records import (PASSES_WARNING, data_passes, dataset_line, decide, folder_suffix, git_commit, machine,
-                     planned_record, resolve_dataset, set_aside)
-from results import f4, write_results
-from studies import (ANALYSIS, DRY_RUN_MFU, EXACTNESS_TEST, GPU_SHORT_BUDGET_MIN, GPU_SHORT_MFU, GPU_SHORT_OVERHEAD_S,
-                     GPU_SHORT_PEAK_FLOPS, H100_PEAK_FLOPS, PAPER_SCALES, SCALES, STUDIES, Run, fmt, plan, projection,
-                     thread_env, train_command)
+from study import hardware, launch, provenance, slurm
+from study.findings import findings_study
+from study.records import decide, folder_suffix, planned_record, resolve_dataset
+from study.results import f4, write_results
+from study.studies import (ANALYSIS, DRY_RUN_MFU, EXACTNESS_TEST, GPU_SHORT_BUDGET_MIN, GPU_SHORT_MFU, GPU_SHORT_OVERHEAD_S,
+                           GPU_SHORT_PEAK_FLOPS, H100_PEAK_FLOPS, PAPER_SCALES, SCALES, STUDIES, Run, plan, projection)
 
 
 # --------------------------------------------------------------------------------------------
-# training and analysis of every run
-
-def run_train(cmd, log_path, threads=None, prefix=""):
-    """Run train.py, keep its whole output in log_path, echo eval/done/error lines (with prefix: the run's name,
-    when several runs share the console). Returns the exit code."""
-    env = thread_env(threads)
-    with open(log_path, "a") as log, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                                      text=True, bufsize=1, env=env) as p:
-        for line in p.stdout:
-            log.write(line)
-            if line.startswith(("eval", "done", "error", "Traceback")) or "Error" in line:
-                print("    " + prefix + line.rstrip(), flush=True)
-        return p.wait()
-
-
-def last_line(path):
-    """The last non-empty line of a file (a failed run's train.log: its one-line error), or ''."""
-    if not os.path.exists(path):
-        return ""
-    with open(path, errors="replace") as f:
-        lines = [line.strip() for line in f if line.strip()]
-    return lines[-1] if lines else ""
-
-
-def train_one(run, out_dir, decision, threads, prefix=""):
-    """Train (or resume) one run; returns its record {cmd, wall_s} or {cmd, failed: exit code, reason}."""
-    record = {"cmd": "python " + " ".join(train_command(run, out_dir)[1:])}
-    if decision.action == "retrain":
-        print(f"    {run.name}: the old run moved to {set_aside(out_dir)} ({decision.diff})", flush=True)
-    os.makedirs(out_dir, exist_ok=True)
-    log_path = os.path.join(out_dir, "train.log")  # appended to: an earlier failed attempt's log stays above
-    t0 = time.time()
-    rc = run_train(train_command(run, out_dir, decision.action == "resume"), log_path, threads, prefix)
-    wall = time.time() - t0
-    if rc != 0:
-        return {**record, "failed": rc, "wall_s": wall, "reason": last_line(log_path) or f"exit {rc}"}
-    if not os.path.exists(os.path.join(out_dir, "ckpt.pt")):
-        return {**record, "failed": 1, "wall_s": wall,
-                "reason": "train.py exited 0 but wrote no ckpt.pt (save_checkpoint=False?)"}
-    done_path = os.path.join(out_dir, "done")
-    with open(done_path + ".tmp", "w") as f:
-        json.dump({"args": {k: fmt(v) for k, v in run.args.items()}, "cmd": record["cmd"], "wall_s": wall}, f)
-    os.replace(done_path + ".tmp", done_path)
-    print(f"    {run.name}: trained in {wall:.0f} s", flush=True)
-    return {**record, "wall_s": wall}
-
-
-def execute(runs, runs_dir, decisions, threads=None, jobs=1):
-    """Train the runs that need it, up to `jobs` train.py processes at once (each with `threads` threads);
-    returns {name: record} in plan order. Reused runs get their wall time from the done marker."""
-    records, todo = {}, []
-    for i, run in enumerate(runs):
-        out_dir = os.path.join(runs_dir, run.name)
-        decision = decisions[run.name]
-        if decision.source and not os.path.exists(out_dir):  # another study's identical run: linked, not copied
-            os.makedirs(runs_dir, exist_ok=True)
-            os.symlink(os.path.relpath(os.path.abspath(decision.source), os.path.abspath(runs_dir)), out_dir)
-        if decision.action == "reuse":
-            with open(os.path.join(out_dir, "done")) as f:
-                marker = json.load(f)
-            print(f"[{i + 1}/{len(runs)}] {run.name}: {decision.describe()}", flush=True)
-            records[run.name] = {"cmd": "python " + " ".join(train_command(run, out_dir)[1:]),
-                                 "wall_s": marker.get("wall_s")}
-        else:
-            todo.append((i, run, out_dir, decision))
-
-    def start(item):
-        i, run, out_dir, decision = item
-        shown = " ".join(train_command(run, out_dir, decision.action == "resume")[1:])
-        print(f"[{i + 1}/{len(runs)}] {run.name} ({decision.action}): python {shown}", flush=True)
-        return run.name, train_one(run, out_dir, decision, threads, prefix=f"{run.name}: " if jobs > 1 else "")
-
-    if jobs > 1:  # threads only wait on the train.py processes; the work is in the processes
-        from concurrent.futures import ThreadPoolExecutor
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
-            trained = dict(pool.map(start, todo))
-    else:
-        trained = dict(start(item) for item in todo)
-    records.update(trained)
-    return {r.name: records[r.name] for r in runs if r.name in records}
-
+# analysis of every run (training: study/launch.py)
 
 def analyze_runs(runs, runs_dir, records, analysis, device, plots=True):
     """analysis.json of every finished run (the failed ones have none)."""
@@ -172,7 +100,7 @@ def analyze_run(run, out_dir, analysis, device, plots=True):
 def exactness_test(threads=None):
     """Run the float64 equivalence test of tests/test_model.py and return its one-line verdict."""
     out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", EXACTNESS_TEST],
-                         capture_output=True, text=True, env=thread_env(threads))
+                         capture_output=True, text=True, env={**os.environ, **launch.thread_env(threads)})
     lines = [line for line in out.stdout.splitlines() if line.strip()]
     return {"test": EXACTNESS_TEST, "returncode": out.returncode, "summary": lines[-1] if lines else out.stderr[-200:]}
 
@@ -209,8 +137,12 @@ def parse_depths(text):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["trend"]:  # the depth study over training length: its own flags (study/trend.py)
+        from study import trend
+        return trend.main(argv[1:])
     ap = _Parser(description="Run an ablation study (train.py runs + analyze.py) and write results/<study>_<scale>/.")
-    ap.add_argument("study", choices=STUDIES, help="norm | depth | optim | findings (the claims table, CPU)")
+    ap.add_argument("study", choices=STUDIES, help="norm | depth | optim | findings (the claims table, CPU); "
+                                                   "`python ablate.py trend --help`: the trend's own flags")
     ap.add_argument("--scale", default="cpu", choices=SCALES,
                     help="cpu (minutes on 2 cores), cpu_deep (depth: 24 layers, 2 seeds, ~32 min), gpu_short (depth: "
                          "<= 8 min on one H100/H200), or the papers' sizes 71m, 130m, 250m, 350m, 1b "
@@ -229,6 +161,19 @@ def main(argv=None):
                     help="a finished run whose run.json differs from the plan: refuse (stop before training, naming "
                          "the differing keys) or retrain it (the old folder is kept as <run>.previous)")
     ap.add_argument("--jobs", type=int, default=1, help="train.py processes at once (each with --threads threads)")
+    ap.add_argument("--gpus", default=None, metavar="0,1,2,3",
+                    help="GPUs to place the runs on: up to one run per GPU (or per --gpus_per_run GPUs) at a time, "
+                         "each with its CUDA_VISIBLE_DEVICES; the next run starts when a GPU frees")
+    ap.add_argument("--gpus_per_run", type=int, default=1,
+                    help="GPUs per run: each run is `torchrun --standalone --nproc_per_node=k train.py ...` (DDP) on "
+                         "k of --gpus (with --emit=slurm: k GPUs per array task)")
+    ap.add_argument("--emit", default=None, choices=["slurm"],
+                    help="train nothing here: write an sbatch array script with one task per run not finished "
+                         "(<runs_dir>/slurm.sbatch); the finished runs are collected into the tables, so the same "
+                         "command after the array ran collects it")
+    ap.add_argument("--partition", default=None, help="--emit=slurm: the #SBATCH --partition line")
+    ap.add_argument("--account", default=None, help="--emit=slurm: the #SBATCH --account line")
+    ap.add_argument("--time", default=None, help="--emit=slurm: the #SBATCH --time line (default 24:00:00)")
     ap.add_argument("--analyze_batches", type=int, default=None, help="batches per analysis (cpu 2, 130m 8)")
     ap.add_argument("--analyze_batch_size", type=int, default=None, help="sequences per analysis batch (cpu 8, 130m 16)")
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="device for analysis")
@@ -244,6 +189,21 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if args.jobs < 1:
         ap.error(f"bad value {args.jobs} for --jobs: must be >= 1")
+    if args.gpus_per_run < 1:
+        ap.error(f"bad value {args.gpus_per_run} for --gpus_per_run: must be >= 1")
+    if args.gpus is not None and args.jobs != 1:
+        ap.error(f"bad value {args.jobs} for --jobs with --gpus: --gpus runs one run per GPU group at a time; "
+                 f"leave --jobs out")
+    if args.gpus is not None and args.emit:
+        ap.error(f"--gpus={args.gpus} places runs on this machine; with --emit={args.emit} Slurm places them: "
+                 f"use --gpus_per_run only")
+    if args.gpus_per_run > 1 and args.gpus is None and not args.emit:
+        ap.error(f"--gpus_per_run={args.gpus_per_run} needs the GPUs to run on: --gpus=0,1,... or --emit=slurm")
+    for flag in ("partition", "account", "time"):
+        if getattr(args, flag) is not None and not args.emit:
+            ap.error(f"--{flag} is for --emit=slurm only")
+    slot_pool = launch.slots(args.jobs, args.gpus, args.gpus_per_run)  # one-line errors for a bad --gpus
+    time_limit = slurm.check_time(args.time) if args.time is not None else "24:00:00"
     overrides = parse_sets(args.set)
     depths = parse_depths(args.depths) if args.depths else None
     if depths and args.study != "depth":
@@ -287,15 +247,21 @@ def main(argv=None):
 
     # what happens to every run: compared with its run.json before anything is trained
     planned = {r.name: planned_record(r) for r in runs}
-    passes, train_tokens = data_passes(planned, runs[0].args.get("data_dir", "data"), dataset)
-    if passes is not None and passes > PASSES_WARNING:
+    nproc = args.gpus_per_run
+    for r in runs:  # train.py splits a step's micro-batches over the ranks
+        accum = planned[r.name]["config"]["gradient_accumulation_steps"]
+        if accum % nproc:
+            ap.error(f"bad value {nproc} for --gpus_per_run: run {r.name} has gradient_accumulation_steps={accum}, "
+                     f"which {nproc} ranks cannot share (choose a divisor, or --set gradient_accumulation_steps=)")
+    passes, train_tokens = provenance.data_passes(planned, runs[0].args.get("data_dir", "data"), dataset)
+    if passes is not None and passes > provenance.PASSES_WARNING:
         line = (f"note: a run reads {passes:.1f} passes over {dataset}'s {train_tokens:,} training tokens: expect it "
                 f"to memorize them (a larger dataset, or fewer --set max_iters)")
         if args.dry_run:
             note = f"{note}\n# {line}" if note else line
         else:
             print(line, flush=True)
-    decisions = {r.name: decide(r, os.path.join(runs_dir, r.name), planned[r.name], args.on_mismatch) for r in runs}
+    decisions = {r.name: decide(os.path.join(runs_dir, r.name), planned[r.name], args.on_mismatch) for r in runs}
     todo = [r for r in runs if wanted is None or r.name in wanted]
     rest = [r for r in runs if r not in todo and decisions[r.name].action == "reuse"]
     for r in runs:  # outside --only: a finished run that no longer matches stays out of the tables, said here
@@ -308,15 +274,16 @@ def main(argv=None):
                                                       f"{base_tag}_{folder_suffix(overrides, own, 'python_docs')}")
             offline = {r.name: planned_record(Run(r.name, {**r.args, "dataset": "python_docs"}, r.config_file))
                        for r in todo}
-            other = [decide(r, os.path.join(other_dir, r.name), offline[r.name], args.on_mismatch) for r in todo]
+            other = [decide(os.path.join(other_dir, r.name), offline[r.name], args.on_mismatch) for r in todo]
             counts = {a: sum(d.action == a for d in other) for a in ("new", "reuse", "resume", "retrain", "refuse")}
             note += (f"\n# offline (python_docs) the runs would be in {other_dir}: "
                      + ", ".join(f"{n} {a}" for a, n in counts.items() if n))
-            offline_passes, offline_tokens = data_passes(offline, runs[0].args.get("data_dir", "data"), "python_docs")
-            if offline_passes is not None and offline_passes > PASSES_WARNING:
+            offline_passes, offline_tokens = provenance.data_passes(offline, runs[0].args.get("data_dir", "data"),
+                                                                    "python_docs")
+            if offline_passes is not None and offline_passes > provenance.PASSES_WARNING:
                 note += (f"; a run would read {offline_passes:.1f} passes over python_docs's {offline_tokens:,} "
                          f"training tokens: expect it to memorize them")
-        return dry_run(args, runs, todo, decisions, runs_dir, results_dir, note)
+        return dry_run(args, runs, todo, decisions, runs_dir, results_dir, note, slot_pool)
     refused = [r for r in todo if decisions[r.name].action == "refuse"]
     if refused:
         for r in refused:
@@ -333,16 +300,22 @@ def main(argv=None):
         import torch
         torch.set_num_threads(threads)  # the analysis in this process, too
     print(f"runs in {runs_dir}, results in {results_dir}", flush=True)
-    records = execute(todo + rest, runs_dir, decisions, threads=threads, jobs=args.jobs)
+    script = None
+    if args.emit:
+        script = emit_slurm(args, argv, todo, decisions, runs_dir, threads, time_limit,
+                            job_name="nanonorm_" + os.path.basename(os.path.normpath(runs_dir)))
+    records = launch.execute(todo + rest, runs_dir, decisions, slot_pool, threads=threads, train=not args.emit)
     if not args.no_analysis:
         analyze_runs(runs, runs_dir, records, analysis, device, plots=not args.no_plots)
     failed = {n: rec for n, rec in records.items() if rec.get("failed")}
     finished = [r for r in runs if r.name in records and not records[r.name].get("failed")]
     command = "python ablate.py " + " ".join(argv)
-    about = [f"Commit: {git_commit()}", f"Machine: {machine(threads, runs[0].args.get('device'))}",
-             dataset_line(dataset, runs[0].args.get("data_dir", "data"), own)
-             + ("" if passes is None else f"; a run reads up to {passes:.2f} passes over its {train_tokens:,} "
-                                          f"training tokens")]
+    about = provenance.about(threads, runs[0].args.get("device"), dataset, runs[0].args.get("data_dir", "data"), own,
+                             passes, train_tokens)
+    if args.gpus is not None:
+        about[1] += f"; runs placed on GPUs {' | '.join(s.env['CUDA_VISIBLE_DEVICES'] for s in slot_pool)}"
+    if args.emit:
+        about[1] = f"{about[1]} (the machine that collected the runs: they trained as Slurm array tasks)"
     summary = None
     if finished:
         shown = [r for r in runs if r.name in records]
@@ -355,6 +328,8 @@ def main(argv=None):
                       f"({PAPER_SCALES[args.scale][3]})")
     if summary is not None:
         print(f"wrote {results_dir} in {time.time() - t0:.0f} s", flush=True)
+    if args.emit and script:
+        print(f"submit: sbatch {script}; then run this command again to collect the runs", flush=True)
     if failed:
         for name, rec in failed.items():
             print(f"FAILED {name}: {rec['reason']}", file=sys.stderr)
@@ -364,18 +339,48 @@ def main(argv=None):
     return summary
 
 
-def dry_run(args, runs, todo, decisions, runs_dir, results_dir, note):
-    """Print per run what the real run would do with it and its train.py command (with projections)."""
+def emit_slurm(args, argv, todo, decisions, runs_dir, threads, time_limit, job_name):
+    """--emit=slurm: <runs_dir>/slurm.sbatch with one array task per run not finished (a run to retrain is set aside
+    first, as a real run would); returns its path, or None when every run is finished."""
+    tasks = []
+    for run in todo:
+        d = decisions[run.name]
+        if d.action not in ("new", "resume", "retrain"):
+            continue
+        out_dir = os.path.join(runs_dir, run.name)
+        if d.action == "retrain":
+            print(f"    {run.name}: the old run moved to {launch.set_aside(out_dir)} ({d.diff})", flush=True)
+        cmd = launch.train_command(run, out_dir, d.action == "resume", args.gpus_per_run)
+        tasks.append((run.name, out_dir, cmd, launch.shown(launch.train_command(run, out_dir,
+                                                                                nproc=args.gpus_per_run))))
+    if not tasks:
+        print("every run is finished: no Slurm script written", flush=True)
+        return None
+    device = planned_record(todo[0])["config"].get("device", "auto")
+    gpus = 0 if device == "cpu" else args.gpus_per_run  # a CPU plan asks for no GPU
+    lines = slurm.resources(gpus, threads, time_limit, args.partition, args.account)
+    command = "python ablate.py " + " ".join(argv)
+    path = slurm.write(os.path.join(runs_dir, "slurm.sbatch"),
+                       slurm.script(tasks, repo=os.path.dirname(os.path.abspath(__file__)), runs_dir=runs_dir,
+                                    job_name=job_name, resource_lines=lines, threads=threads, command=command))
+    print(f"wrote {path}: {len(tasks)} array task(s), not finished yet: {', '.join(t[0] for t in tasks)}", flush=True)
+    return path
+
+
+def dry_run(args, runs, todo, decisions, runs_dir, results_dir, note, slot_pool):
+    """Print per run what the real run would do with it and its exact command (with projections)."""
     if note:
         print(f"# {note}")
     print(f"# runs in {runs_dir}, results in {results_dir}")
-    from study import hardware
+    if args.gpus is not None:
+        print(f"# placed on GPUs {' | '.join(s.env['CUDA_VISIBLE_DEVICES'] for s in slot_pool)}: one run per "
+              f"{'GPU' if args.gpus_per_run == 1 else f'{args.gpus_per_run} GPUs'} at a time, the next when one frees")
     total, minutes, plans = 0.0, 0.0, []
     for run in todo:
         out_dir = os.path.join(runs_dir, run.name)
         decision = decisions[run.name]
         print(f"# {run.name}: {decision.describe()}")
-        print("python " + " ".join(train_command(run, out_dir)[1:]))
+        print(launch.shown(launch.train_command(run, out_dir, decision.action == "resume", args.gpus_per_run)))
         busy = decision.action in ("new", "retrain", "resume")
         if args.scale in PAPER_SCALES:
             p = projection(run)

@@ -13,12 +13,8 @@ if ROOT not in sys.path:  # tests/conftest.py does this too when present
 import pytest
 
 import ablate
-import findings
 import prepare
-import records
-import results
-import runlog
-import studies
+from study import findings, records, results, runlog, studies
 
 
 def _no_network(url):
@@ -276,7 +272,7 @@ def test_changed_code_or_dataset_is_named_in_the_difference(trained_ln, in_root)
     renamed = {**recorded, "dataset": {**recorded["dataset"], "name": "python_docs"}}
     assert records.record_diff(renamed, planned) == f"dataset python_docs != {planned['dataset']['name']}"
     assert records.record_diff(None, planned).startswith("no run.json")
-    assert records.decide(run, os.path.join(runs_dir, "ln"), planned, "refuse").action == "reuse"
+    assert records.decide(os.path.join(runs_dir, "ln"), planned, "refuse").action == "reuse"
 
 
 def test_on_mismatch_retrain_retrains_and_keeps_the_old_run(tiny_dataset, tmp_path, in_root, capsys):
@@ -358,6 +354,22 @@ def test_130m_without_data_fails_before_any_run_with_the_prepare_command(tmp_pat
     ablate.main(["depth", "--scale=130m", f"--set=data_dir={tmp_path}/data", f"--runs_dir={tmp_path}/runs",
                  "--dry_run"])
     assert "python prepare.py c4" in capsys.readouterr().out.splitlines()[0]
+
+
+def test_a_dataset_prepare_py_refuses_is_refused_by_the_dry_run_too(tmp_path, in_root, capsys):
+    """shakespeare_t5 looks like an auto-prepared name but prepare.py has no t5 form of that source: the dry run
+    must say what the real run does (stop, with the prepare.py command), from prepare.auto_prepared's rule."""
+    argv = ["norm", "--only=ln", f"--runs_dir={tmp_path}/runs", f"--results={tmp_path}/results", "--set",
+            "dataset=shakespeare_t5", "--set", f"data_dir={tmp_path}/data"] + QUIET
+    ablate.main(argv + ["--dry_run"])
+    out = capsys.readouterr().out
+    assert "error: dataset 'shakespeare_t5' is not prepared" in out and "prepares it first" not in out
+    with pytest.raises(SystemExit) as e:
+        ablate.main(argv)
+    assert "dataset 'shakespeare_t5' is not prepared" in str(e.value.code) and "no run was started" in str(e.value.code)
+    assert not os.path.exists(tmp_path / "runs")
+    assert "prepares it first" in records.resolve_dataset({"dataset": "shakespeare_char",
+                                                           "data_dir": str(tmp_path / "data")}, True)[1]
 
 
 def test_missing_matplotlib_names_the_no_plots_flag(tmp_path, monkeypatch):

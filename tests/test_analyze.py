@@ -310,11 +310,12 @@ def test_ablate_runs_skips_finished_and_writes_tables(tmp_path, monkeypatch):
     """A fake trainer writes log.jsonl + a real tiny checkpoint; a second call must not retrain."""
     pytest.importorskip("matplotlib")
     import ablate
+    from study import launch
     data_dir = str(tmp_path / "data")
     write_tiny_dataset(data_dir)
     calls = []
 
-    def fake_train(cmd, log_path, threads=None, prefix=""):
+    def fake_train(cmd, log_path, env, prefix=""):
         args = dict(a[2:].split("=", 1) for a in cmd if a.startswith("--"))
         calls.append(args["out_dir"])
         # the run record train.py would write, so that a finished run is reused, not refused
@@ -329,7 +330,7 @@ def test_ablate_runs_skips_finished_and_writes_tables(tmp_path, monkeypatch):
             f.write(json.dumps({"iter": 20, "val_loss": 2.9, "train_loss": 2.8}) + "\n")
         return 0
 
-    monkeypatch.setattr(ablate, "run_train", fake_train)
+    monkeypatch.setattr(launch, "run_train", fake_train)
     argv = ["norm", f"--runs_dir={tmp_path}/runs", f"--results={tmp_path}/res", "--analyze_batches=1",
             "--set", f"data_dir={data_dir}", "--set", "dataset=tiny", "--no_exactness_test"]
     ablate.main(argv)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import analyze
-from verdict import best_lr, failure, loss_with_failures, paired_interval, paired_verdict, t975
+from study.verdict import best_lr, failure, loss_with_failures, paired_interval, paired_verdict, t975
 
 
 def test_paired_interval_by_hand():

@@ -1,24 +1,45 @@
-"""The layout of the repository: the top-level modules import each other without a circle (a reader can
-read them bottom-up: norms, model, checkpoint, ...), and the files a reader studies stay one sitting long."""
+"""The layout of the repository: the top level holds the trainer and the tools a student runs, the study runner's
+parts live in study/; the modules import each other without a circle (a reader can read them bottom-up: norms,
+model, checkpoint, ...), and the files a reader studies stay one sitting long."""
 import ast
 import os
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MODULES = sorted(f[:-3] for f in os.listdir(ROOT) if f.endswith(".py"))
+TRAINER = ("norms", "model", "optim", "train", "data", "configurator", "checkpoint", "prepare", "sample")
+TOOLS = ("analyze", "convert", "bench", "exercises", "ablate")
+STUDY = sorted("study." + f[:-3] for f in os.listdir(os.path.join(ROOT, "study"))
+               if f.endswith(".py") and f != "__init__.py")
+MODULES = sorted(f[:-3] for f in os.listdir(ROOT) if f.endswith(".py")) + STUDY
+
+
+def module_path(module):
+    return os.path.join(ROOT, *module.split(".")) + ".py"
 
 
 def local_imports(module):
-    """The top-level modules of this repository that `module` imports anywhere in its file (also inside
-    functions: a lazy import is still an edge of the graph)."""
-    with open(os.path.join(ROOT, module + ".py"), encoding="utf-8") as f:
+    """The modules of this repository (top-level names, study.<name>) that `module` imports anywhere in its file
+    (also inside functions: a lazy import is still an edge of the graph)."""
+    with open(module_path(module), encoding="utf-8") as f:
         tree = ast.parse(f.read())
     names = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            names.update(alias.name.split(".")[0] for alias in node.names)
+            for alias in node.names:
+                names.add(alias.name if alias.name.startswith("study.") else alias.name.split(".")[0])
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names.add(node.module.split(".")[0])
+            if node.module == "study":  # from study import records, runlog
+                names.update("study." + alias.name for alias in node.names)
+            else:
+                names.add(node.module if node.module.startswith("study.") else node.module.split(".")[0])
     return sorted(names & set(MODULES) - {module})
+
+
+def test_top_level_holds_the_trainer_and_the_tools():
+    """Everything else of the study runner lives in study/ (ablate.py is its entry point)."""
+    top = sorted(f[:-3] for f in os.listdir(ROOT) if f.endswith(".py"))
+    assert top == sorted(TRAINER + TOOLS), f"top-level modules {top}: the study runner's parts belong in study/"
+    assert {"study.studies", "study.records", "study.trend"} <= set(STUDY)
+    assert all(not m.startswith("study.") for t in TRAINER for m in local_imports(t)), "the trainer imports study/"
 
 
 def find_cycle(graph):
@@ -67,20 +88,21 @@ def test_core_files_stay_short():
 
 
 def test_study_files_stay_one_sitting_long_and_say_what_they_are():
-    """ablate.py's study is split by what a reader looks for (the runner, the studies, run records, run logs,
-    results, plots, findings): each file one sitting long, opening with a docstring that says what it is."""
-    for module in ("ablate", "studies", "records", "runlog", "results", "plots", "findings"):
-        with open(os.path.join(ROOT, module + ".py"), encoding="utf-8") as f:
+    """ablate.py's study is split by what a reader looks for (the runner, then in study/ the studies, run records,
+    run logs, results, plots, findings, the trend): each file one sitting long, opening with a docstring that says
+    what it is."""
+    for module in ["ablate", "study.__init__"] + STUDY:
+        with open(module_path(module), encoding="utf-8") as f:
             text = f.read()
         n = len(text.splitlines())
-        assert n <= 450, f"{module}.py has {n} lines (limit 450): move a section where a reader looks for it"
-        assert ast.get_docstring(ast.parse(text)), f"{module}.py does not open with a docstring"
+        assert n <= 450, f"{module_path(module)} has {n} lines (limit 450): move a section where a reader looks for it"
+        assert ast.get_docstring(ast.parse(text)), f"{module_path(module)} does not open with a docstring"
 
 def test_product_names_no_path_outside_the_repository():
     """A user's clone has no ../shared (our machines' offline corpus and BPE cache): the product must not
     look there. Tests get those optional folders from TIKTOKEN_CACHE_DIR and NANONORM_CORPUS."""
     files = [f for f in os.listdir(ROOT) if f.endswith(".py")]
-    files += [os.path.join(folder, f) for folder in ("config", "tests")
+    files += [os.path.join(folder, f) for folder in ("config", "tests", "study")
               for f in os.listdir(os.path.join(ROOT, folder)) if f.endswith(".py") and f != "test_layout.py"]
     for name in files:
         with open(os.path.join(ROOT, name), encoding="utf-8") as f:

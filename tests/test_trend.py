@@ -1,4 +1,4 @@
-"""trend.py: a WSD branch of the stable run is the run of that length, the crossover fit, the branch guard."""
+"""study/trend.py (`python ablate.py trend`): a WSD branch of the stable run is the run of that length, the crossover fit, the branch guard."""
 import json
 import os
 import subprocess
@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-import trend
+from study import launch, trend
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -29,9 +29,8 @@ def test_branch_equals_a_run_of_that_length(tiny_dataset, tmp_path, monkeypatch)
     base = tiny_base(tiny_dataset)
     assert trend.run_chain("pre", 7, [10], str(tmp_path / "runs"), base, threads=1) is None
     branch = train_losses(tmp_path / "runs" / "pre_s7" / "L10")
-    cmd = trend.train_cmd(dict(base, **trend.variant_args("pre"), seed=7), str(tmp_path / "single"), 10, 0.2,
-                          resume=False)
-    subprocess.run(cmd, check=True, capture_output=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    cmd = launch.train_command(trend.segment_run("pre", 7, base, 10, 0.2), str(tmp_path / "single"))
+    subprocess.run(launch.executable(cmd), check=True, capture_output=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
     single = train_losses(tmp_path / "single")
     assert sorted(branch) == list(range(10)) and branch == single
     # the stable run stopped at the branch point, where the decay starts
@@ -45,7 +44,7 @@ def test_branch_refused_when_the_stable_run_moved_past_it(tiny_dataset, tmp_path
     assert trend.run_chain("pre", 7, [10], runs, base, threads=1) is None
     os.remove(os.path.join(runs, "pre_s7", "L10", "ckpt.pt"))  # the branch is to be redone ...
     stable = os.path.join(runs, "pre_s7", "stable")
-    subprocess.run(trend.train_cmd(dict(base, **trend.variant_args("pre"), seed=7), stable, 12, 0.0, resume=True),
+    subprocess.run(launch.executable(launch.train_command(trend.segment_run("pre", 7, base, 12, 0.0), stable, True)),
                    check=True, capture_output=True)  # ... but the stable run went on to 12
     failure = trend.run_chain("pre", 7, [10], runs, base, threads=1)
     assert failure and "past the branch point 8" in failure
@@ -60,9 +59,18 @@ def test_fit_crossover():
 
 
 def test_bad_lengths_are_one_line_errors():
-    out = subprocess.run([sys.executable, "trend.py", "--lengths=400,x"], cwd=ROOT, capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "ablate.py", "trend", "--lengths=400,x"], cwd=ROOT, capture_output=True,
+                         text=True)
     assert out.returncode != 0 and out.stderr.strip() == ("bad value '400,x' for --lengths: a comma-separated "
                                                           "list of integers")
+
+
+def test_ablate_trend_is_the_entry_point():
+    """`python ablate.py trend` reaches the trend's own flags (its --dry_run prints the chain's commands)."""
+    out = subprocess.run([sys.executable, "ablate.py", "trend", "--dry_run", "--lengths=400", "--seeds=1"], cwd=ROOT,
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "4 chains x 400 steps" in out.stdout and "--max_iters=400" in out.stdout
 
 
 def test_a_folder_trained_otherwise_is_refused(tiny_dataset, tmp_path, monkeypatch):
@@ -74,3 +82,18 @@ def test_a_folder_trained_otherwise_is_refused(tiny_dataset, tmp_path, monkeypat
     assert trend.run_chain("pre", 7, [10], runs, base, threads=1) is None  # the same plan: reused
     failure = trend.run_chain("pre", 7, [10], runs, dict(base, learning_rate=0.003), threads=1)
     assert failure and "learning_rate 0.002 != 0.003" in failure
+
+
+def test_a_folder_without_run_json_is_never_reused(tiny_dataset, tmp_path, monkeypatch):
+    """records.decide is the trend's rule too: no run.json means nothing says what the folder was trained with, so
+    the chain stops naming it, or with on_mismatch=retrain is set aside whole and trained again."""
+    monkeypatch.chdir(ROOT)
+    base = tiny_base(tiny_dataset)
+    runs = str(tmp_path / "runs")
+    assert trend.run_chain("pre", 7, [10], runs, base, threads=1) is None
+    os.remove(os.path.join(runs, "pre_s7", "L10", "run.json"))
+    failure = trend.run_chain("pre", 7, [10], runs, base, threads=1)
+    assert failure and "no run.json" in failure and "--on_mismatch=retrain" in failure
+    assert trend.run_chain("pre", 7, [10], runs, base, threads=1, on_mismatch="retrain") is None
+    assert os.path.exists(os.path.join(runs, "pre_s7.previous", "L10", "ckpt.pt"))  # the old chain, kept
+    assert os.path.exists(os.path.join(runs, "pre_s7", "L10", "run.json"))

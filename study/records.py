@@ -1,5 +1,7 @@
 """
-What a run was trained with, and whether a finished run can be reused; where a study writes, and what it ran on.
+What a run was trained with, and whether a finished run can be reused (the one rule, `decide`); where a study
+writes and the dataset it trains on. Provenance for the results' headers (commit, machine, dataset line) is
+study/provenance.py; building and launching the commands is study/launch.py.
 
 train.py records in <run>/run.json what the run was trained with: the resolved config, the dataset (name,
 sha256 of meta.json, shard sizes) and the code (git commit; sha256 of the training code). planned_record is
@@ -9,25 +11,27 @@ the record this plan would give; record_diff compares the two:
     dataset: the same name and the same contents (meta.json sha256 and shard sizes)
     code:    the same sha256 of the training code (the commit is only named)
 
-decide: no ckpt.pt -> new; a record that differs -> retrain or refuse (--on_mismatch), naming the differing
-keys (`max_iters 5 != 400`: the run's, then the plan's); a record that matches -> reuse when the `done` marker
-is there, else resume. A retrained run's old folder is set aside as <run>.previous.
+decide, the one reuse rule (ablate.py's studies, the findings' runs shared with the norm and optim studies, the
+trend's segments):
+    no ckpt.pt                       -> new (or reused from an identical finished run elsewhere, when given)
+    no run.json, or one that differs -> retrain or refuse (--on_mismatch), naming the differing keys
+                                        (`max_iters 5 != 400`: the run's, then the plan's); a folder without
+                                        run.json is never reused: nothing says what it was trained with
+    a record that matches            -> reuse when finished (the `done` marker), else resume
+A retrained run's old folder is set aside as <run>.previous (launch.set_aside).
 
-For the results.md header and folders: folder_suffix (a study with --set overrides, or on another dataset than
-its own, writes to suffixed folders), ensure_dataset/resolve_dataset (the dataset the runs train on, prepared on
-first use), git_commit, machine, dataset_line and data_passes: passes = max over the runs of max_iters x
-batch_size x gradient_accumulation_steps x block_size / the dataset's training tokens.
+Folders and data: folder_suffix (a study with --set overrides, or on another dataset than its own, writes to
+suffixed folders), ensure_dataset/resolve_dataset (the dataset the runs train on, prepared on first use by
+prepare.py's own rule, prepare.auto_prepared).
 """
 
 import hashlib
 import json
 import os
 import re
-import shutil
-import subprocess
 from dataclasses import dataclass
 
-from studies import fmt
+from study.launch import train_args
 
 
 # --------------------------------------------------------------------------------------------
@@ -42,9 +46,8 @@ def planned_record(run):
     """The run.json that train.py would write for this run (train.run_record on the resolved config)."""
     import train
     from model import GPTConfig
-    argv = ([run.config_file] if run.config_file else []) + [f"--{k}={fmt(v)}" for k, v in run.args.items()]
     try:
-        cfg = train.parse_config(argv, GPTConfig, train.OptimConfig, train.TrainConfig)
+        cfg = train.parse_config(train_args(run), GPTConfig, train.OptimConfig, train.TrainConfig)
     except ValueError as e:  # configurator's one-line ConfigError: a bad --set key or value
         raise SystemExit(f"error: {e}") from None
     return train.run_record(cfg)
@@ -67,13 +70,16 @@ def _short(v):
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def record_diff(recorded, planned):
-    """'' when the run's record matches the plan, else one line: 'key <run's> != <planned>; ...'."""
+def record_diff(recorded, planned, ignore=()):
+    """'' when the run's record matches the plan, else one line: 'key <run's> != <planned>; ...'. A folder
+    without a record differs: nothing says what it was trained with. `ignore`: config keys not compared besides
+    NOT_COMPARED (the trend's segments of one run each set their own max_iters and decay_frac)."""
     if recorded is None:
-        return "no run.json (trained before run records were kept, or not by train.py)"
+        return "no run.json (trained before run records were kept, or not by train.py): nothing says what it was " \
+               "trained with"
     diffs = []
     rc, pc = recorded.get("config", {}), planned["config"]
-    for key in sorted((set(rc) | set(pc)) - set(NOT_COMPARED) - {"dataset"}):  # the dataset: by its fingerprint
+    for key in sorted((set(rc) | set(pc)) - set(NOT_COMPARED) - set(ignore) - {"dataset"}):  # the dataset: by its fingerprint
         if rc.get(key) != pc.get(key):
             diffs.append(f"{key} {_short(rc.get(key))} != {_short(pc.get(key))}")
     rd, pd = recorded.get("dataset", {}), planned["dataset"]
@@ -103,29 +109,24 @@ class Decision:
                 "retrain": f"would retrain: {self.diff}", "refuse": f"would refuse: {self.diff}"}[self.action]
 
 
-def decide(run, out_dir, planned, on_mismatch):
-    """Compare a run folder with the plan: a finished run (its done marker) whose run.json matches is reused, with
-    or without its ckpt.pt (shipped run records carry none); an interrupted one is resumed; a mismatch is
-    retrained or refused (--on_mismatch); a folder with neither marker nor ckpt.pt is trained anew."""
-    finished = os.path.exists(os.path.join(out_dir, "done"))
+def decide(out_dir, planned, on_mismatch, elsewhere=(), ignore=(), finished=None):
+    """The one rule for whether a run folder is reused (ablate.py's studies, the findings and the trend all ask
+    it). A finished run (default: its `done` marker is there) whose run.json matches the plan is reused, with or
+    without its ckpt.pt (shipped run records carry none); an unfinished one with a ckpt.pt is resumed; a folder
+    whose run.json is missing or differs from the plan is retrained or refused (on_mismatch), naming why. A
+    folder with neither is trained anew, unless one of the `elsewhere` folders (another study's identical run)
+    is reused from there."""
+    if finished is None:
+        finished = os.path.exists(os.path.join(out_dir, "done"))
     if not finished and not os.path.exists(os.path.join(out_dir, "ckpt.pt")):
+        for other in elsewhere:
+            if decide(other, planned, "refuse", ignore=ignore).action == "reuse":
+                return Decision("reuse", source=other)
         return Decision("new")
-    diff = record_diff(read_record(out_dir), planned)
+    diff = record_diff(read_record(out_dir), planned, ignore)
     if diff:
         return Decision(on_mismatch, diff)
     return Decision("reuse" if finished else "resume")
-
-
-def set_aside(out_dir):
-    """Move a run folder that is to be retrained to <out_dir>.previous (replacing an older one): a retrain
-    never mixes two trainings in one folder, and the last one stays readable until the next retrain."""
-    old = out_dir.rstrip("/") + ".previous"
-    if os.path.islink(old):  # a link to another study's run: only the link goes
-        os.remove(old)
-    elif os.path.exists(old):
-        shutil.rmtree(old)
-    os.replace(out_dir, old)
-    return old
 
 
 # --------------------------------------------------------------------------------------------
@@ -142,9 +143,6 @@ def folder_suffix(overrides, own_dataset, dataset):
     if len(suffix) > 60:  # keep folder names readable; the hash keeps different overrides apart
         suffix = suffix[:51] + "-" + hashlib.sha256(suffix.encode()).hexdigest()[:8]
     return suffix
-
-
-AUTO_PREPARED = r"(python_docs|shakespeare_char|shakespeare)(?:_(char|gpt2|t5))?"  # prepare.ensure_prepared's
 
 
 def ensure_dataset(args):
@@ -183,7 +181,7 @@ def resolve_dataset(args, dry_run):
                           f"(a download) or, offline, trains on python_docs and then writes to folders suffixed "
                           f"'python_docs'")
         return ensure_dataset(args), None
-    if re.fullmatch(AUTO_PREPARED, name):
+    if prepare.auto_prepared(name) is not None:  # prepare.py's own rule (shakespeare_t5: no, it has no t5 form)
         if dry_run:
             return name, f"dataset {name} is not prepared in {folder}: the real run prepares it first (offline)"
         prepare.ensure_prepared(name, data_dir)
@@ -193,73 +191,3 @@ def resolve_dataset(args, dry_run):
     if dry_run:
         return name, f"error: {message} (the real run stops before starting any run)"
     raise SystemExit(f"error: {message} (no run was started)")
-
-
-def git_commit():
-    """'<commit>' or '<commit> (uncommitted changes)' of the repository, or 'no git'."""
-    root = os.path.dirname(os.path.abspath(__file__))
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return "no git"
-    if head.returncode:
-        return "no git"
-    return head.stdout.strip() + (" (uncommitted changes)" if dirty.stdout.strip() else "")
-
-
-def machine(threads, train_device):
-    """One line: the CPU model, its vector/matrix features that decide the speed and dtype (AVX2, AVX-512,
-    native bf16 = AVX512-BF16 or AMX), the threads per run; or the GPU when the runs train on one."""
-    import platform
-    cpu, flags = None, set()
-    try:  # Linux; elsewhere the platform's processor name and no flags
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name") and cpu is None:
-                    cpu = line.split(":", 1)[1].strip()
-                elif line.startswith("flags") and not flags:
-                    flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    cpu = cpu or platform.processor() or platform.machine()
-    have = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
-    line = (f"{cpu}, {os.cpu_count()} logical CPUs, {'/'.join(have) or 'no AVX2/AVX-512 flags seen'}, native bf16 "
-            f"{'yes' if {'avx512_bf16', 'amx_bf16'} & flags else 'no'}; {threads or 'torch default'} thread(s) per run")
-    if str(train_device).startswith("cuda"):
-        import torch
-        gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cuda requested, none visible"
-        line = f"GPU {gpu}; host {line}"
-    return line
-
-
-PASSES_WARNING = 2.0  # more passes over the training split than this: the runs start to memorize it
-
-
-def data_passes(planned, data_dir, name):
-    """The most passes any planned run makes over the dataset's training split (tokens per run = max_iters x
-    batch_size x gradient_accumulation_steps x block_size), with the split's size; (None, None) when unknown."""
-    try:
-        with open(os.path.join(data_dir, name, "meta.json")) as f:
-            train_tokens = json.load(f).get("train_tokens")
-    except (OSError, ValueError):
-        return None, None
-    if not train_tokens:
-        return None, None
-    c = [p["config"] for p in planned.values()]
-    tokens = max(x["max_iters"] * x["batch_size"] * x["gradient_accumulation_steps"] * x["block_size"] for x in c)
-    return tokens / train_tokens, train_tokens
-
-
-def dataset_line(name, data_dir, own):
-    """The dataset the runs trained on, with its source and fingerprint, and whether it is the study's own."""
-    meta_path = os.path.join(data_dir, name, "meta.json")
-    source, sha = "?", "?"
-    if os.path.exists(meta_path):
-        with open(meta_path, "rb") as f:
-            raw = f.read()
-        sha = hashlib.sha256(raw).hexdigest()[:12]
-        source = json.loads(raw).get("source", "?")
-    other = "" if name == own else f"; NOT the study's own dataset {own} (offline fallback or --set)"
-    return f"Dataset: {name} (source {source}, meta.json sha256 {sha}){other}"

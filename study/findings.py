@@ -24,10 +24,11 @@ import math
 import os
 import sys
 
-from results import table
-from runlog import deep_half_removable, max_loss_diff, read_analysis
-from studies import CPU_BASE, CPU_STUDY, DEEP_BASE, Run, variants
-from verdict import FALSE_VERDICT_RATE, failure, finite, loss_with_failures, loss_without_failures, paired_verdict
+from study.results import table
+from study.runlog import deep_half_removable, max_loss_diff, read_analysis
+from study.studies import CPU_BASE, CPU_STUDY, DEEP_BASE, Run, variants
+from study.verdict import (FALSE_VERDICT_RATE, failure, finite, loss_with_failures, loss_without_failures,
+                           paired_verdict)
 
 FINDINGS_SEEDS = (1337, 1338, 1339, 1340, 1341)  # the table's rows: >= 5 seeds at each arm's best lr
 SWEEP_SEEDS = FINDINGS_SEEDS[:2]                  # the lr sweep: >= 2 seeds per lr (reused by the table's rows)
@@ -185,7 +186,7 @@ def config_name(part, variant, lr):
 def choose_lrs(metrics, unigram, extensions):
     """({arm: best lr}, {arm: [lrs to add]}, {arm: sweep rows}) from the sweep's runs: an arm whose best lr is at
     an edge gets the next lr beyond it, unless it was extended MAX_EXTENSIONS times in that direction already."""
-    from verdict import MAX_EXTENSIONS, best_lr
+    from study.verdict import MAX_EXTENSIONS, best_lr
     best, more, sweep = {}, {}, {}
     for arm, (_, grid) in SWEEP.items():
         lrs = sorted(set(grid) | set(extensions.get(arm, ())))
@@ -483,7 +484,7 @@ def findings_study(args, overrides, argv):
     import time
 
     import ablate
-    import records
+    from study import launch, records
     t0 = time.time()
     own = FINDINGS_NORM["dataset"]
     dataset, note = records.resolve_dataset({**FINDINGS_NORM, **overrides}, args.dry_run)
@@ -501,7 +502,7 @@ def findings_study(args, overrides, argv):
         complete = len(best) == len(SWEEP)
         runs = findings_plan(overrides, best if complete else None, extensions)
         planned = {r.name: records.planned_record(r) for r in runs}
-        decisions = {r.name: records.decide(r, os.path.join(runs_dir, r.name), planned[r.name], args.on_mismatch)
+        decisions = {r.name: records.decide(os.path.join(runs_dir, r.name), planned[r.name], args.on_mismatch)
                      for r in runs}
         todo = [r for r in runs if decisions[r.name].action != "reuse"]
         if args.dry_run:
@@ -516,7 +517,7 @@ def findings_study(args, overrides, argv):
         if todo:
             print(f"findings: {len(runs) - len(todo)} of {len(runs)} planned runs reused, training {len(todo)}"
                   + ("" if complete else " (the lr sweep; the table's rows follow from its best lrs)"), flush=True)
-            result = ablate.execute(todo, runs_dir, decisions, threads=args.threads or 1, jobs=args.jobs)
+            result = launch.execute(todo, runs_dir, decisions, launch.slots(jobs=args.jobs), threads=args.threads or 1)
             trained += len(todo)
             record_divergences(result, runs_dir)
             continue
@@ -550,14 +551,14 @@ def findings_study(args, overrides, argv):
 def record_divergences(result, runs_dir):
     """A run that stopped on a non-finite loss failed to train: that is its outcome (a done marker says so), kept
     and counted; any other failure stops the study with the run's last log line."""
+    from study import launch, provenance
     others = {}
     for name, rec in result.items():
         if not rec.get("failed"):
             continue
         if "non-finite" in rec.get("reason", ""):
-            with open(os.path.join(runs_dir, name, "done"), "w") as f:
-                json.dump({"outcome": "diverged", "reason": rec["reason"], "cmd": rec["cmd"],
-                           "wall_s": rec.get("wall_s")}, f)
+            launch.write_done(os.path.join(runs_dir, name), rec["cmd"], rec.get("wall_s"), outcome="diverged",
+                              reason=rec["reason"], machine=provenance.machine(1, "cpu"))
             print(f"    {name}: diverged ({rec['reason']}); counted as a failed run", flush=True)
         else:
             others[name] = rec["reason"]
@@ -597,15 +598,16 @@ QUANT_BATCHES = 32  # 32 x 16 x 64 = 32,768 held-out tokens for the quantized lo
 
 def provenance(runs, metrics, runs_dir, dataset, data_dir, args, trained, wall):
     """The header lines: commit(s) that trained the runs, the machine, the dataset, training time and projection."""
-    import records
+    from study import provenance
     commits = sorted({(_json(os.path.join(runs_dir, r.name, "run.json")) or {}).get("code", {}).get("commit") or "?"
                       for r in runs})
     thread_s = sum(m["wall_s"] or 0 for by_seed in metrics.values() for m in by_seed.values())
     projected = sum(findings_thread_seconds(r) for r in runs)
     return [f"Runs trained at commit {', '.join(c[:10] for c in commits)}; this table written at "
-            f"{records.git_commit()}",
-            f"Machine: {records.machine(args.threads or 1, 'cpu')}",
-            records.dataset_line(dataset, data_dir, FINDINGS_NORM["dataset"]),
+            f"{provenance.git_commit()}",
+            "Trained on: " + "; ".join(sorted({(_json(os.path.join(runs_dir, r.name, "done")) or {}).get("machine")
+                                               or "machine not recorded" for r in runs})),
+            provenance.dataset_line(dataset, data_dir, FINDINGS_NORM["dataset"]),
             f"Training: {len(runs)} runs, {thread_s / 60:.0f} thread-minutes measured (each run's wall time, "
             f"{args.jobs} at a time: ~{thread_s / 60 / max(args.jobs, 1):.0f} minutes wall); the dry run projects "
             f"{projected / 60:.0f} thread-minutes ({FINDINGS_CALIBRATION}); this invocation trained {trained} and "
@@ -614,7 +616,7 @@ def provenance(runs, metrics, runs_dir, dataset, data_dir, args, trained, wall):
 
 def findings_dry_run(args, runs, todo, decisions, runs_dir, results_dir, note, complete):
     """What the real run would do now: the decision and command per run, and the projected time."""
-    from studies import train_command
+    from study.launch import shown, train_command
     if note:
         print(f"# {note}")
     print(f"# runs in {runs_dir}, results in {results_dir}")
@@ -623,7 +625,7 @@ def findings_dry_run(args, runs, todo, decisions, runs_dir, results_dir, note, c
         d = decisions[run.name]
         print(f"# {run.name}: {d.describe()}")
         if run in todo:
-            print("python " + " ".join(train_command(run, os.path.join(runs_dir, run.name))[1:]))
+            print(shown(train_command(run, os.path.join(runs_dir, run.name))))
             seconds += findings_thread_seconds(run) if d.action in ("new", "retrain", "resume") else 0
     if not complete:
         n = len(SWEEP) * len(FINDINGS_SEEDS) + len([a for a in SWEEP if a[0] == "depth"]) * len(FINDINGS_SEEDS) \

@@ -4,8 +4,10 @@ train_loss, ...}) and analysis.json (analyze.py's measures), and the numbers the
 take from them:
 
     removable block: dropping it raises the val loss by less than DROP_THRESHOLD (1%)
-    deep_half_removable = share of the blocks l >= L/2 that are removable (the papers' claim is about deep blocks)
+    removable_shares(rel) = (share of all blocks, share of the blocks l >= L/2) that are removable, from
+                            analyze.py's layer_drop rel; deep_half_removable(out_dir) is the second, of a run
     mean_spread(values) = (mean, max - min) over the finite values (the seeds of one configuration)
+    mean_spread_text(mean, spread, digits) = "mean (spread)" as every table writes it
     max_loss_diff(a, b) = max |loss_a - loss_b| over the iterations both runs logged
 """
 
@@ -53,12 +55,24 @@ def mean_spread(values):
     return sum(values) / len(values), max(values) - min(values)
 
 
+def mean_spread_text(mean, spread, digits):
+    """'mean (spread)' with `digits` decimals, or in scientific notation for digits='sci'; '-' without a mean."""
+    if mean is None:
+        return "-"
+    if digits == "sci":
+        return f"{mean:.2e} ({spread:.1e})"
+    return f"{mean:.{digits}f} ({spread:.{digits}f})"
+
+
+def removable_shares(rel):
+    """(share of all blocks, share of the deeper half l >= L/2) whose removal raises the loss by < 1%; rel is
+    analyze.py's layer_drop["rel"], one relative loss increase per block."""
+    deep = rel[len(rel) // 2:]
+    return (sum(r < DROP_THRESHOLD for r in rel) / len(rel), sum(r < DROP_THRESHOLD for r in deep) / len(deep))
+
+
 def deep_half_removable(out_dir):
     """Share of the deeper half of the blocks (l >= L/2) whose removal costs < 1%: the papers' claim is about
     deep blocks. None without the run's analysis.json."""
     analysis = read_analysis(out_dir)
-    if analysis is None:
-        return None
-    rel = analysis["layer_drop"]["rel"]
-    deep = rel[len(rel) // 2:]
-    return sum(r < DROP_THRESHOLD for r in deep) / len(deep)
+    return None if analysis is None else removable_shares(analysis["layer_drop"]["rel"])[1]

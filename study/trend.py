@@ -1,9 +1,9 @@
 """
 The depth study's trend with training length: where do the papers' outcomes start to show?
 
-    python trend.py                                   # 24 x 64 CPU model: pre, pre_lns, mix, post x 2 seeds
-    python trend.py --lengths=400,800,1600,3200 --seeds=1337,1338 --jobs=2
-    python trend.py --dry_run                         # the train.py commands and the steps they cost
+    python ablate.py trend                            # 24 x 64 CPU model: pre, pre_lns, mix, post x 2 seeds
+    python ablate.py trend --lengths=400,800,1600,3200 --seeds=1337,1338 --jobs=2
+    python ablate.py trend --dry_run                  # the train.py commands and the steps they cost
 
 One run per variant and seed gives every length, through a warm-up-stable-decay (WSD) schedule
 (Hu et al. 2024, MiniCPM): the learning rate is constant after warm-up, so the model at step 0.8 L of a long
@@ -16,26 +16,27 @@ Every branch end is measured as the depth study measures a run (analyze.py: val 
 raises the val loss by < 1%, all and deeper half, the stream growth rms(x_L)/rms(x_1)); results/trend_<...>/
 gets results.md, trend.json and trend.png (each variant's val-loss gap to Pre-LN against tokens seen,
 mean and seed spread), with a straight-line fit of the gap against log2(tokens) and where it crosses zero.
+
+A folder is continued or reused only when its run.json matches the plan (records.decide, as for every study;
+each segment's own max_iters and decay_frac aside): one that differs, or has no run.json (nothing says what it
+was trained with), stops the call naming why, or with --on_mismatch=retrain its chain is set aside and retrained.
 """
 
 import argparse
-import concurrent.futures
 import json
 import math
 import os
 import shutil
-import subprocess
 import sys
 import time
 
-import records
-import runlog
-import studies
+from study import launch, provenance, records, runlog, studies
 
 VARIANTS = ("pre", "pre_lns", "mix", "post")       # the four configurations of Sun et al. and Li et al.
 BASE = {k: v for k, v in studies.DEEP_BASE.items() if k != "max_iters"}  # 24 x 64, block 64, batch 12, lr 2e-3,
 BASE["lr_schedule"] = "wsd"                                               # float32, one thread
 DECAY_FRAC = 0.2                                    # WSD: the last 20% of each length decays to min_lr
+SEGMENT_KEYS = ("max_iters", "decay_frac")          # set by each segment of a chain: not compared on reuse
 
 
 def variant_args(name):
@@ -47,10 +48,10 @@ def branch_point(length):
     return length - int(DECAY_FRAC * length)
 
 
-def train_cmd(args, out_dir, max_iters, decay_frac, resume):
-    cmd = [sys.executable, "train.py"] + [f"--{k}={studies.fmt(v)}" for k, v in args.items()]
-    cmd += [f"--max_iters={max_iters}", f"--decay_frac={decay_frac}", f"--out_dir={out_dir}"]
-    return cmd + (["--init_from=resume"] if resume else [])
+def segment_run(variant, seed, base, max_iters, decay_frac):
+    """One segment of a chain as a study run: the variant's train.py arguments with the segment's length."""
+    args = dict(base, **variant_args(variant), seed=seed, max_iters=max_iters, decay_frac=decay_frac)
+    return studies.Run(f"{variant}_s{seed}", args)
 
 
 def last_iter(out_dir):
@@ -59,65 +60,79 @@ def last_iter(out_dir):
     return rows[-1]["iter"] if rows else 0
 
 
-def chain_commands(variant, seed, lengths, runs_dir, base):
-    """(description, command, out_dir, copy_from) in order for one variant and seed: stable segments, each
-    followed by the branch that decays from it."""
-    args = dict(base, **variant_args(variant), seed=seed)
+def chain_steps(variant, seed, lengths, runs_dir, base):
+    """(description, run, out_dir, copy_from, target step) in order for one variant and seed: stable segments,
+    each followed by the branch that decays from it."""
     stable = os.path.join(runs_dir, f"{variant}_s{seed}", "stable")
     steps = []
     for length in sorted(lengths):
         b = branch_point(length)
         # the stable phase: constant lr after warm-up (decay_frac=0), resumed up to the branch point
-        steps.append((f"stable to {b}", train_cmd(args, stable, b, 0.0, resume=True), stable, None, b))
+        steps.append((f"stable to {b}", segment_run(variant, seed, base, b, 0.0), stable, None, b))
         branch = os.path.join(runs_dir, f"{variant}_s{seed}", f"L{length}")
-        steps.append((f"decay {b}->{length}", train_cmd(args, branch, length, DECAY_FRAC, resume=True),
-                      branch, stable, length))
+        steps.append((f"decay {b}->{length}", segment_run(variant, seed, base, length, DECAY_FRAC), branch, stable,
+                      length))
     return steps
 
 
-def record_mismatch(out_dir, cmd):
-    """'' when out_dir's run.json says it was trained with what cmd plans (config, dataset, training code; as
-    ablate.py compares), else the differing keys; None when the folder has no run.json (trained before records)."""
-    recorded = records.read_record(out_dir)
-    if recorded is None:
-        return None
-    planned = records.planned_record(studies.Run("trend", {a[2:].split("=", 1)[0]: a.split("=", 1)[1]
-                                                          for a in cmd[2:] if a.startswith("--") and "=" in a}))
-    for key in ("max_iters", "decay_frac"):  # each segment of a chain sets its own
-        recorded["config"][key] = planned["config"][key]
-    return records.record_diff(recorded, planned)
+def chain_commands(variant, seed, lengths, runs_dir, base):
+    """The train.py commands of one chain, as the dry run prints them (launch.train_command)."""
+    return [launch.train_command(run, out_dir, resume=copy_from is not None or i > 0)
+            for i, (_, run, out_dir, copy_from, _) in enumerate(chain_steps(variant, seed, lengths, runs_dir, base))]
 
 
-def run_chain(variant, seed, lengths, runs_dir, base, threads):
+def chain_decision(variant, seed, lengths, runs_dir, base, on_mismatch):
+    """(out_dir, records.Decision) of the chain's first folder that is not reusable (refuse or retrain), or
+    (None, None): records.decide on every trained folder, each segment's max_iters and decay_frac not compared."""
+    for _, run, out_dir, _, _ in chain_steps(variant, seed, lengths, runs_dir, base):
+        if not os.path.exists(os.path.join(out_dir, "ckpt.pt")):
+            continue  # nothing trained there yet
+        d = records.decide(out_dir, records.planned_record(run), on_mismatch, ignore=SEGMENT_KEYS)
+        if d.action in ("refuse", "retrain"):
+            return out_dir, d
+    return None, None
+
+
+def check_chain(variant, seed, lengths, runs_dir, base, on_mismatch):
+    """None when every trained folder of the chain matches the plan; a refusal message (on_mismatch=refuse); or,
+    with retrain, the chain's folder is set aside whole (its branches descend from its stable run) and None."""
+    out_dir, d = chain_decision(variant, seed, lengths, runs_dir, base, on_mismatch)
+    if d is not None and d.action == "refuse":
+        return (f"{out_dir} was not trained as planned ({d.diff}): pass --on_mismatch=retrain, delete it or "
+                f"pass --runs_dir")
+    if d is not None:
+        print(f"  {variant} seed {seed}: {out_dir} differs ({d.diff}); the chain moved to "
+              f"{launch.set_aside(os.path.dirname(out_dir))} and is retrained", flush=True)
+    return None
+
+
+def run_chain(variant, seed, lengths, runs_dir, base, threads, on_mismatch="refuse"):
     """Run what is missing of one chain; a step is done when its folder's last eval row is at its target. A
-    folder trained with other settings or code than planned is never continued or reused: the chain stops."""
-    for what, cmd, out_dir, copy_from, target in chain_commands(variant, seed, lengths, runs_dir, base):
-        if os.path.exists(os.path.join(out_dir, "ckpt.pt")):
-            diff = record_mismatch(out_dir, cmd)
-            if diff:
-                return f"{out_dir} was trained with other settings than planned ({diff}): delete it or pass --runs_dir"
-            if diff is None:
-                print(f"  note: {out_dir} has no run.json (trained before run records): used unchecked", flush=True)
+    folder without run.json, or trained with other settings or code than planned, is never continued or reused:
+    the chain stops (or, with on_mismatch=retrain, is retrained whole)."""
+    failure = check_chain(variant, seed, lengths, runs_dir, base, on_mismatch)
+    if failure:
+        return failure
+    for what, run, out_dir, copy_from, target in chain_steps(variant, seed, lengths, runs_dir, base):
         if last_iter(out_dir) >= target and os.path.exists(os.path.join(out_dir, "ckpt.pt")):
             continue
+        resume = True
         if copy_from is not None:  # a branch starts as a copy of the stable run at its branch point
             if last_iter(copy_from) != branch_point(target):
                 return (f"{variant} seed {seed}: the stable run {copy_from} is at step {last_iter(copy_from)}, "
                         f"past the branch point {branch_point(target)} of length {target}: delete it to rerun")
             shutil.rmtree(out_dir, ignore_errors=True)
-            shutil.copytree(copy_from, out_dir, ignore=shutil.ignore_patterns("analysis*"))
+            shutil.copytree(copy_from, out_dir, ignore=shutil.ignore_patterns("analysis*", "train.log"))
         elif not os.path.exists(os.path.join(out_dir, "ckpt.pt")):
-            cmd = [c for c in cmd if c != "--init_from=resume"]  # the first segment starts from scratch
+            resume = False  # the first segment starts from scratch
             os.makedirs(out_dir, exist_ok=True)
         t0 = time.time()
-        with open(os.path.join(out_dir, "train_output.txt"), "a") as log:
-            log.write(" ".join(cmd) + "\n")
-            log.flush()
-            code = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT, env=studies.thread_env(threads))
+        code = launch.run_train(launch.train_command(run, out_dir, resume), os.path.join(out_dir, "train.log"),
+                                launch.thread_env(threads), echo=False)
         print(f"  {variant} seed {seed}: {what} in {time.time() - t0:.0f} s" + (f" FAILED ({code})" if code else ""),
               flush=True)
         if code:
-            return f"{variant} seed {seed}: {what} failed, see {out_dir}/train_output.txt"
+            return f"{variant} seed {seed}: {what} failed, see {out_dir}/train.log"
     return None
 
 
@@ -131,13 +146,9 @@ def measure(out_dir, data_dir, threads):
             os.path.join(out_dir, "ckpt.pt")):
         a = analyze.analyze_checkpoint(out_dir, data_dir=data_dir, split="val", plots=False,
                                        **studies.ANALYSIS["cpu_deep"])
-    rel = a["layer_drop"]["rel"]
-    deep = rel[len(rel) // 2:]
-    s = a["summary"]
-    return {"val_loss": runlog.read_log(out_dir)[1][-1]["val_loss"],
-            "removable_all": sum(r < runlog.DROP_THRESHOLD for r in rel) / len(rel),
-            "removable_deep_half": sum(r < runlog.DROP_THRESHOLD for r in deep) / len(deep),
-            "stream_growth": s["rms_growth_deep"]}
+    removable_all, removable_deep_half = runlog.removable_shares(a["layer_drop"]["rel"])
+    return {"val_loss": runlog.read_log(out_dir)[1][-1]["val_loss"], "removable_all": removable_all,
+            "removable_deep_half": removable_deep_half, "stream_growth": a["summary"]["rms_growth_deep"]}
 
 
 def fit_crossover(tokens, gaps):
@@ -153,8 +164,7 @@ def fit_crossover(tokens, gaps):
 
 
 def mean_spread_str(values, digits):
-    mean, spread = runlog.mean_spread(values)
-    return "" if mean is None else f"{mean:.{digits}f} ({spread:.{digits}f})"
+    return runlog.mean_spread_text(*runlog.mean_spread(values), digits)
 
 
 def summarize(measured, lengths, seeds, tokens_per_step):
@@ -171,13 +181,13 @@ def summarize(measured, lengths, seeds, tokens_per_step):
     return gaps, fits
 
 
-def write_report(measured, gaps, fits, lengths, seeds, tokens_per_step, results_dir, command, wall, machine,
+def write_report(measured, gaps, fits, lengths, seeds, tokens_per_step, results_dir, command, wall, about,
                  trained_at):
+    """results.md (about: provenance.about's lines), trend.json and trend.png."""
     os.makedirs(results_dir, exist_ok=True)
     lines = [f"# depth trend with training length ({BASE['n_layer']} x {BASE['n_embd']}, WSD)", "",
-             f"Command: `{command}`  ",
-             f"Code: {records.git_commit()}; runs trained at: {trained_at}; machine: {machine}; wall time of this "
-             f"invocation {wall:.0f} s.  ",
+             f"Command: `{command}`  ", *[f"{line}  " for line in about],
+             f"Runs trained at: {trained_at}; wall time of this invocation {wall:.0f} s.  ",
              f"Seeds {', '.join(map(str, seeds))}; mean over seeds, spread (max - min) in brackets; "
              f"{tokens_per_step} tokens per step.", ""]
     metrics = [("val_loss", "val loss", 4), ("removable_all", "removable share, all blocks", 2),
@@ -251,7 +261,7 @@ def parse_ints(text, what):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    p = argparse.ArgumentParser(prog="ablate.py trend", description=__doc__.strip().splitlines()[0])
     p.add_argument("--lengths", default="400,800,1600,3200", help="training lengths in steps (comma-separated)")
     p.add_argument("--seeds", default="1337,1338", help="seeds (comma-separated)")
     p.add_argument("--jobs", type=int, default=2, help="chains run at once (each one thread)")
@@ -259,6 +269,9 @@ def main(argv=None):
     p.add_argument("--data_dir", default="data")
     p.add_argument("--runs_dir", default=os.path.join("ablations", "trend_cpu_deep"))
     p.add_argument("--results_dir", default=os.path.join("results", "trend_cpu_deep"))
+    p.add_argument("--on_mismatch", default="refuse", choices=["refuse", "retrain"],
+                   help="a chain with a folder whose run.json is missing or differs from the plan: refuse (stop, "
+                        "naming the keys) or retrain the chain (the old one is kept as <chain>.previous)")
     p.add_argument("--dry_run", action="store_true", help="print the commands and the steps they cost")
     a = p.parse_args(argv)
     lengths, seeds = parse_ints(a.lengths, "lengths"), parse_ints(a.seeds, "seeds")
@@ -270,12 +283,16 @@ def main(argv=None):
     steps = branch_point(max(lengths)) + sum(L - branch_point(L) for L in lengths)
     print(f"{len(chains)} chains x {steps} steps (separate runs: {sum(lengths)}), lengths {lengths}, seeds {seeds}")
     if a.dry_run:
-        for _, cmd, *_ in chain_commands(*chains[0], lengths, a.runs_dir, base):
-            print("  " + " ".join(cmd))
+        for cmd in chain_commands(*chains[0], lengths, a.runs_dir, base):
+            print("  " + launch.shown(cmd))
+        for v, s in chains:
+            out_dir, d = chain_decision(v, s, lengths, a.runs_dir, base, a.on_mismatch)
+            if d is not None:
+                print(f"# {v} seed {s}: {out_dir} {d.describe()}")
         return
     t0 = time.time()
-    with concurrent.futures.ThreadPoolExecutor(a.jobs) as pool:
-        failures = [f for f in pool.map(lambda c: run_chain(*c, lengths, a.runs_dir, base, a.threads), chains) if f]
+    failures = [f for f in launch.pool(chains, launch.slots(a.jobs), lambda c, slot: run_chain(
+        *c, lengths, a.runs_dir, base, a.threads, a.on_mismatch)) if f]
     if failures:
         raise SystemExit("failed:\n" + "\n".join(failures))
     measured = {v: {L: {} for L in lengths} for v in VARIANTS}
@@ -286,11 +303,9 @@ def main(argv=None):
                 measured[v][L].setdefault(k, []).append(x)
     tokens_per_step = BASE["batch_size"] * BASE["block_size"]
     gaps, fits = summarize(measured, lengths, seeds, tokens_per_step)
-    command = "python trend.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python ablate.py trend " + " ".join(argv if argv is not None else sys.argv[1:])
+    about = provenance.about(a.threads, "cpu", base["dataset"], a.data_dir, BASE["dataset"])
+    about[1] += f"; {a.jobs} runs at a time"  # the machine line
     write_report(measured, gaps, fits, lengths, seeds, tokens_per_step, a.results_dir, command.strip(),
-                 time.time() - t0, records.machine(a.threads, "cpu") + f"; {a.jobs} runs at a time",
+                 time.time() - t0, about,
                  trained_at(a.runs_dir, chains, lengths))
-
-
-if __name__ == "__main__":
-    main()

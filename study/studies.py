@@ -1,5 +1,5 @@
 """
-The ablation studies: what each study trains at each scale, and the train.py command of one of its runs.
+The ablation studies: what each study trains at each scale (launch.train_command makes a run's train.py command).
 
     plan(study, scale, depths, overrides) -> [Run], one per depth (depth study), seed and variant, each with
     train.py arguments {**scale base, **study settings, **variant, **papers_code, n_layer, seed, **overrides}
@@ -18,9 +18,9 @@ ablate.py runs the plans; findings.py plans its table from the same settings and
 """
 
 import itertools
-import os
-import sys
 from dataclasses import dataclass, field
+
+from study.launch import train_args
 
 
 STUDIES = ("norm", "depth", "optim", "findings")
@@ -167,17 +167,6 @@ def plan(study, scale, depths, overrides):
     return runs
 
 
-def fmt(v):
-    return str(v)  # True/False/numbers/strings: all read back by configurator.py's literal parsing
-
-
-def train_command(run, out_dir, resume=False):
-    cmd = [sys.executable, "train.py"] + ([run.config_file] if run.config_file else [])
-    cmd += [f"--{k}={fmt(v)}" for k, v in run.args.items()]
-    cmd += [f"--out_dir={out_dir}"] + (["--init_from=resume"] if resume else [])
-    return cmd
-
-
 def projection(run):
     """Tokens, FLOPs per token (PaLM appendix B, as GPT.flops_per_token) and total FLOPs of a run, from its
     config: tokens = max_iters x batch_size x gradient_accumulation_steps x block_size. The vocabulary is the
@@ -187,8 +176,7 @@ def projection(run):
     import prepare
     import train
     from model import GPT, GPTConfig
-    argv = ([run.config_file] if run.config_file else []) + [f"--{k}={fmt(v)}" for k, v in run.args.items()]
-    cfg = train.parse_config(argv, GPTConfig, train.OptimConfig, train.TrainConfig)
+    cfg = train.parse_config(train_args(run), GPTConfig, train.OptimConfig, train.TrainConfig)
     tc = train.split_config(cfg, train.TrainConfig)
     try:
         cfg["vocab_size"] = prepare.load_meta(tc.data_dir, tc.dataset)["vocab_size"]
@@ -203,10 +191,3 @@ def projection(run):
     per_token = model.flops_per_token()
     return {"tokens": tokens, "flops_per_token": per_token, "flops": tokens * per_token,
             "h100_hours": tokens * per_token / (H100_PEAK_FLOPS * DRY_RUN_MFU) / 3600}
-
-
-def thread_env(threads):
-    env = dict(os.environ)
-    if threads:  # torch's intra-op threads; on a busy shared CPU one thread is many times faster than two
-        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    return env

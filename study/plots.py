@@ -8,7 +8,7 @@ several seeds per configuration, trajectories.png (over training) and profiles.p
 import math
 import os
 
-from runlog import DROP_THRESHOLD, read_analysis, read_log
+from study.runlog import DROP_THRESHOLD, read_analysis, read_log
 
 
 def save_figure(plt, fig, path):

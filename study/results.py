@@ -19,9 +19,9 @@ import math
 import os
 import statistics
 
-from plots import plot_seeds, plot_study
-from runlog import deep_half_removable, max_loss_diff, mean_spread, read_log
-from studies import PAPER_SOURCE
+from study.plots import plot_seeds, plot_study
+from study.runlog import deep_half_removable, max_loss_diff, mean_spread, mean_spread_text, read_log
+from study.studies import PAPER_SOURCE
 
 
 def run_metrics(run, record, out_dir):
@@ -133,9 +133,7 @@ def seed_summary(runs, metrics, runs_dir):
 def seed_tables(summary, n_layer):
     """Markdown: final numbers as mean (spread = max - min over seeds), then the share and growth over training."""
     def ms(entry, digits):
-        if entry["mean"] is None:
-            return "-"
-        return f"{entry['mean']:.{digits}f} ({entry['spread']:.{digits}f})"
+        return mean_spread_text(entry["mean"], entry["spread"], digits)
     rows = []
     for config, s in summary.items():
         f = s["final"]
