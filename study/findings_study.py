@@ -1,0 +1,174 @@
+"""
+The staged findings study (python ablate.py findings): train or reuse the lr sweep, extend it where an arm's best
+lr sits at an edge, train the table's rows (each arm at its best lr with 5 seeds, the depth arms also at the
+papers' shared lr), analyze them (analysis.json, quant.json), write the table (study/findings_table.py).
+A run that diverges is kept as a failed run (its done marker says so), never retrained or dropped.
+"""
+
+import json
+import os
+import sys
+import time
+
+from study.findings import (FINDINGS_CALIBRATION, FINDINGS_NORM, FINDINGS_SEEDS, OSP_ARM, PAPERS_LR, SWEEP,
+                            SWEEP_SEEDS, _json, choose_lrs, collect, findings_plan, findings_rows,
+                            findings_thread_seconds, unigram_loss)
+from study.findings_table import plot_sweeps, write_findings
+
+
+def findings_study(args, overrides, argv):
+    """python ablate.py findings: train (or reuse) the sweep, extend it where a best lr sits at an edge, train the
+    table's rows, analyze them and write the table. A run that diverges is recorded as such (its done marker says
+    so) and counted as a failure, not retrained; any other failure stops the study."""
+    from study import launch, records
+    from study.analysis import exactness_test
+    t0 = time.time()
+    own = FINDINGS_NORM["dataset"]
+    dataset, note = records.resolve_dataset({**FINDINGS_NORM, **overrides}, args.dry_run)
+    if dataset != own:
+        overrides = {**overrides, "dataset": dataset}
+    suffix = records.folder_suffix({k: v for k, v in overrides.items() if k != "dataset"}, own, dataset)
+    results_dir = args.results or os.path.join("results", "findings" + (f"_{suffix}" if suffix else ""))
+    runs_dir = args.runs_dir or os.path.join(results_dir, "runs")
+    data_dir = overrides.get("data_dir", "data")
+    extensions, trained = {}, 0
+    unigram = unigram_loss(data_dir, dataset) if not note else None
+    while True:
+        metrics = collect(findings_plan(overrides, None, extensions), runs_dir) if unigram else {}
+        best, more, sweep = choose_lrs(metrics, unigram, extensions) if unigram else ({}, {}, {})
+        complete = len(best) == len(SWEEP)
+        runs = findings_plan(overrides, best if complete else None, extensions)
+        planned = {r.name: records.planned_record(r) for r in runs}
+        decisions = {r.name: records.decide(os.path.join(runs_dir, r.name), planned[r.name], args.on_mismatch)
+                     for r in runs}
+        todo = [r for r in runs if decisions[r.name].action != "reuse"]
+        if args.dry_run:
+            return findings_dry_run(args, runs, todo, decisions, runs_dir, results_dir, note, complete)
+        refused = [r for r in todo if decisions[r.name].action == "refuse"]
+        if refused:
+            for r in refused:
+                print(f"refused {os.path.join(runs_dir, r.name)}: {decisions[r.name].diff}", file=sys.stderr)
+            raise SystemExit(f"error: {len(refused)} run(s) were trained with other settings than this study asks "
+                             f"for; pass --on_mismatch=retrain, delete them, or pass another --runs_dir; nothing "
+                             f"more was trained")
+        if todo:
+            print(f"findings: {len(runs) - len(todo)} of {len(runs)} planned runs reused, training {len(todo)}"
+                  + ("" if complete else " (the lr sweep; the table's rows follow from its best lrs)"), flush=True)
+            result = launch.execute(todo, runs_dir, decisions, launch.slots(jobs=args.jobs), threads=args.threads or 1)
+            trained += len(todo)
+            record_divergences(result, runs_dir)
+            continue
+        if unigram is None:
+            unigram = unigram_loss(data_dir, dataset)
+            continue
+        new = {arm: lrs for arm, lrs in more.items() if not set(lrs) <= set(extensions.get(arm, ()))}
+        if new:
+            for arm, lrs in new.items():
+                print(f"findings: {arm[1]}'s best lr is at an edge of its sweep: adding lr {lrs[0]:g}", flush=True)
+                extensions[arm] = sorted(set(extensions.get(arm, ())) | set(lrs))
+            continue
+        break
+    print(f"findings: reused {len(runs) - trained} of {len(runs)} runs, trained {trained}", flush=True)
+    table_runs = [r for r in runs if r.extra["seed"] not in SWEEP_SEEDS or r.extra["lr"] in (
+        best.get((r.extra["part"], r.extra["variant"])), PAPERS_LR, None) or (r.extra["part"], r.extra["variant"])
+        == OSP_ARM]
+    if not args.no_analysis:
+        analyze_table_runs(table_runs, runs_dir, args)
+    exact = exactness_test(args.threads or 1) if not args.no_exactness_test else None
+    metrics = collect(runs, runs_dir)
+    rows = findings_rows(metrics, best, unigram, exact)
+    about = provenance(runs, metrics, runs_dir, dataset, data_dir, args, trained, time.time() - t0)
+    summary = write_findings(rows, sweep, best, results_dir, "python ablate.py " + " ".join(argv), about, unigram)
+    if not args.no_plots:
+        plot_sweeps(metrics, extensions, unigram, results_dir)
+    print(f"wrote {results_dir}/findings.md: {len(rows)} rows from {len(runs)} runs", flush=True)
+    return summary
+
+
+def record_divergences(result, runs_dir):
+    """A run that stopped on a non-finite loss failed to train: that is its outcome (a done marker says so), kept
+    and counted; any other failure stops the study with the run's last log line."""
+    from study import launch, provenance
+    others = {}
+    for name, rec in result.items():
+        if not rec.get("failed"):
+            continue
+        if "non-finite" in rec.get("reason", ""):
+            launch.write_done(os.path.join(runs_dir, name), rec["cmd"], rec.get("wall_s"), outcome="diverged",
+                              reason=rec["reason"], machine=provenance.machine(1, "cpu"))
+            print(f"    {name}: diverged ({rec['reason']}); counted as a failed run", flush=True)
+        else:
+            others[name] = rec["reason"]
+    if others:
+        raise SystemExit("error: " + "; ".join(f"{n} failed: {r}" for n, r in others.items()))
+
+
+def analyze_table_runs(runs, runs_dir, args):
+    """analysis.json (depth and optim arms) and quant.json (AdamW and OSP) of the table's runs that trained; both
+    are kept and reused (a fresh clone has them but no checkpoints)."""
+    import torch
+
+    import analyze
+    from study.analysis import analyze_run
+    from checkpoint import load_checkpoint
+    from data import BatchSampler
+    for run in runs:
+        out_dir = os.path.join(runs_dir, run.name)
+        if (_json(os.path.join(out_dir, "done")) or {}).get("outcome", "trained") != "trained":
+            continue
+        part = run.extra["part"]
+        if part != "norm" and not os.path.exists(os.path.join(out_dir, "analysis.json")):
+            analyze_run(run, out_dir, {"batches": 2, "batch_size": 8}, "cpu", plots=False)
+        if (run.extra["variant"] in ("adamw", OSP_ARM[1]) and
+                not os.path.exists(os.path.join(out_dir, "quant.json"))):
+            model, _ = load_checkpoint(out_dir, "cpu")
+            sampler = BatchSampler(run.args.get("data_dir", "data"), run.args["dataset"], "val", 16,
+                                   model.config.block_size, seed=4243)
+            with torch.no_grad():
+                result = analyze.quantization_check(model, [sampler.batch(i) for i in range(QUANT_BATCHES)])
+            with open(os.path.join(out_dir, "quant.json"), "w") as f:
+                json.dump({**result, "batches": QUANT_BATCHES, "batch_size": 16}, f, indent=1)
+
+
+QUANT_BATCHES = 32  # 32 x 16 x 64 = 32,768 held-out tokens for the quantized losses
+
+
+def provenance(runs, metrics, runs_dir, dataset, data_dir, args, trained, wall):
+    """The header lines: commit(s) that trained the runs, the machine, the dataset, training time and projection."""
+    from study import provenance
+    commits = sorted({(_json(os.path.join(runs_dir, r.name, "run.json")) or {}).get("code", {}).get("commit") or "?"
+                      for r in runs})
+    thread_s = sum(m["wall_s"] or 0 for by_seed in metrics.values() for m in by_seed.values())
+    projected = sum(findings_thread_seconds(r) for r in runs)
+    return [f"Runs trained at commit {', '.join(c[:10] for c in commits)}; this table written at "
+            f"{provenance.git_commit()}",
+            "Trained on: " + "; ".join(sorted({(_json(os.path.join(runs_dir, r.name, "done")) or {}).get("machine")
+                                               or "machine not recorded" for r in runs})),
+            provenance.dataset_line(dataset, data_dir, FINDINGS_NORM["dataset"]),
+            f"Training: {len(runs)} runs, {thread_s / 60:.0f} thread-minutes measured (each run's wall time, "
+            f"{args.jobs} at a time: ~{thread_s / 60 / max(args.jobs, 1):.0f} minutes wall); the dry run projects "
+            f"{projected / 60:.0f} thread-minutes ({FINDINGS_CALIBRATION}); this invocation trained {trained} and "
+            f"took {wall:.0f} s"]
+
+
+def findings_dry_run(args, runs, todo, decisions, runs_dir, results_dir, note, complete):
+    """What the real run would do now: the decision and command per run, and the projected time."""
+    from study.launch import shown, train_command
+    if note:
+        print(f"# {note}")
+    print(f"# runs in {runs_dir}, results in {results_dir}")
+    seconds = 0.0
+    for run in runs:
+        d = decisions[run.name]
+        print(f"# {run.name}: {d.describe()}")
+        if run in todo:
+            print(shown(train_command(run, os.path.join(runs_dir, run.name))))
+            seconds += findings_thread_seconds(run) if d.action in ("new", "retrain", "resume") else 0
+    if not complete:
+        n = len(SWEEP) * len(FINDINGS_SEEDS) + len([a for a in SWEEP if a[0] == "depth"]) * len(FINDINGS_SEEDS) \
+            + len(FINDINGS_SEEDS)
+        print(f"# then the table's rows, planned from the sweep's best lrs: up to {n} runs more (fewer where a best "
+              f"lr is the papers' {PAPERS_LR:g} or the sweep's runs serve), and grid extensions where a best lr "
+              f"sits at an edge")
+    print(f"# projected: {seconds / 60:.0f} thread-minutes for the runs listed, {seconds / 60 / args.jobs:.0f} "
+          f"minutes wall with --jobs={args.jobs} ({FINDINGS_CALIBRATION})")
