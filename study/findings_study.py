@@ -77,11 +77,17 @@ def findings_study(args, overrides, argv):
     exact = exactness_test(args.threads or 1) if not args.no_exactness_test else None
     metrics = collect(runs, runs_dir)
     rows = findings_rows(metrics, best, unigram, exact)
-    about = provenance(runs, metrics, runs_dir, dataset, data_dir, args, trained, time.time() - t0)
-    summary = write_findings(rows, sweep, best, results_dir, "python ablate.py " + " ".join(argv), about, unigram)
+    about = provenance(runs, metrics, runs_dir, dataset, data_dir, args)
+    # the table's text depends on the runs only (regenerated from the same records it is the same, tested): the
+    # command that makes it, not the paths or job count of this invocation, which are said here instead
+    command = "python ablate.py findings --jobs=2" + "".join(f" --set {k}={v}" for k, v in overrides.items()
+                                                             if k not in ("dataset", "data_dir"))
+    summary = write_findings(rows, sweep, best, results_dir, command, about, unigram)
     if not args.no_plots:
         plot_sweeps(metrics, extensions, unigram, results_dir)
-    print(f"wrote {results_dir}/findings.md: {len(rows)} rows from {len(runs)} runs", flush=True)
+    from study import provenance as prov
+    print(f"wrote {results_dir}/findings.md: {len(rows)} rows from {len(runs)} runs ({trained} trained now) in "
+          f"{time.time() - t0:.0f} s at {prov.git_commit()}", flush=True)
     return summary
 
 
@@ -133,22 +139,21 @@ def analyze_table_runs(runs, runs_dir, args):
 QUANT_BATCHES = 32  # 32 x 16 x 64 = 32,768 held-out tokens for the quantized losses
 
 
-def provenance(runs, metrics, runs_dir, dataset, data_dir, args, trained, wall):
-    """The header lines: commit(s) that trained the runs, the machine, the dataset, training time and projection."""
+def provenance(runs, metrics, runs_dir, dataset, data_dir, args):
+    """The header lines, from the run records alone: the commit(s) that trained the runs, the machine(s) (their done
+    markers), the dataset, the measured training time and the dry run's projection of it."""
     from study import provenance
     commits = sorted({(_json(os.path.join(runs_dir, r.name, "run.json")) or {}).get("code", {}).get("commit") or "?"
                       for r in runs})
+    machines = sorted({(_json(os.path.join(runs_dir, r.name, "done")) or {}).get("machine") or "machine not recorded"
+                       for r in runs})
     thread_s = sum(m["wall_s"] or 0 for by_seed in metrics.values() for m in by_seed.values())
     projected = sum(findings_thread_seconds(r) for r in runs)
-    return [f"Runs trained at commit {', '.join(c[:10] for c in commits)}; this table written at "
-            f"{provenance.git_commit()}",
-            "Trained on: " + "; ".join(sorted({(_json(os.path.join(runs_dir, r.name, "done")) or {}).get("machine")
-                                               or "machine not recorded" for r in runs})),
+    return [f"Runs trained at commit {', '.join(c[:10] for c in commits)} on: {'; '.join(machines)}",
             provenance.dataset_line(dataset, data_dir, FINDINGS_NORM["dataset"]),
-            f"Training: {len(runs)} runs, {thread_s / 60:.0f} thread-minutes measured (each run's wall time, "
-            f"{args.jobs} at a time: ~{thread_s / 60 / max(args.jobs, 1):.0f} minutes wall); the dry run projects "
-            f"{projected / 60:.0f} thread-minutes ({FINDINGS_CALIBRATION}); this invocation trained {trained} and "
-            f"took {wall:.0f} s"]
+            f"Training: {len(runs)} runs, {thread_s / 60:.0f} thread-minutes measured (the runs' own wall times; two "
+            f"at a time on 2 cores: ~{thread_s / 120:.0f} minutes wall); the dry run projects {projected / 60:.0f} "
+            f"thread-minutes, {100 * (projected / max(thread_s, 1) - 1):+.0f}% ({FINDINGS_CALIBRATION})"]
 
 
 def findings_dry_run(args, runs, todo, decisions, runs_dir, results_dir, note, complete):
