@@ -2,12 +2,17 @@
 extension, and the quantization check (hand-worked cases)."""
 
 import math
+import os
 import random
+import shutil
+import subprocess
+import sys
 
 import pytest
 import torch
 
 import analyze
+from conftest import CORPUS_DIR, ROOT, needs_corpus
 from study.verdict import best_lr, failure, loss_with_failures, paired_interval, paired_verdict, t975
 
 
@@ -86,3 +91,45 @@ def test_quantization_check_on_a_tiny_model():
     near = abs(analyze.quantized_loss(model, batches, 16, 16) - r["loss"])
     assert near < 1e-4 and abs(analyze.quantized_loss(model, batches, 16, 2) - r["loss"]) > 10 * near
     assert next(model.parameters()).dtype == torch.float64 and model.training  # the model itself is untouched
+
+
+# ---------------------------------------------------------------------------------------------------
+# the shipped table regenerates from the run records that ship with it, training nothing
+
+SHIPPED = os.path.join(ROOT, "results", "findings")
+
+
+@needs_corpus
+def test_shipped_findings_regenerate_from_their_records(tmp_path):
+    """A fresh clone has results/findings/runs/*/{run.json, log.jsonl, analysis.json, quant.json, done} and no
+    checkpoint: `python ablate.py findings` must reuse every run and write the same findings.md, word for word.
+    The dataset is the books' corpus_char, made here from NANONORM_CORPUS as a user's download would make it."""
+    import prepare
+    if not os.path.exists(os.path.join(ROOT, "data", "corpus_char", "meta.json")):
+        prepare.prepare("books", name="corpus_char", data_dir=os.path.join(ROOT, "data"), inputs=[CORPUS_DIR])
+    runs = tmp_path / "runs"
+    shutil.copytree(os.path.join(SHIPPED, "runs"), runs)
+    assert not list(runs.glob("*/ckpt.pt")), "a checkpoint ships in results/findings/runs"
+    p = subprocess.run([sys.executable, "ablate.py", "findings", f"--runs_dir={runs}", f"--results={tmp_path}",
+                        "--no_plots"], cwd=ROOT, capture_output=True, text=True, timeout=600,
+                       env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    n = len(os.listdir(runs))
+    assert f"reused {n} of {n} runs, trained 0" in p.stdout, p.stdout[-2000:]
+    with open(os.path.join(SHIPPED, "findings.md")) as f:
+        shipped = f.read()
+    assert (tmp_path / "findings.md").read_text() == shipped
+
+
+def test_shipped_records_are_small_and_complete():
+    """What ships is the evidence, not the weights: every run folder has its record files, none a checkpoint,
+    and the whole folder stays under 5 MB."""
+    from study.findings import RECORD_FILES
+    folders = [os.path.join(SHIPPED, "runs", d) for d in os.listdir(os.path.join(SHIPPED, "runs"))]
+    assert folders
+    total = 0
+    for d in folders:
+        names = set(os.listdir(d))
+        assert {"run.json", "log.jsonl", "done"} <= names and names <= set(RECORD_FILES), (d, names)
+        total += sum(os.path.getsize(os.path.join(d, f)) for f in names)
+    assert total < 5e6, total
