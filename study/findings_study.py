@@ -10,8 +10,7 @@ import os
 import sys
 import time
 
-from study.findings import (FINDINGS_CALIBRATION, FINDINGS_NORM, FINDINGS_SEEDS, OSP_ARM, PAPERS_LR, SWEEP,
-                            SWEEP_SEEDS, _json, choose_lrs, collect, findings_plan, findings_rows,
+from study.findings import (FINDINGS_CALIBRATION, FINDINGS_NORM, FINDINGS_SEEDS, OSP_ARM, PAPERS_LR, SWEEP, _json, choose_lrs, collect, findings_plan, findings_rows,
                             findings_thread_seconds, unigram_loss)
 from study.findings_table import plot_sweeps, write_findings
 
@@ -69,11 +68,8 @@ def findings_study(args, overrides, argv):
             continue
         break
     print(f"findings: reused {len(runs) - trained} of {len(runs)} runs, trained {trained}", flush=True)
-    table_runs = [r for r in runs if r.extra["seed"] not in SWEEP_SEEDS or r.extra["lr"] in (
-        best.get((r.extra["part"], r.extra["variant"])), PAPERS_LR, None) or (r.extra["part"], r.extra["variant"])
-        == OSP_ARM]
-    if not args.no_analysis:
-        analyze_table_runs(table_runs, runs_dir, args)
+    if not args.no_analysis:  # every run, the sweep's too: the kurtosis grid searches all of them (OSP row)
+        analyze_trained_runs(runs, runs_dir)
     exact = exactness_test(args.threads or 1) if not args.no_exactness_test else None
     metrics = collect(runs, runs_dir)
     rows = findings_rows(metrics, best, unigram, exact)
@@ -82,7 +78,7 @@ def findings_study(args, overrides, argv):
     # command that makes it, not the paths or job count of this invocation, which are said here instead
     command = "python ablate.py findings --jobs=2" + "".join(f" --set {k}={v}" for k, v in overrides.items()
                                                              if k not in ("dataset", "data_dir"))
-    summary = write_findings(rows, sweep, best, results_dir, command, about, unigram)
+    summary = write_findings(rows, sweep, best, results_dir, command, about, unigram, metrics)
     if not args.no_plots:
         plot_sweeps(metrics, extensions, unigram, results_dir)
     from study import provenance as prov
@@ -109,9 +105,9 @@ def record_divergences(result, runs_dir):
         raise SystemExit("error: " + "; ".join(f"{n} failed: {r}" for n, r in others.items()))
 
 
-def analyze_table_runs(runs, runs_dir, args):
-    """analysis.json (depth and optim arms) and quant.json (AdamW and OSP) of the table's runs that trained; both
-    are kept and reused (a fresh clone has them but no checkpoints)."""
+def analyze_trained_runs(runs, runs_dir):
+    """analysis.json (depth and optim arms) and quant.json (AdamW and OSP) of the runs that trained; both are kept
+    and reused (a fresh clone has them but no checkpoints)."""
     import torch
 
     import analyze

@@ -40,7 +40,7 @@ def noise_check(rows):
     return se, smallest
 
 
-def write_findings(rows, sweep, best, results_dir, command, about, unigram):
+def write_findings(rows, sweep, best, results_dir, command, about, unigram, metrics=None):
     """results_dir/findings.md and findings.json from the claim rows and the lr sweep."""
     os.makedirs(results_dir, exist_ok=True)
     table_rows = []
@@ -97,8 +97,9 @@ def write_findings(rows, sweep, best, results_dir, command, about, unigram):
             mean = sum(losses) / len(losses)
             sweep_rows.append([f"{arm[0]} {arm[1]}", f"{lr:g}" + (" (best)" if lr == best.get(arm) else ""),
                                ", ".join(f"{v:.4f}" for v in losses), f"{mean:.4f}"])
-    md += [table(["arm", "lr (Muon: muon_lr)", "final val loss per seed", "mean"], sweep_rows), "",
-           "What is measured:", ""]
+    md += [table(["arm", "lr (Muon: muon_lr)", "final val loss per seed", "mean"], sweep_rows), ""]
+    md += kurtosis_grid(metrics or {})
+    md += ["What is measured:", ""]
     md += [f"- {r['claim']}: {r['measure']}." for r in rows if r.get("protocol_key") != "papers"]
     md += ["", "The runs behind this table: `runs/` beside it (run.json, log.jsonl, analysis.json, quant.json, done "
            "of each; no checkpoints). At 1-2M parameters and 0.3M tokens a claim about 130M-1B models trained on "
@@ -144,3 +145,30 @@ def plot_sweeps(metrics, extensions, unigram, results_dir):
         fig.tight_layout()
         fig.savefig(os.path.join(results_dir, path), dpi=90)
         plt.close(fig)
+
+
+KURTOSIS_TARGET = 3.0  # OSP's outliers: an AdamW model whose mean excess kurtosis exceeds this has them to remove
+
+
+def kurtosis_grid(metrics):
+    """The OSP row's search: every trained configuration's mean excess kurtosis (analyze.py, relu'd as OSP does),
+    and whether any AdamW model exceeds KURTOSIS_TARGET."""
+    rows, adamw = [], []
+    for config, by_seed in sorted(metrics.items()):
+        values = [m["kurtosis_mean"] for m in by_seed.values() if finite(m.get("kurtosis_mean"))]
+        if not values:
+            continue
+        optimizer = "Muon" if "muon" in config else "AdamW"
+        rows.append([config, optimizer, f"{sum(values) / len(values):.3f}", f"{max(values):.3f}", len(values)])
+        if optimizer == "AdamW":
+            adamw.append((max(values), config))
+    if not rows:
+        return []
+    top = max(adamw) if adamw else (None, None)
+    return ["## Searching for outliers (the OSP row)", "",
+            f"Mean excess kurtosis of the hidden states after training, every trained configuration (24 x 64 depth "
+            f"arms and 6 x 128 optimizer arms at every lr of the sweep). The largest AdamW value is "
+            f"{_num(top[0], 3)} ({top[1]}): " + ("above" if top[0] is not None and top[0] > KURTOSIS_TARGET else
+                                                 "not above") + f" the {KURTOSIS_TARGET:g} where OSP's outliers begin."
+            " Not searched here (CPU time): wider models, longer runs, the GPT-2 tokenizer.", "",
+            table(["configuration", "optimizer", "kurtosis: mean over seeds", "max", "seeds"], rows), ""]
