@@ -80,14 +80,16 @@ def sweep_plan(overrides, extensions=None):
 
 
 def findings_plan(overrides, best=None, extensions=None):
-    """The whole study: stage 1 (sweep_plan) and, once each arm's best lr is known (best {(part, variant): lr}),
-    stage 2: every swept arm at its best lr and every depth arm at PAPERS_LR with FINDINGS_SEEDS, and the OSP arm
-    at Muon's best lr. Runs are named by arm, lr and seed, so one training serves every stage that plans it."""
+    """The whole study: the sweep (sweep_plan), every depth arm at the papers' PAPERS_LR with FINDINGS_SEEDS (their
+    protocol needs no sweep), and each arm whose best lr is settled (best {(part, variant): lr}) at that lr with
+    FINDINGS_SEEDS, the OSP arm at Muon's. Runs are named by arm, lr and seed: one training serves every part that
+    plans it (the sweep's seeds at the best lr are the table's first seeds)."""
     runs = sweep_plan(overrides, extensions)
-    if best is not None:
-        for (part, variant), lr in best.items():
-            lrs = [lr] + ([PAPERS_LR] if part == "depth" and lr != PAPERS_LR else [])
-            runs += [findings_run(part, variant, x, seed, overrides) for x in lrs for seed in FINDINGS_SEEDS]
+    runs += [findings_run(*arm, PAPERS_LR, seed, overrides) for arm in SWEEP if arm[0] == "depth"
+             for seed in FINDINGS_SEEDS]
+    for arm, lr in (best or {}).items():
+        runs += [findings_run(*arm, lr, seed, overrides) for seed in FINDINGS_SEEDS]
+    if ("optim", "muon") in (best or {}):
         runs += [findings_run(*OSP_ARM, best[("optim", "muon")], seed, overrides) for seed in FINDINGS_SEEDS]
     unique = {}
     for r in runs:
@@ -182,8 +184,9 @@ def config_name(part, variant, lr):
 
 
 def choose_lrs(metrics, unigram, extensions):
-    """({arm: best lr}, {arm: [lrs to add]}, {arm: sweep rows}) from the sweep's runs: an arm whose best lr is at
-    an edge gets the next lr beyond it, unless it was extended MAX_EXTENSIONS times in that direction already."""
+    """({arm: settled best lr}, {arm: [lrs to add]}, {arm: sweep rows}) from the sweep's runs: an arm whose best lr
+    is at an edge is not settled and gets the next lr beyond it, unless it was extended MAX_EXTENSIONS times in
+    that direction already (then the edge lr is its best, and the table says the sweep ended there)."""
     from study.verdict import MAX_EXTENSIONS, best_lr
     best, more, sweep = {}, {}, {}
     for arm, (_, grid) in SWEEP.items():
@@ -191,10 +194,12 @@ def choose_lrs(metrics, unigram, extensions):
         by_lr = {lr: [m for s, m in metrics.get(config_name(*arm, lr), {}).items() if s in SWEEP_SEEDS] for lr in lrs}
         if any(len(ms) < len(SWEEP_SEEDS) for ms in by_lr.values()):
             continue  # the sweep of this arm is not finished
-        best[arm], beyond = best_lr(by_lr, unigram)
-        n_side = sum((x < min(grid)) if beyond and beyond < best[arm] else (x > max(grid)) for x in lrs)
+        lr, beyond = best_lr(by_lr, unigram)
+        n_side = sum((x < min(grid)) if beyond and beyond < lr else (x > max(grid)) for x in lrs)
         if beyond is not None and n_side < MAX_EXTENSIONS:
-            more[arm] = [beyond]
+            more[arm] = [beyond]  # not settled: the lr beyond the edge is tried first
+        else:
+            best[arm] = lr
         sweep[arm] = {lr: [loss_with_failures(m, unigram) for m in ms] for lr, ms in by_lr.items()}
     return best, more, sweep
 

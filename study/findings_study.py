@@ -35,8 +35,12 @@ def findings_study(args, overrides, argv):
     while True:
         metrics = collect(findings_plan(overrides, None, extensions), runs_dir) if unigram else {}
         best, more, sweep = choose_lrs(metrics, unigram, extensions) if unigram else ({}, {}, {})
+        new = {arm: lrs for arm, lrs in more.items() if not set(lrs) <= set(extensions.get(arm, ()))}
+        for arm, lrs in new.items():
+            print(f"findings: {arm[1]}'s best lr is at an edge of its sweep: adding lr {lrs[0]:g}", flush=True)
+            extensions[arm] = sorted(set(extensions.get(arm, ())) | set(lrs))
         complete = len(best) == len(SWEEP)
-        runs = findings_plan(overrides, best if complete else None, extensions)
+        runs = findings_plan(overrides, best, extensions)
         planned = {r.name: records.planned_record(r) for r in runs}
         decisions = {r.name: records.decide(os.path.join(runs_dir, r.name), planned[r.name], args.on_mismatch)
                      for r in runs}
@@ -60,11 +64,7 @@ def findings_study(args, overrides, argv):
         if unigram is None:
             unigram = unigram_loss(data_dir, dataset)
             continue
-        new = {arm: lrs for arm, lrs in more.items() if not set(lrs) <= set(extensions.get(arm, ()))}
-        if new:
-            for arm, lrs in new.items():
-                print(f"findings: {arm[1]}'s best lr is at an edge of its sweep: adding lr {lrs[0]:g}", flush=True)
-                extensions[arm] = sorted(set(extensions.get(arm, ())) | set(lrs))
+        if new or not complete:
             continue
         break
     print(f"findings: reused {len(runs) - trained} of {len(runs)} runs, trained {trained}", flush=True)
