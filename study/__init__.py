@@ -10,6 +10,7 @@ prepare, sample) and the tools a student runs (analyze, convert, bench, exercise
     plots.py     the PNGs results.md links
     findings.py  the findings table: the papers' claims, ours over seeds, a computed verdict per claim
     trend.py     the depth study over training length (`python ablate.py trend ...`)
+    trend_report.py  the trend's results.md, trend.json, trend.png: per-seed crossovers, what trained the runs
 
 Its modules import the trainer's modules by their top-level names (`import train`): they run with the repository
 root on sys.path, as ablate.py and the tests do.

@@ -179,8 +179,9 @@ def read_done(out_dir):
         return json.load(f)
 
 
-def train_one(run, out_dir, decision, slot, threads, prefix=""):
-    """Train (or resume) one run on a slot; returns its record {cmd, wall_s} or {cmd, failed: exit code, reason}."""
+def train_one(run, out_dir, decision, slot, threads, prefix="", done_extra=None):
+    """Train (or resume) one run on a slot; returns its record {cmd, wall_s} or {cmd, failed: exit code, reason}.
+    done_extra: more keys for the `done` marker (the trend's {"jobs": runs trained at once})."""
     cmd = train_command(run, out_dir, decision.action == "resume", slot.nproc)
     record = {"cmd": shown(train_command(run, out_dir, nproc=slot.nproc))}
     if decision.action == "retrain":
@@ -195,12 +196,12 @@ def train_one(run, out_dir, decision, slot, threads, prefix=""):
     if not os.path.exists(os.path.join(out_dir, "ckpt.pt")):
         return {**record, "failed": 1, "wall_s": wall,
                 "reason": "train.py exited 0 but wrote no ckpt.pt (save_checkpoint=False?)"}
-    write_done(out_dir, record["cmd"], wall, machine=machine(threads, run.args.get("device")))
+    write_done(out_dir, record["cmd"], wall, machine=machine(threads, run.args.get("device")), **(done_extra or {}))
     print(f"    {run.name}: trained in {wall:.0f} s" + (f" on {slot.name}" if slot.env else ""), flush=True)
     return {**record, "wall_s": wall}
 
 
-def execute(runs, runs_dir, decisions, slots, threads=None, train=True):
+def execute(runs, runs_dir, decisions, slots, threads=None, train=True, done_extra=None):
     """Train the runs that need it in the pool of slots (each run with `threads` threads); returns {name: record}
     in plan order. Reused runs get their wall time from the done marker. train=False trains nothing (--emit:
     the finished runs are collected, the others are left to the Slurm script)."""
@@ -224,7 +225,7 @@ def execute(runs, runs_dir, decisions, slots, threads=None, train=True):
         where = f" on {slot.name}" if slot.env else ""
         print(f"[{i + 1}/{len(runs)}] {run.name} ({decision.action}{where}): {shown(cmd)}", flush=True)
         return run.name, train_one(run, out_dir, decision, slot, threads, prefix=f"{run.name}: " if len(slots) > 1
-                                   else "")
+                                   else "", done_extra=done_extra)
 
     if train:
         records.update(pool(todo, slots, start))

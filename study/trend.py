@@ -4,6 +4,9 @@ The depth study's trend with training length: where do the papers' outcomes star
     python ablate.py trend                            # 24 x 64 CPU model: pre, pre_lns, mix, post x 2 seeds
     python ablate.py trend --lengths=400,800,1600,3200 --seeds=1337,1338 --jobs=2
     python ablate.py trend --dry_run                  # the train.py commands and the steps they cost
+    python ablate.py trend --check_wsd=800            # + separate cosine runs at 800 steps beside the WSD branches
+    python ablate.py trend --schedule=cosine          # separate cosine runs per length instead of WSD branches
+    python ablate.py trend --lr=pre_lns:1e-3          # a variant at its own best lr (min_lr = lr / 10)
 
 One run per variant and seed gives every length, through a warm-up-stable-decay (WSD) schedule
 (Hu et al. 2024, MiniCPM): the learning rate is constant after warm-up, so the model at step 0.8 L of a long
@@ -11,26 +14,29 @@ run is the model at step 0.8 L of a run of length L. For each length L a branch 
 checkpoint at 0.8 L and decays linearly to min_lr over the last 0.2 L steps (train.py --lr_schedule=wsd
 --decay_frac=0.2 --max_iters=L --init_from=resume). Cost: 0.8 L_max + 0.2 (sum of L) steps instead of
 sum of L. The stable run is extended segment by segment, so a longer length added later continues it.
+The papers train cosine: --check_wsd=L trains separate cosine runs at one length beside the branches and
+results.md says whether the ranking differs; --schedule=cosine trains the whole trend that way.
 
 Every branch end is measured as the depth study measures a run (analyze.py: val loss, blocks whose removal
 raises the val loss by < 1%, all and deeper half, the stream growth rms(x_L)/rms(x_1)); results/trend_<...>/
-gets results.md, trend.json and trend.png (each variant's val-loss gap to Pre-LN against tokens seen,
-mean and seed spread), with a straight-line fit of the gap against log2(tokens) and where it crosses zero.
+gets results.md, trend.json and trend.png (study/trend_report.py: the gaps to Pre-LN in loss and in %, each
+seed's fitted crossover and their interval over seeds, what trained the runs, from run.json and the `done`
+markers each segment writes: commit, wall time, machine).
 
 A folder is continued or reused only when its run.json matches the plan (records.decide, as for every study;
 each segment's own max_iters and decay_frac aside): one that differs, or has no run.json (nothing says what it
 was trained with), stops the call naming why, or with --on_mismatch=retrain its chain is set aside and retrained.
+A variant trained at another lr than the base's (--lr) gets its own folders (<variant>_lr<lr>_s<seed>).
 """
 
 import argparse
-import json
-import math
 import os
 import shutil
 import sys
 import time
 
-from study import launch, provenance, records, runlog, studies
+from study import launch, provenance, records, runlog, studies, trend_report
+from study.trend_report import fit_crossover  # noqa: F401  (trend.fit_crossover, as before)
 
 VARIANTS = ("pre", "pre_lns", "mix", "post")       # the four configurations of Sun et al. and Li et al.
 BASE = {k: v for k, v in studies.DEEP_BASE.items() if k != "max_iters"}  # 24 x 64, block 64, batch 12, lr 2e-3,
@@ -48,6 +54,19 @@ def branch_point(length):
     return length - int(DECAY_FRAC * length)
 
 
+def variant_base(base, variant, lrs):
+    """The base arguments of one variant: its own lr from --lr (min_lr = lr / 10, as the findings' sweep), else
+    the base's."""
+    return dict(base, learning_rate=lrs[variant], min_lr=lrs[variant] / 10) if variant in lrs else base
+
+
+def chain_name(variant, seed, base):
+    """The folder of a variant and seed: <variant>_s<seed>, or <variant>_lr<lr>_s<seed> at another lr than BASE's
+    (a variant's own best lr trains beside the shared-lr runs, not over them)."""
+    lr = base["learning_rate"]
+    return f"{variant}_s{seed}" if lr == BASE["learning_rate"] else f"{variant}_lr{lr:g}_s{seed}"
+
+
 def segment_run(variant, seed, base, max_iters, decay_frac):
     """One segment of a chain as a study run: the variant's train.py arguments with the segment's length."""
     args = dict(base, **variant_args(variant), seed=seed, max_iters=max_iters, decay_frac=decay_frac)
@@ -63,13 +82,13 @@ def last_iter(out_dir):
 def chain_steps(variant, seed, lengths, runs_dir, base):
     """(description, run, out_dir, copy_from, target step) in order for one variant and seed: stable segments,
     each followed by the branch that decays from it."""
-    stable = os.path.join(runs_dir, f"{variant}_s{seed}", "stable")
+    stable = os.path.join(runs_dir, chain_name(variant, seed, base), "stable")
     steps = []
     for length in sorted(lengths):
         b = branch_point(length)
         # the stable phase: constant lr after warm-up (decay_frac=0), resumed up to the branch point
         steps.append((f"stable to {b}", segment_run(variant, seed, base, b, 0.0), stable, None, b))
-        branch = os.path.join(runs_dir, f"{variant}_s{seed}", f"L{length}")
+        branch = os.path.join(runs_dir, chain_name(variant, seed, base), f"L{length}")
         steps.append((f"decay {b}->{length}", segment_run(variant, seed, base, length, DECAY_FRAC), branch, stable,
                       length))
     return steps
@@ -106,10 +125,11 @@ def check_chain(variant, seed, lengths, runs_dir, base, on_mismatch):
     return None
 
 
-def run_chain(variant, seed, lengths, runs_dir, base, threads, on_mismatch="refuse"):
+def run_chain(variant, seed, lengths, runs_dir, base, threads, on_mismatch="refuse", jobs=1):
     """Run what is missing of one chain; a step is done when its folder's last eval row is at its target. A
     folder without run.json, or trained with other settings or code than planned, is never continued or reused:
-    the chain stops (or, with on_mismatch=retrain, is retrained whole)."""
+    the chain stops (or, with on_mismatch=retrain, is retrained whole). Each segment trained is added to its
+    folder's `done` marker (mark_segment): wall time, machine, commit and the runs trained at once (jobs)."""
     failure = check_chain(variant, seed, lengths, runs_dir, base, on_mismatch)
     if failure:
         return failure
@@ -122,18 +142,60 @@ def run_chain(variant, seed, lengths, runs_dir, base, threads, on_mismatch="refu
                 return (f"{variant} seed {seed}: the stable run {copy_from} is at step {last_iter(copy_from)}, "
                         f"past the branch point {branch_point(target)} of length {target}: delete it to rerun")
             shutil.rmtree(out_dir, ignore_errors=True)
-            shutil.copytree(copy_from, out_dir, ignore=shutil.ignore_patterns("analysis*", "train.log"))
+            shutil.copytree(copy_from, out_dir, ignore=shutil.ignore_patterns("analysis*", "train.log", "done"))
         elif not os.path.exists(os.path.join(out_dir, "ckpt.pt")):
             resume = False  # the first segment starts from scratch
             os.makedirs(out_dir, exist_ok=True)
+        before = 0 if copy_from is not None else last_iter(out_dir)  # a branch's earlier steps are the stable run's
         t0 = time.time()
-        code = launch.run_train(launch.train_command(run, out_dir, resume), os.path.join(out_dir, "train.log"),
-                                launch.thread_env(threads), echo=False)
-        print(f"  {variant} seed {seed}: {what} in {time.time() - t0:.0f} s" + (f" FAILED ({code})" if code else ""),
-              flush=True)
+        cmd = launch.train_command(run, out_dir, resume)
+        code = launch.run_train(cmd, os.path.join(out_dir, "train.log"), launch.thread_env(threads), echo=False)
+        wall = time.time() - t0
+        print(f"  {variant} seed {seed}: {what} in {wall:.0f} s" + (f" FAILED ({code})" if code else ""), flush=True)
         if code:
             return f"{variant} seed {seed}: {what} failed, see {out_dir}/train.log"
+        mark_segment(out_dir, cmd, target, wall, threads, base, jobs, before)
     return None
+
+
+def mark_segment(out_dir, cmd, target, wall, threads, base, jobs, before=0):
+    """The folder's `done` marker {cmd, wall_s, machine, segments}: this segment appended to the folder's earlier
+    ones (a stable run is trained in segments), each {to, wall_s, machine, jobs, commit, dirty}. Steps trained
+    before any marker was kept (`before` > 0 without one) are a segment with no wall time or machine recorded."""
+    earlier = launch.read_done(out_dir).get("segments", []) if os.path.exists(os.path.join(out_dir, "done")) else []
+    if before and not earlier:
+        earlier = [{"to": before, "wall_s": None, "machine": None}]
+    code = (records.read_record(out_dir) or {}).get("code", {})
+    machine = provenance.machine(threads, base.get("device"))
+    segments = earlier + [{"to": target, "wall_s": wall, "machine": machine, "jobs": jobs,
+                           "commit": code.get("commit"), "dirty": code.get("dirty")}]
+    launch.write_done(out_dir, launch.shown(cmd), sum(x["wall_s"] or 0 for x in segments), machine=machine,
+                      segments=segments)
+
+
+def cosine_run(variant, seed, base, length):
+    """A separate run of one length from scratch with the papers' cosine schedule (to min_lr at max_iters)."""
+    args = dict(base, **variant_args(variant), seed=seed, max_iters=length, lr_schedule="cosine")
+    return studies.Run(f"{chain_name(variant, seed, base)}_L{length}", args)
+
+
+def cosine_dir(runs_dir):
+    return os.path.join(runs_dir, "cosine")
+
+
+def train_cosine(runs, runs_dir, jobs, threads, on_mismatch="refuse"):
+    """Train the separate cosine runs under <runs_dir>/cosine as any study's runs (records.decide, then
+    launch.execute: reused, resumed, retrained or refused; `done` markers with wall time and machine). Returns
+    the failures (one line each), [] when every run is there."""
+    folder = cosine_dir(runs_dir)
+    decisions = {r.name: records.decide(os.path.join(folder, r.name), records.planned_record(r), on_mismatch)
+                 for r in runs}
+    refused = [f"{os.path.join(folder, n)} was not trained as planned ({d.diff}): pass --on_mismatch=retrain, "
+               f"delete it or pass --runs_dir" for n, d in decisions.items() if d.action == "refuse"]
+    if refused:
+        return refused
+    done = launch.execute(runs, folder, decisions, launch.slots(jobs), threads, done_extra={"jobs": jobs})
+    return [f"{n} failed ({r['reason']}), see {folder}/{n}/train.log" for n, r in done.items() if r.get("failed")]
 
 
 def measure(out_dir, data_dir, threads):
@@ -151,105 +213,6 @@ def measure(out_dir, data_dir, threads):
             "removable_deep_half": removable_deep_half, "stream_growth": a["summary"]["rms_growth_deep"]}
 
 
-def fit_crossover(tokens, gaps):
-    """Least-squares line gap = a + b log2(tokens); the tokens where it crosses zero (None if it does not ahead)."""
-    x = [math.log2(t) for t in tokens]
-    n = len(x)
-    mx, my = sum(x) / n, sum(gaps) / n
-    sxx = sum((xi - mx) ** 2 for xi in x)
-    b = sum((xi - mx) * (yi - my) for xi, yi in zip(x, gaps)) / sxx if sxx else 0.0
-    a = my - b * mx
-    cross = 2 ** (-a / b) if b and -a / b > max(x) and (a + b * max(x)) * b < 0 else None
-    return a, b, cross
-
-
-def mean_spread_str(values, digits):
-    return runlog.mean_spread_text(*runlog.mean_spread(values), digits)
-
-
-def summarize(measured, lengths, seeds, tokens_per_step):
-    """{variant: {length: {metric: [per seed]}}} -> rows, the paired gaps to Pre-LN and the fitted trend."""
-    gaps, fits = {}, {}
-    for v in VARIANTS:
-        if v == "pre":
-            continue
-        gaps[v] = {L: [measured[v][L]["val_loss"][i] - measured["pre"][L]["val_loss"][i] for i in range(len(seeds))]
-                   for L in lengths}
-        tokens = [L * tokens_per_step for L in lengths]
-        a, b, cross = fit_crossover(tokens, [runlog.mean_spread(gaps[v][L])[0] for L in lengths])
-        fits[v] = {"intercept": a, "slope_per_doubling": b, "crossover_tokens": cross}
-    return gaps, fits
-
-
-def write_report(measured, gaps, fits, lengths, seeds, tokens_per_step, results_dir, command, wall, about,
-                 trained_at):
-    """results.md (about: provenance.about's lines), trend.json and trend.png."""
-    os.makedirs(results_dir, exist_ok=True)
-    lines = [f"# depth trend with training length ({BASE['n_layer']} x {BASE['n_embd']}, WSD)", "",
-             f"Command: `{command}`  ", *[f"{line}  " for line in about],
-             f"Runs trained at: {trained_at}; wall time of this invocation {wall:.0f} s.  ",
-             f"Seeds {', '.join(map(str, seeds))}; mean over seeds, spread (max - min) in brackets; "
-             f"{tokens_per_step} tokens per step.", ""]
-    metrics = [("val_loss", "val loss", 4), ("removable_all", "removable share, all blocks", 2),
-               ("removable_deep_half", "removable share, deeper half", 2), ("stream_growth", "stream rms x_L/x_1", 2)]
-    for key, title, digits in metrics:
-        lines += [f"## {title}", "", "| config | " + " | ".join(f"{L} steps ({L * tokens_per_step / 1e6:.2f}M tok)"
-                                                                for L in lengths) + " |",
-                  "|---|" + "---|" * len(lengths)]
-        for v in VARIANTS:
-            lines.append(f"| {v} | " + " | ".join(mean_spread_str(measured[v][L][key], digits) for L in lengths) + " |")
-        lines.append("")
-    lines += ["## val-loss gap to Pre-LN (same seed; negative = better than Pre-LN)", "",
-              "| config | " + " | ".join(f"{L}" for L in lengths) + " | slope per doubling of tokens | "
-              "fitted crossover |", "|---|" + "---|" * (len(lengths) + 2)]
-    for v, fit in fits.items():
-        cross = fit["crossover_tokens"]
-        lines.append(f"| {v} | " + " | ".join(mean_spread_str(gaps[v][L], 4) for L in lengths)
-                     + f" | {fit['slope_per_doubling']:+.4f} | "
-                     + (f"{cross / 1e6:.1f}M tokens ({cross / tokens_per_step:,.0f} steps)" if cross else "none ahead")
-                     + " |")
-    lines += ["", "Fit: gap = a + b log2(tokens), least squares on the seed means; the crossover is where the line "
-              "reaches 0 beyond the longest length measured (an extrapolation, not a measurement).", ""]
-    with open(os.path.join(results_dir, "results.md"), "w") as f:
-        f.write("\n".join(lines))
-    with open(os.path.join(results_dir, "trend.json"), "w") as f:
-        json.dump({"command": command, "seeds": seeds, "lengths": lengths, "tokens_per_step": tokens_per_step,
-                   "measured": measured, "gaps": gaps, "fits": fits}, f, indent=1)
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib is not installed: trend.png skipped (pip install matplotlib)")
-        return
-    fig, ax = plt.subplots(figsize=(6, 4))
-    tokens = [L * tokens_per_step for L in lengths]
-    for v in gaps:
-        means = [runlog.mean_spread(gaps[v][L])[0] for L in lengths]
-        low = [m - min(gaps[v][L]) for m, L in zip(means, lengths)]
-        high = [max(gaps[v][L]) - m for m, L in zip(means, lengths)]
-        ax.errorbar(tokens, means, yerr=[low, high], marker="o", capsize=3, label=v)
-    ax.axhline(0, color="gray", lw=0.8)
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("tokens seen")
-    ax.set_ylabel("val loss - Pre-LN's (same seed)")
-    ax.set_title("gap to Pre-LN over training length (bars: seed range)")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(os.path.join(results_dir, "trend.png"), dpi=120)
-    print(f"wrote {results_dir}/results.md, trend.json, trend.png")
-
-
-def trained_at(runs_dir, chains, lengths):
-    """The commits the branch ends' run.json records name (train.py writes one per run), or say there is none."""
-    commits = set()
-    for v, s in chains:
-        for L in lengths:
-            record = records.read_record(os.path.join(runs_dir, f"{v}_s{s}", f"L{L}"))
-            commits.add((record or {}).get("code", {}).get("commit") or "not recorded (no run.json)")
-    return ", ".join(sorted(c[:7] if len(c) == 40 else c for c in commits))
-
-
 def parse_ints(text, what):
     try:
         values = [int(x) for x in text.split(",") if x.strip()]
@@ -260,52 +223,110 @@ def parse_ints(text, what):
     return values
 
 
+def parse_lrs(text):
+    """--lr: '' (every variant at the base's lr), one lr for every variant ('1e-3'), or per variant
+    ('pre:2e-3,pre_lns:1e-3'; the others at the base's lr) -> {variant: lr}."""
+    bad = (f"bad value {text!r} for --lr: one lr, or variant:lr pairs separated by commas (variants "
+           f"{', '.join(VARIANTS)})")
+    if not text.strip():
+        return {}
+    items = [x.strip() for x in text.split(",") if x.strip()]
+    pairs = [("*", items[0])] if len(items) == 1 and ":" not in items[0] else [x.partition(":")[::2] for x in items]
+    try:
+        lrs = {v.strip(): float(lr) for v, lr in pairs}
+    except ValueError:
+        raise SystemExit(bad)
+    if any(v not in VARIANTS + ("*",) for v in lrs) or not all(0 < lr < 1 for lr in lrs.values()):
+        raise SystemExit(bad)
+    return {v: lrs["*"] for v in VARIANTS} if "*" in lrs else lrs
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog="ablate.py trend", description=__doc__.strip().splitlines()[0])
     p.add_argument("--lengths", default="400,800,1600,3200", help="training lengths in steps (comma-separated)")
     p.add_argument("--seeds", default="1337,1338", help="seeds (comma-separated)")
+    p.add_argument("--schedule", default="wsd", choices=["wsd", "cosine"],
+                   help="wsd: one run per variant and seed, branched per length (default); cosine: a separate "
+                        "cosine run per length (the papers' schedule, sum of the lengths in steps)")
+    p.add_argument("--check_wsd", type=int, default=None, metavar="L",
+                   help="with wsd: also train separate cosine runs of L steps (one of --lengths) and compare them "
+                        "with the WSD branches in results.md")
+    p.add_argument("--lr", default="", help="per-variant learning rates, e.g. pre:2e-3,pre_lns:1e-3 (min_lr = lr/10; "
+                                            "others at the base's); one value sets every variant")
     p.add_argument("--jobs", type=int, default=2, help="chains run at once (each one thread)")
     p.add_argument("--threads", type=int, default=1, help="torch threads per run")
     p.add_argument("--data_dir", default="data")
     p.add_argument("--runs_dir", default=os.path.join("ablations", "trend_cpu_deep"))
-    p.add_argument("--results_dir", default=os.path.join("results", "trend_cpu_deep"))
+    p.add_argument("--results_dir", default=None, help="default results/trend_cpu_deep (_cosine with "
+                                                         "--schedule=cosine)")
     p.add_argument("--on_mismatch", default="refuse", choices=["refuse", "retrain"],
                    help="a chain with a folder whose run.json is missing or differs from the plan: refuse (stop, "
                         "naming the keys) or retrain the chain (the old one is kept as <chain>.previous)")
     p.add_argument("--dry_run", action="store_true", help="print the commands and the steps they cost")
     a = p.parse_args(argv)
-    lengths, seeds = parse_ints(a.lengths, "lengths"), parse_ints(a.seeds, "seeds")
+    lengths, seeds, lrs = parse_ints(a.lengths, "lengths"), parse_ints(a.seeds, "seeds"), parse_lrs(a.lr)
     if a.jobs < 1 or a.threads < 1:
         raise SystemExit(f"bad value for --jobs ({a.jobs}) or --threads ({a.threads}): must be >= 1")
+    cosine = a.schedule == "cosine"
+    if a.check_wsd is not None and (cosine or a.check_wsd not in lengths):
+        raise SystemExit(f"bad value {a.check_wsd} for --check_wsd: one of --lengths ({a.lengths}), with "
+                         f"--schedule=wsd")
+    results_dir = a.results_dir or os.path.join("results", "trend_cpu_deep" + ("_cosine" if cosine else ""))
     base = dict(BASE, data_dir=a.data_dir)
     base["dataset"] = records.ensure_dataset(base) if not a.dry_run else base["dataset"]
+    bases = {v: variant_base(base, v, lrs) for v in VARIANTS}
     chains = [(v, s) for s in seeds for v in VARIANTS]
+    cos_lengths = lengths if cosine else [a.check_wsd] if a.check_wsd else []
+    cos_runs = [cosine_run(v, s, bases[v], L) for v, s in chains for L in cos_lengths]
     steps = branch_point(max(lengths)) + sum(L - branch_point(L) for L in lengths)
-    print(f"{len(chains)} chains x {steps} steps (separate runs: {sum(lengths)}), lengths {lengths}, seeds {seeds}")
+    if cosine:
+        print(f"{len(cos_runs)} separate cosine runs ({len(chains)} x {sum(lengths)} steps), lengths {lengths}, "
+              f"seeds {seeds}")
+    else:
+        print(f"{len(chains)} chains x {steps} steps (separate runs: {sum(lengths)}), lengths {lengths}, seeds {seeds}"
+              + (f"; --check_wsd: {len(cos_runs)} cosine runs of {a.check_wsd} steps" if cos_runs else ""))
+    if lrs:
+        print("learning rates: " + ", ".join(f"{v} {bases[v]['learning_rate']:g}" for v in VARIANTS) + " (--lr)")
     if a.dry_run:
-        for cmd in chain_commands(*chains[0], lengths, a.runs_dir, base):
-            print("  " + launch.shown(cmd))
-        for v, s in chains:
-            out_dir, d = chain_decision(v, s, lengths, a.runs_dir, base, a.on_mismatch)
+        if not cosine:
+            for cmd in chain_commands(*chains[0], lengths, a.runs_dir, bases[chains[0][0]]):
+                print("  " + launch.shown(cmd))
+        for run in cos_runs[:len(cos_lengths)]:
+            print("  " + launch.shown(launch.train_command(run, os.path.join(cosine_dir(a.runs_dir), run.name))))
+        for v, s in chains if not cosine else []:
+            out_dir, d = chain_decision(v, s, lengths, a.runs_dir, bases[v], a.on_mismatch)
             if d is not None:
                 print(f"# {v} seed {s}: {out_dir} {d.describe()}")
         return
-    t0 = time.time()
-    failures = [f for f in launch.pool(chains, launch.slots(a.jobs), lambda c, slot: run_chain(
-        *c, lengths, a.runs_dir, base, a.threads, a.on_mismatch)) if f]
+    failures = [] if cosine else [f for f in launch.pool(chains, launch.slots(a.jobs), lambda c, slot: run_chain(
+        *c, lengths, a.runs_dir, bases[c[0]], a.threads, a.on_mismatch, a.jobs)) if f]
+    if cos_runs and not failures:
+        failures += train_cosine(cos_runs, a.runs_dir, a.jobs, a.threads, a.on_mismatch)
     if failures:
         raise SystemExit("failed:\n" + "\n".join(failures))
+
+    def folder(v, s, L, cos=cosine):
+        return (os.path.join(cosine_dir(a.runs_dir), cosine_run(v, s, bases[v], L).name) if cos else
+                os.path.join(a.runs_dir, chain_name(v, s, bases[v]), f"L{L}"))
     measured = {v: {L: {} for L in lengths} for v in VARIANTS}
     for v, s in chains:
         for L in lengths:
-            m = measure(os.path.join(a.runs_dir, f"{v}_s{s}", f"L{L}"), a.data_dir, a.threads)
-            for k, x in m.items():
+            for k, x in measure(folder(v, s, L), a.data_dir, a.threads).items():
                 measured[v][L].setdefault(k, []).append(x)
-    tokens_per_step = BASE["batch_size"] * BASE["block_size"]
-    gaps, fits = summarize(measured, lengths, seeds, tokens_per_step)
+    check = None
+    if a.check_wsd and not cosine:
+        final = lambda d: runlog.read_log(d)[1][-1]["val_loss"]  # noqa: E731
+        check = (a.check_wsd, {v: measured[v][a.check_wsd]["val_loss"] for v in VARIANTS},
+                 {v: [final(folder(v, s, a.check_wsd, cos=True)) for s in seeds] for v in VARIANTS})
+    folders = [os.path.join(cosine_dir(a.runs_dir), r.name) for r in cos_runs]
+    folders += [] if cosine else [os.path.join(a.runs_dir, chain_name(v, s, bases[v]), x) for v, s in chains
+                                  for x in ["stable"] + [f"L{L}" for L in lengths]]
+    plan = {v: (cosine_run(v, seeds[0], bases[v], max(lengths)) if cosine else
+                segment_run(v, seeds[0], bases[v], max(lengths), DECAY_FRAC)).args for v in VARIANTS}
     command = "python ablate.py trend " + " ".join(argv if argv is not None else sys.argv[1:])
-    about = provenance.about(a.threads, "cpu", base["dataset"], a.data_dir, BASE["dataset"])
-    about[1] += f"; {a.jobs} runs at a time"  # the machine line
-    write_report(measured, gaps, fits, lengths, seeds, tokens_per_step, a.results_dir, command.strip(),
-                 time.time() - t0, about,
-                 trained_at(a.runs_dir, chains, lengths))
+    header = trend_report.header_lines(command.strip(), plan, trend_report.training_record(folders),
+                                       provenance.dataset_line(base["dataset"], a.data_dir, BASE["dataset"]))
+    title = (f"depth trend with training length ({BASE['n_layer']} x {BASE['n_embd']}, "
+             f"{'separate cosine runs' if cosine else 'WSD branches'})")
+    trend_report.write_report(measured, lengths, seeds, BASE["batch_size"] * BASE["block_size"], results_dir, header,
+                              title, check)
