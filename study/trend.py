@@ -36,7 +36,7 @@ import sys
 import time
 
 from study import launch, provenance, records, runlog, studies, trend_report
-from study.trend_report import fit_crossover  # noqa: F401  (trend.fit_crossover, as before)  # noqa: F401 (trend.fit_crossover)
+from study.trend_report import fit_crossover  # noqa: F401 (re-exported: trend.fit_crossover)
 
 VARIANTS = ("pre", "pre_lns", "mix", "post")       # the four configurations of Sun et al. and Li et al.
 BASE = {k: v for k, v in studies.DEEP_BASE.items() if k != "max_iters"}  # 24 x 64, block 64, batch 12, lr 2e-3,

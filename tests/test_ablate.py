@@ -2,7 +2,6 @@
 seed tables; run records (reuse, refusal, retraining), suffixed folders, failed runs, --jobs, the findings
 verdicts and the gpu_short study (tiny 2-step runs on the tiny dataset)."""
 import io
-import math
 import os
 import sys
 
@@ -14,7 +13,7 @@ import pytest
 
 import ablate
 import prepare
-from study import findings, records, results, runlog, studies
+from study import analysis, records, results, runlog, studies
 
 
 def _no_network(url):
@@ -312,15 +311,6 @@ def test_set_writes_to_suffixed_folders_and_leaves_the_shipped_ones_untouched(ti
     assert "Commit: " in md and "Machine: " in md and "thread(s) per run" in md
     assert f"Dataset: {name} " in md and "NOT the study's own dataset corpus_char" in md
     assert "a run reads up to 0.00 passes over its" in md  # 2 steps x 2 x 16 tokens of ~36k
-    # the findings study reuses that run (same training, seed 1337) by a link instead of training it again
-    findings = ["findings", "--only=norm_ln_s1337"] + QUIET + _tiny(data_dir, name)
-    ablate.main(findings + ["--dry_run"])
-    assert f"# norm_ln_s1337: done, reused from {os.path.join('ablations', folder, 'ln')}" in \
-        capsys.readouterr().out
-    ablate.main(findings)
-    linked = tmp_path / "ablations" / folder.replace("norm_cpu", "findings") / "norm_ln_s1337"
-    assert os.path.islink(linked) and os.path.samefile(linked, tmp_path / "ablations" / folder / "ln")
-    assert os.path.exists(tmp_path / "results" / folder.replace("norm_cpu", "findings") / "findings.md")
 
 
 def test_folder_suffix_from_overrides_and_fallback_dataset():
@@ -397,83 +387,7 @@ def test_jobs_2_gives_the_same_losses_as_jobs_1(tiny_dataset, tmp_path, in_root)
     assert losses[1]["ln"][0] != losses[1]["rms"][0]  # two different runs, not one run twice
 
 
-# findings: the verdict logic on synthetic numbers
-
-def test_claim_verdict_agrees_disagrees_within_spread_and_not_testable():
-    assert findings.claim_verdict([1.0, 1.1, 1.2], [1.3, 1.4, 1.5])[0] == "agrees"
-    assert findings.claim_verdict([1.3, 1.4, 1.5], [1.0, 1.1, 1.2])[0] == "disagrees beyond the seed spread"
-    verdict, why = findings.claim_verdict([1.0, 1.25, 1.2], [1.2, 1.4, 1.5])
-    assert verdict == "within the seed spread" and "the claimed way" in why
-    assert "the other way" in findings.claim_verdict([1.3, 1.5, 1.4], [1.0, 1.35, 1.2])[1]
-    verdict, why = findings.claim_verdict([1.0, None, None], [1.2, 1.3, 1.4])
-    assert verdict == "not testable at this scale" and "only 1 and 3 finished seeds" in why
-    assert findings.claim_verdict([100.0, 120.0], [math.inf, 400.0])[0] == "agrees"  # AdamW's loss, never reached
-
-
-def _metrics(values, **extra):
-    return {s: {"dir": None, "val_loss": v, **{k: e[i] for k, e in extra.items()}}  # extra: one value per seed
-            for i, (s, v) in enumerate(zip(findings.FINDINGS_SEEDS, values))}
-
-
-def _train_log(out_dir, losses):
-    """log.jsonl with one train row per 50 iterations."""
-    import json
-    os.makedirs(out_dir)
-    with open(os.path.join(out_dir, "log.jsonl"), "w") as f:
-        f.writelines(json.dumps({"iter": 50 * (i + 1) - 1, "loss": v, "ms": 1.0}) + "\n" for i, v in enumerate(losses))
-    return str(out_dir)
-
-
-def test_findings_rows_give_a_verdict_per_lr_and_say_whether_it_holds_at_both(tmp_path):
-    m = {}
-    for lr, (pre, lns) in zip(findings.FINDINGS_LRS, [((2.0, 2.01, 2.02), (1.9, 1.91, 1.92)),
-                                                    ((1.9, 1.91, 1.92), (2.0, 2.01, 2.02))]):  # flips with lr
-        g = dict(rms_growth_deep=(3.0, 3.2, 3.1), grad_norm_cv=(0.5, 0.5, 0.5), deep_half_removable=(0.5, 0.6, 0.5))
-        m[f"depth_pre_lr{lr:g}"] = _metrics(pre, **g)
-        m[f"depth_pre_lns_lr{lr:g}"] = _metrics(lns, rms_growth_deep=(1.2, 1.3, 1.2), grad_norm_cv=(2, 2, 2),
-                                                deep_half_removable=(1.0, 1.0, 1.0))
-    adamw = [3.0, 2.6, 2.3, 2.2, 2.1, 2.05, 2.02, 2.0]  # reaches its final 2.0 at iter 399
-    muon = [2.8, 2.3, 2.1, 1.99, 1.95, 1.9, 1.88, 1.86]  # reaches 2.0 at iter 199
-    m["optim_adamw"] = _metrics((2.0, 2.0, 2.0), kurtosis_mean=(0.06, 0.05, 0.07), train_loss=(2.0, 2.0, 2.0),
-                                dir=[_train_log(tmp_path / f"adamw{s}", adamw) for s in range(3)])
-    m["optim_muon"] = _metrics((1.9, 1.9, 1.9), dir=[_train_log(tmp_path / f"muon{s}", muon) for s in range(2)] + [
-        _train_log(tmp_path / "muon_slow", [3.0] * 8)])  # one seed never reaches AdamW's loss
-    m["optim_muon_ss_ep"] = _metrics((2.0, 2.0, 2.0), kurtosis_mean=(0.0, 0.0, 0.0))
-    rows = findings.findings_rows(m)
-    by = {(r["id"], r["lr"]): r for r in rows}
-    lo, hi = findings.FINDINGS_LRS
-    assert by[("lns_loss", lo)]["verdict"] == "agrees"
-    assert by[("lns_loss", hi)]["verdict"] == "disagrees beyond the seed spread"
-    assert by[("lns_loss", lo)]["holds_at_all_lrs"].startswith("no: agrees at lr 0.001, disagrees")
-    assert by[("stream_growth", lo)]["verdict"] == "agrees" and by[("stream_growth", lo)]["holds_at_all_lrs"] == "yes"
-    assert by[("removable", lo)]["verdict"] == "disagrees beyond the seed spread"  # LNS: more removable here
-    assert by[("mix_loss", lo)]["verdict"] == "not testable at this scale"  # no Mix-LN runs given
-    muon = by[("muon_sooner", None)]
-    assert muon["lower"] == [199.0, 199.0, math.inf] and muon["higher"] == [399.0] * 3
-    assert muon["verdict"] == "within the seed spread"  # the slow seed: Muon is not sooner in every seed
-    osp = by[("osp_kurtosis", None)]
-    assert osp["verdict"] == "not testable at this scale" and "no outliers" in osp["why"]
-    assert by[("exactness", None)]["verdict"] == "not testable at this scale"
-    assert len([r for r in rows if r["lr"] is not None]) == 2 * len(findings.DEPTH_CLAIMS)
-
-
-def test_findings_plan_dry_run_and_table(tmp_path, capsys):
-    runs = findings.findings_plan({})
-    parts = [r.extra["part"] for r in runs]
-    assert parts.count("norm") == 12 and parts.count("optim") == 12 and parts.count("depth") == 24
-    depth = [r for r in runs if r.extra["part"] == "depth"]
-    assert {r.args["learning_rate"] for r in depth} == set(findings.FINDINGS_LRS)
-    assert {r.args["n_layer"] for r in depth} == {24} and {r.extra["variant"] for r in depth} == set(studies.DEEP_VARIANTS)
-    assert {r.args["seed"] for r in runs} == set(findings.FINDINGS_SEEDS) and len(findings.FINDINGS_SEEDS) >= 3
-    # the norm/optim rows are the cpu studies' runs, with seeds
-    ln = next(r for r in runs if r.name == "norm_ln_s1337")
-    assert ln.args == next(r for r in studies.plan("norm", "cpu", None, {}) if r.name == "ln").args
-    ablate.main(["findings", "--dry_run", "--jobs=2", f"--runs_dir={tmp_path}/runs"])
-    out = capsys.readouterr().out.splitlines()
-    proj = next(line for line in out if line.startswith("# projected:"))
-    thread_min, wall_min = float(proj.split()[2]), float(proj.split(",")[1].split()[0])
-    assert 20 < thread_min <= 85 and wall_min == pytest.approx(thread_min / 2, abs=1)
-    assert sum(line.startswith("# ") and line.endswith(": new") for line in out) == 48
+# findings: tests/test_findings.py
 
 
 # gpu_short: the depth study for a short GPU loan
@@ -506,10 +420,10 @@ def test_gpu_short_tiny_cpu_form_runs(tiny_dataset, tmp_path, in_root):
 def test_a_failing_analysis_names_the_flag_that_skips_it(monkeypatch):
     def broken(*args, **kwargs):
         raise ValueError("no val shard")
-    monkeypatch.setattr(ablate, "analyze_run", broken)
+    monkeypatch.setattr(analysis, "analyze_run", broken)
     run = studies.plan("norm", "cpu", None, {})[0]
     with pytest.raises(SystemExit) as e:
-        ablate.analyze_runs([run], "runs", {run.name: {"cmd": ""}}, studies.ANALYSIS["cpu"], "cpu")
+        analysis.analyze_runs([run], "runs", {run.name: {"cmd": ""}}, studies.ANALYSIS["cpu"], "cpu")
     message = str(e.value.code)
     assert "analyzing ln failed (ValueError: no val shard)" in message and "--no_analysis" in message
     assert len(message.splitlines()) == 1
@@ -517,26 +431,3 @@ def test_a_failing_analysis_names_the_flag_that_skips_it(monkeypatch):
     assert ablate.main(["norm", "--no_analysis", "--no_plots", "--dry_run", "--runs_dir=/nonexistent/runs"]) is None
 
 
-def test_findings_rows_with_a_missing_seed_and_no_adamw_log():
-    lo = findings.FINDINGS_LRS[0]
-    m = {f"depth_pre_lr{lo:g}": _metrics((2.0, 2.1), rms_growth_deep=(3.0, 3.1)),  # the third seed did not finish
-         f"depth_pre_lns_lr{lo:g}": _metrics((1.9, 1.8, 1.85), rms_growth_deep=(1.1, 1.2, 1.1)),
-         "optim_adamw": _metrics((2.0, 2.0, 2.0), train_loss=(None, None, None))}
-    rows = {(r["id"], r["lr"]): r for r in findings.findings_rows(m)}
-    growth = rows[("stream_growth", lo)]
-    assert growth["verdict"] == "agrees" and growth["higher"] == [3.0, 3.1, None]
-    assert findings._ms_text(growth["higher"], 2) == "3.05 (0.10), 1 seed(s) missing"
-    assert rows[("muon_sooner", None)]["verdict"] == "not testable at this scale"
-
-
-def test_findings_never_uses_a_run_trained_with_other_settings(tiny_dataset, tmp_path, in_root, capsys):
-    import json
-    data_dir, name = tiny_dataset
-    argv = ["findings", f"--runs_dir={tmp_path}/runs", f"--results={tmp_path}/results"] + QUIET
-    ablate.main(argv + ["--only=norm_ln_s1337"] + _tiny(data_dir, name))
-    ablate.main(argv + ["--only=norm_rms_s1337"] + _tiny(data_dir, name, max_iters=3))
-    assert "# norm_ln_s1337 (not in --only) is left out of the tables: max_iters 2 != 3" in capsys.readouterr().out
-    with open(tmp_path / "results" / "findings.json") as f:
-        rows = {r["id"]: r for r in json.load(f)["rows"]}
-    assert rows["exactness"]["higher"] == [None, None, None]  # ln (2 steps) is not compared with rms (3 steps)
-    assert rows["exactness"]["verdict"] == "not testable at this scale"

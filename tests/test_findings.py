@@ -133,3 +133,83 @@ def test_shipped_records_are_small_and_complete():
         assert {"run.json", "log.jsonl", "done"} <= names and names <= set(RECORD_FILES), (d, names)
         total += sum(os.path.getsize(os.path.join(d, f)) for f in names)
     assert total < 5e6, total
+
+
+# ---------------------------------------------------------------------------------------------------
+# the plan: a sweep per arm, then each arm at its settled best lr and the depth arms at the papers' lr
+
+def test_findings_plan_sweeps_every_arm_and_plans_the_table_from_the_best_lrs():
+    from study import findings
+    sweep = findings.sweep_plan({})
+    for arm, (key, grid) in findings.SWEEP.items():
+        assert len(grid) >= 4 and all(b == pytest.approx(2 * a) for a, b in zip(grid, grid[1:])), arm
+        runs = [r for r in sweep if (r.extra["part"], r.extra["variant"]) == arm]
+        assert {(r.extra["lr"], r.args["seed"]) for r in runs} == {(lr, s) for lr in grid for s in findings.SWEEP_SEEDS}
+        for r in runs:
+            if key == "learning_rate":
+                assert r.args["learning_rate"] == r.extra["lr"] and r.args["min_lr"] == pytest.approx(r.extra["lr"] / 10)
+            else:
+                assert r.args["muon_lr"] == r.extra["lr"] and r.args["optimizer"] == "muon"
+            assert r.args["final_eval_tokens"] == findings.FINAL_EVAL_TOKENS
+    assert len(findings.SWEEP_SEEDS) >= 2 and len(findings.FINDINGS_SEEDS) >= 5
+    # an extension adds its lr to that arm only; the papers' lr rows need no sweep
+    plan = findings.findings_plan({}, None, {("depth", "post"): [2.5e-4]})
+    names = {r.name for r in plan}
+    assert "depth_post_lr0.00025_s1337" in names and "depth_pre_lr0.00025_s1337" not in names
+    assert {f"depth_{v}_lr0.001_s{s}" for v in ("pre", "mix") for s in findings.FINDINGS_SEEDS} <= names
+    # a settled best lr brings its 5 seeds, Muon's brings the OSP arm at the same muon_lr
+    best = {("depth", "mix"): 2e-3, ("optim", "muon"): 0.04}
+    names = {r.name for r in findings.findings_plan({}, best)}
+    assert {f"depth_mix_lr0.002_s{s}" for s in findings.FINDINGS_SEEDS} <= names
+    assert {f"optim_muon_ss_ep_mlr0.04_s{s}" for s in findings.FINDINGS_SEEDS} <= names
+    assert len(names) == len(findings.findings_plan({}, best))  # one training per name
+
+
+def _m(loss, **extra):
+    return {"dir": None, "outcome": "trained", "final_val_loss": loss, "final_val_se": 0.002, "train_rows": [],
+            **extra}
+
+
+def test_findings_rows_give_both_protocols_and_count_failed_runs():
+    from study import findings
+    S = findings.FINDINGS_SEEDS
+    unigram = 3.17
+    m = {}
+    for lr, pre, post in ((4e-3, 2.15, 2.10), (1e-3, 2.30, 2.35)):  # Post-LN better at its best, worse at 1e-3
+        m[f"depth_pre_lr{lr:g}"] = {s: _m(pre + 0.001 * i, rms_growth_deep=3.0) for i, s in enumerate(S)}
+        m[f"depth_post_lr{lr:g}"] = {s: _m(post + 0.002 * i) for i, s in enumerate(S)}
+    m["depth_post_lr0.004"][S[4]] = {"dir": None, "outcome": "diverged", "final_val_loss": None, "train_rows": []}
+    best = {("depth", "pre"): 4e-3, ("depth", "post"): 4e-3}
+    rows = findings.findings_rows(m, best, unigram)
+    by = {(r["id"], r.get("protocol_key")): r for r in rows}
+    fair, papers = by[("post_depth", "best")], by[("post_depth", "papers")]
+    assert papers["verdict"] == "agrees" and papers["interval"]["n"] == 5  # Pre-LN below Post-LN at 1e-3
+    assert fair["failed"] == [[], [f"{S[4]}: diverged"]] and fair["b_values"][4] == unigram
+    assert fair["verdict"] == "no difference detected"  # the diverged seed (at the unigram loss) widens it
+    assert fair["verdict_without_failed"] == "disagrees" and fair["interval_without_failed"]["n"] == 4
+    assert "pre 0.004, post 0.004" in fair["protocol"] and "papers' lr 0.001" in papers["protocol"]
+    assert by[("exactness", None)]["verdict"] == "not testable"
+
+
+def test_a_diverged_run_is_recorded_as_a_failed_run_and_any_other_failure_stops(tmp_path):
+    from study import findings_study
+    (tmp_path / "a").mkdir()
+    findings_study.record_divergences({"a": {"cmd": "x", "failed": 1, "wall_s": 3.0,
+                                             "reason": "error: non-finite loss (nan) at iter 7; stopping"},
+                                       "b": {"cmd": "y", "wall_s": 2.0}}, str(tmp_path))
+    import json
+    done = json.loads((tmp_path / "a" / "done").read_text())
+    assert done["outcome"] == "diverged" and done["wall_s"] == 3.0 and "non-finite" in done["reason"]
+    with pytest.raises(SystemExit, match="c failed: Traceback"):
+        findings_study.record_divergences({"c": {"cmd": "z", "failed": 1, "reason": "Traceback"}}, str(tmp_path))
+
+
+def test_findings_dry_run_lists_the_sweep_and_projects_its_time(tmp_path, capsys):
+    import ablate
+    ablate.main(["findings", "--dry_run", "--jobs=2", f"--runs_dir={tmp_path}/runs"])
+    out = capsys.readouterr().out.splitlines()
+    assert sum(line.startswith("# depth_pre_lr") and line.endswith(": new") for line in out) >= 8
+    proj = next(line for line in out if line.startswith("# projected:"))
+    assert float(proj.split()[2]) > 0 and "--jobs=2" in proj
+    with pytest.raises(SystemExit):
+        ablate.main(["findings", "--only=norm", "--dry_run"])
