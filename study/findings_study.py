@@ -139,13 +139,11 @@ def provenance(runs, metrics, runs_dir, dataset, data_dir, args):
     """The header lines, from the run records alone: the commit(s) that trained the runs, the machine(s) (their done
     markers), the dataset, the measured training time and the dry run's projection of it."""
     from study import provenance
-    commits = sorted({(_json(os.path.join(runs_dir, r.name, "run.json")) or {}).get("code", {}).get("commit") or "?"
-                      for r in runs})
     machines = sorted({(_json(os.path.join(runs_dir, r.name, "done")) or {}).get("machine") or "machine not recorded"
                        for r in runs})
     thread_s = sum(m["wall_s"] or 0 for by_seed in metrics.values() for m in by_seed.values())
     projected = sum(findings_thread_seconds(r) for r in runs)
-    return [f"Runs trained at commit {', '.join(c[:10] for c in commits)} on: {'; '.join(machines)}",
+    return [f"{provenance.trained_at([os.path.join(runs_dir, r.name) for r in runs])} on: {'; '.join(machines)}",
             provenance.dataset_line(dataset, data_dir, FINDINGS_NORM["dataset"]),
             f"Training: {len(runs)} runs, {thread_s / 60:.0f} thread-minutes measured (the runs' own wall times; two "
             f"at a time on 2 cores: ~{thread_s / 120:.0f} minutes wall); the dry run projects {projected / 60:.0f} "

@@ -92,3 +92,20 @@ def about(threads, device, dataset, data_dir, own, passes=None, train_tokens=Non
             dataset_line(dataset, data_dir, own)
             + ("" if passes is None else f"; a run reads up to {passes:.2f} passes over its {train_tokens:,} "
                                          f"training tokens")]
+
+
+def trained_at(run_dirs):
+    """'Runs trained at commit <c>[, <c2>] (<n> with uncommitted training code)': read from the runs' own run.json,
+    which may differ from the commit that writes a table from them."""
+    commits, dirty = set(), 0
+    for d in run_dirs:
+        path = os.path.join(d, "run.json")
+        if not os.path.exists(path):
+            commits.add("no run.json")
+            continue
+        with open(path) as f:
+            code = json.load(f).get("code", {})
+        commits.add((code.get("commit") or "no git")[:10])
+        dirty += bool(code.get("dirty"))
+    return (f"Runs trained at commit {', '.join(sorted(commits)) or '-'}"
+            + (f" ({dirty} with uncommitted training code)" if dirty else ""))

@@ -20,6 +20,7 @@ import os
 import statistics
 
 from study.plots import plot_seeds, plot_study
+from study.provenance import trained_at
 from study.runlog import deep_half_removable, max_loss_diff, mean_spread, mean_spread_text, read_log
 from study.studies import PAPER_SOURCE
 
@@ -168,6 +169,7 @@ def write_results(study, scale, runs, records, runs_dir, results_dir, commands, 
     md = [f"# {study} study, scale {scale}", "",
           f"Command: `{commands}`  ",
           *[f"{line}  " for line in (about or [])],
+          f"{trained_at([os.path.join(runs_dir, r.name) for r in runs])}  ",
           f"Training wall time: {sum((m.get('wall_s') or 0) for m in metrics.values()):.0f} s summed over the runs "
           f"(each run's own time, kept in its `done` marker; runs skipped here were trained earlier); "
           f"this invocation took {wall:.0f} s.  ",
