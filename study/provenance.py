@@ -97,7 +97,7 @@ def about(threads, device, dataset, data_dir, own, passes=None, train_tokens=Non
 def trained_at(run_dirs):
     """'Runs trained at commit <c>[, <c2>] (<n> with uncommitted training code)': read from the runs' own run.json,
     which may differ from the commit that writes a table from them."""
-    commits, dirty = set(), 0
+    commits, sources, dirty = set(), set(), 0
     for d in run_dirs:
         path = os.path.join(d, "run.json")
         if not os.path.exists(path):
@@ -106,6 +106,9 @@ def trained_at(run_dirs):
         with open(path) as f:
             code = json.load(f).get("code", {})
         commits.add((code.get("commit") or "no git")[:10])
+        sources.add((code.get("source_sha256") or "?")[:10])
         dirty += bool(code.get("dirty"))
     return (f"Runs trained at commit {', '.join(sorted(commits)) or '-'}"
-            + (f" ({dirty} with uncommitted training code)" if dirty else ""))
+            + (f" ({dirty} with uncommitted training code)" if dirty else "")
+            + (f", training code sha256 {', '.join(sorted(sources))}" if sources else "")
+            + (" (the same code at every commit)" if len(sources) == 1 and len(commits) > 1 else ""))
