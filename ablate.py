@@ -6,13 +6,14 @@ Run a named ablation study as a sequence of train.py runs, analyze each run, and
     python ablate.py optim --scale=cpu                 # adamw, muon, muon+ss, muon+ss+emb_proj (OSP)
     python ablate.py depth --scale=cpu_deep            # pre/LNS/mix/post, 24 x 64, 800 steps, 2 seeds (~32 min)
     python ablate.py depth --scale=gpu_short --dry_run # pre/LNS/mix/post, 24 x 512, 2 seeds: <= 8 min on one H100/H200
-    python ablate.py depth --scale=130m --dry_run      # commands, tokens, FLOPs, H100 hours at 40% MFU
-    python ablate.py depth --scale=1b --dry_run        # 71m/130m/250m/350m/1b: + memory per GPU (study/hardware.py)
+    python ablate.py depth --scale=1b --dry_run        # 71m/130m/250m/350m/1b: commands, tokens, FLOPs, H100-hours,
+                                                       # memory per GPU (study/hardware.py's plan)
     python ablate.py findings --jobs=2                 # one table: which of the papers' claims reproduce (CPU, 3 seeds)
     python ablate.py trend --dry_run                   # the depth study over training length (study/trend.py)
     python ablate.py depth --scale=130m --gpus=0,1,2,3                  # one run per GPU, the next when one frees
     python ablate.py depth --scale=130m --gpus=0,1,2,3 --gpus_per_run=2 # each run: torchrun over 2 of them (DDP)
     python ablate.py depth --scale=130m --emit=slurm --partition=gpu    # an sbatch array; run again to collect
+    python ablate.py depth --scale=130m --emit=slurm --dry_run          # + the array's #SBATCH lines, from the plan
 
 This file is the runner: the command line, the analysis of the runs and the dry run. The rest of a study is in
 the folder study/, in the order a run goes through it:
@@ -35,8 +36,10 @@ run (ckpt.pt and a `done` marker) is reused only when the record train.py wrote 
 code) matches the plan (a folder without run.json is never reused); otherwise the study stops before
 training anything, naming the differing keys (`max_iters 5 != 400`: the run's, then the plan's), or retrains it
 with --on_mismatch=retrain. An interrupted run whose record matches is resumed. --dry_run prints the same
-decision per run and what the runs would cost (tokens, FLOPs and GPU time at gpu_short and 130m; thread-minutes
-for findings).
+decision per run and what the runs would cost (gpu_short: minutes on one H100/H200; the papers' sizes:
+study/hardware.py's plan of tokens, FLOPs, H100-hours and memory per GPU, with the --set that makes a run fit one
+80 GB card when its preset's micro-batch does not; with --emit=slurm also the #SBATCH lines it would write;
+thread-minutes for findings).
 
 A study with --set overrides, or one that trains on another dataset than its own (offline, corpus_char falls back
 to python_docs), writes to folders suffixed with the overrides and that dataset (results/norm_cpu_max_iters5/),
@@ -60,8 +63,8 @@ from study.analysis import analyze_runs, exactness_test
 from study.findings_study import findings_study
 from study.records import decide, folder_suffix, planned_record, resolve_dataset
 from study.results import f4, write_results
-from study.studies import (ANALYSIS, DRY_RUN_MFU, GPU_SHORT_BUDGET_MIN, GPU_SHORT_MFU, GPU_SHORT_OVERHEAD_S,
-                           GPU_SHORT_PEAK_FLOPS, H100_PEAK_FLOPS, PAPER_SCALES, SCALES, STUDIES, Run, plan, projection)
+from study.studies import (ANALYSIS, GPU_SHORT_BUDGET_MIN, GPU_SHORT_MFU, GPU_SHORT_OVERHEAD_S, GPU_SHORT_PEAK_FLOPS,
+                           PAPER_SCALES, SCALES, STUDIES, Run, plan, projection)
 
 
 # --------------------------------------------------------------------------------------------
@@ -132,7 +135,8 @@ def main(argv=None):
                          "command after the array ran collects it")
     ap.add_argument("--partition", default=None, help="--emit=slurm: the #SBATCH --partition line")
     ap.add_argument("--account", default=None, help="--emit=slurm: the #SBATCH --account line")
-    ap.add_argument("--time", default=None, help="--emit=slurm: the #SBATCH --time line (default 24:00:00)")
+    ap.add_argument("--time", default=None, help="--emit=slurm: the #SBATCH --time line (default: the longest run's "
+                                                 "planned hours x 1.5 + 0.5 h; a CPU plan 24:00:00)")
     ap.add_argument("--analyze_batches", type=int, default=None, help="batches per analysis (cpu 2, 130m 8)")
     ap.add_argument("--analyze_batch_size", type=int, default=None, help="sequences per analysis batch (cpu 8, 130m 16)")
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="device for analysis")
@@ -162,7 +166,7 @@ def main(argv=None):
         if getattr(args, flag) is not None and not args.emit:
             ap.error(f"--{flag} is for --emit=slurm only")
     slot_pool = launch.slots(args.jobs, args.gpus, args.gpus_per_run)  # one-line errors for a bad --gpus
-    time_limit = slurm.check_time(args.time) if args.time is not None else "24:00:00"
+    time_limit = slurm.check_time(args.time) if args.time is not None else None  # None: from the plan
     overrides = parse_sets(args.set)
     depths = parse_depths(args.depths) if args.depths else None
     if depths and args.study != "depth":
@@ -210,8 +214,12 @@ def main(argv=None):
     for r in runs:  # train.py splits a step's micro-batches over the ranks
         accum = planned[r.name]["config"]["gradient_accumulation_steps"]
         if accum % nproc:
+            rows = accum * planned[r.name]["config"]["batch_size"]
+            micro = next(m for m in range(rows // nproc, 0, -1) if rows % (m * nproc) == 0 and
+                         m <= planned[r.name]["config"]["batch_size"]) if rows >= nproc else None
+            fix = (f"pass {hardware.fit_flags(micro, rows // micro)[0]} (the same global batch) or " if micro else "")
             ap.error(f"bad value {nproc} for --gpus_per_run: run {r.name} has gradient_accumulation_steps={accum}, "
-                     f"which {nproc} ranks cannot share (choose a divisor, or --set gradient_accumulation_steps=)")
+                     f"which {nproc} ranks cannot share: {fix}choose a --gpus_per_run that divides {accum}")
     passes, train_tokens = provenance.data_passes(planned, runs[0].args.get("data_dir", "data"), dataset)
     if passes is not None and passes > provenance.PASSES_WARNING:
         line = (f"note: a run reads {passes:.1f} passes over {dataset}'s {train_tokens:,} training tokens: expect it "
@@ -254,7 +262,7 @@ def main(argv=None):
     import analyze
     device = analyze.pick_device(args.device)
     t0 = time.time()
-    threads = args.threads if args.threads is not None else (0 if args.scale not in ("cpu", "cpu_deep") else 1)
+    threads = run_threads(args)
     if threads:
         import torch
         torch.set_num_threads(threads)  # the analysis in this process, too
@@ -315,15 +323,30 @@ def emit_slurm(args, argv, todo, decisions, runs_dir, threads, time_limit, job_n
     if not tasks:
         print("every run is finished: no Slurm script written", flush=True)
         return None
-    device = planned_record(todo[0])["config"].get("device", "auto")
-    gpus = 0 if device == "cpu" else args.gpus_per_run  # a CPU plan asks for no GPU
-    lines = slurm.resources(gpus, threads, time_limit, args.partition, args.account)
+    lines, warnings = slurm_resources(args, [r for r in todo if r.name in {t[0] for t in tasks}], threads,
+                                      time_limit)
+    for w in warnings:
+        print(f"warning: {w}", flush=True)
     command = "python ablate.py " + " ".join(argv)
     path = slurm.write(os.path.join(runs_dir, "slurm.sbatch"),
                        slurm.script(tasks, repo=os.path.dirname(os.path.abspath(__file__)), runs_dir=runs_dir,
                                     job_name=job_name, resource_lines=lines, threads=threads, command=command))
     print(f"wrote {path}: {len(tasks)} array task(s), not finished yet: {', '.join(t[0] for t in tasks)}", flush=True)
     return path
+
+
+def run_threads(args):
+    """OMP_NUM_THREADS of the runs: --threads, else 1 at the CPU scales and torch's own choice (0) otherwise."""
+    return args.threads if args.threads is not None else (0 if args.scale not in ("cpu", "cpu_deep") else 1)
+
+
+def slurm_resources(args, runs, threads, time_limit):
+    """The Slurm array's #SBATCH lines and warnings (slurm.resources): from study/hardware.py's plan of each run on
+    --gpus_per_run GPUs, the largest over the runs; a CPU plan asks for no GPU and gets its threads."""
+    if not runs or planned_record(runs[0])["config"].get("device", "auto") == "cpu":
+        return slurm.resources(0, threads, time_limit, args.partition, args.account)
+    plans = [(r.name, hardware.plan(r.args, r.config_file, gpus=args.gpus_per_run)) for r in runs]
+    return slurm.resources(args.gpus_per_run, threads, time_limit, args.partition, args.account, plans)
 
 
 def dry_run(args, runs, todo, decisions, runs_dir, results_dir, note, slot_pool):
@@ -334,24 +357,21 @@ def dry_run(args, runs, todo, decisions, runs_dir, results_dir, note, slot_pool)
     if args.gpus is not None:
         print(f"# placed on GPUs {' | '.join(s.env['CUDA_VISIBLE_DEVICES'] for s in slot_pool)}: one run per "
               f"{'GPU' if args.gpus_per_run == 1 else f'{args.gpus_per_run} GPUs'} at a time, the next when one frees")
-    total, minutes, plans = 0.0, 0.0, []
+    minutes, plans = 0.0, []
     for run in todo:
         out_dir = os.path.join(runs_dir, run.name)
         decision = decisions[run.name]
         print(f"# {run.name}: {decision.describe()}")
         print(launch.shown(launch.train_command(run, out_dir, decision.action == "resume", args.gpus_per_run)))
         busy = decision.action in ("new", "retrain", "resume")
-        if args.scale in PAPER_SCALES:
-            p = projection(run)
-            total += p["h100_hours"] if busy else 0
-            paper = run.extra.get("paper_val_ppl")
-            print(f"#   {p['tokens']:,} tokens x {p['flops_per_token'] / 1e6:,.0f} MFLOP/token = {p['flops']:.3g} FLOPs:"
-                  f" {p['h100_hours']:.3g} h on one H100 at {DRY_RUN_MFU:.0%} MFU"
-                  + (f"; paper C4 val ppl {paper}" if paper else "; no published number for this row (size, depth, data)"
-                     if args.study == "depth" else ""))
-            hw = hardware.plan(run.args, run.config_file)  # GPU-hours at the size's MFU and memory per GPU
+        if args.scale in PAPER_SCALES:  # tokens, FLOPs, GPU-hours at the size's MFU, memory per GPU
+            hw = hardware.plan(run.args, run.config_file, gpus=args.gpus_per_run)
             plans += [hw] if busy else []
-            print("\n".join("#   " + line for line in hardware.describe(hw)))
+            paper = run.extra.get("paper_val_ppl")
+            lines = hardware.describe(hw)
+            lines[0] += (f"; paper C4 val ppl {paper}" if paper else "; no published number for this row (size, "
+                         "depth, data)" if args.study == "depth" else "")
+            print("\n".join("#   " + line for line in lines))
         elif args.scale == "gpu_short":
             p = projection(run)
             s = p["flops"] / (GPU_SHORT_PEAK_FLOPS * GPU_SHORT_MFU) + GPU_SHORT_OVERHEAD_S
@@ -365,11 +385,17 @@ def dry_run(args, runs, todo, decisions, runs_dir, results_dir, note, slot_pool)
     if args.scale == "gpu_short":
         print(f"# projected: {minutes:.1f} minutes on one H100/H200 for the runs to train (budget "
               f"{GPU_SHORT_BUDGET_MIN} min; not compiled: compile=False)")
+    if args.emit:
+        busy_runs = [r for r in todo if decisions[r.name].action in ("new", "retrain", "resume")]
+        lines, _ = slurm_resources(args, busy_runs, run_threads(args), slurm.check_time(args.time) if args.time
+                                   else None)
+        print(f"# --emit=slurm would write {os.path.join(runs_dir, 'slurm.sbatch')}: {len(busy_runs)} array task(s), "
+              f"these resources:" if busy_runs else "# --emit=slurm: every run is finished, no script to write")
+        if busy_runs:
+            print("\n".join(lines))
     if args.scale in PAPER_SCALES:
         print("\n".join("# " + line for line in hardware.summary(plans)))
-        print(f"# total: {total:.1f} H100-hours for the runs not done yet (H100 SXM bf16 peak "
-              f"{H100_PEAK_FLOPS / 1e12:.0f} TFLOP/s x {DRY_RUN_MFU:.0%} MFU); "
-              f"paper numbers: {PAPER_SCALES[args.scale][3]}")
+        print(f"# paper numbers: {PAPER_SCALES[args.scale][3]}")
     return None
 
 

@@ -35,10 +35,13 @@ The activation count is for eager PyTorch; torch.compile (the presets' compile=T
 usually saves less, so the plan is on the safe side there. tests/test_hardware.py checks the saved-tensor count
 against autograd's own at small sizes on CPU; bench.py --suite=memory checks the peak against
 torch.cuda.max_memory_allocated on a GPU.
-A run fits a card when all of it is <= USABLE of the card's memory. Otherwise the plan halves the
-micro-batch (the global batch stays: more accumulation) until it fits; DDP does not lower the memory of a GPU
-(every rank holds the whole model, gradients and optimizer state), so a run whose state alone does not fit
-needs sharding (FSDP/ZeRO), which train.py does not have.
+A run fits a card when all of it is <= USABLE of the card's memory. Otherwise the plan takes the largest
+smaller micro-batch that fits and divides the global batch over the GPUs (the global batch stays: more
+accumulation); DDP does not lower the memory of a GPU (every rank holds the whole model, gradients and optimizer
+state), so a run whose state alone does not fit needs sharding (FSDP/ZeRO), which train.py does not have.
+The plan never changes a run's command: the micro-batch is part of the run's record, so the dry run prints the
+`--set batch_size=M --set gradient_accumulation_steps=A` that runs the whole study at the micro-batch that fits
+(summary, fit_flags), and a user passes it (the runs then go to folders suffixed with it).
 """
 
 import math
@@ -160,13 +163,28 @@ def plan(args, config_file=None, gpus=1, card_gib=CARD_GIB):
             "memory": {k: v / GIB for k, v in at(micro or 1).items()}}
 
 
+def fit_flags(micro_batch, accumulation):
+    """The overrides that run a study at another micro-batch and accumulation: ablate.py's --set (the runs then go
+    to folders suffixed with them, and their run records say so) and train.py's own flags."""
+    return (f"--set batch_size={micro_batch} --set gradient_accumulation_steps={accumulation}",
+            f"--batch_size={micro_batch} --gradient_accumulation_steps={accumulation}")
+
+
+def hours(h):
+    """Hours for a reader: two significant digits under 10, whole hours above."""
+    return f"{h:.2g}" if h < 10 else f"{h:,.0f}"
+
+
 def describe(p):
     """The plan as lines (no leading '#')."""
-    pm = p["preset_memory"]
-    lines = [f"plan: {p['params'] / 1e6:,.1f}M parameters; {p['tokens'] / 1e9:.2f}B tokens + "
-             f"{p['eval_tokens'] / 1e9:.2f}B evaluated = {p['flops']:.3g} FLOPs: {p['gpu_hours']:.2g} H100-hours at "
-             f"{p['mfu']:.0%} MFU (the size class's), {p['gpu_hours'] / 8:.2g} h on 8 GPUs with DDP (ideal scaling)",
-             f"memory per GPU at micro-batch {p['preset_micro_batch']}: {pm['total']:.1f} GiB = weights "
+    pm, k = p["preset_memory"], p["gpus"]
+    ddp = k if k > 1 else 8
+    lines = [f"plan: {p['params'] / 1e6:,.1f}M parameters; {p['tokens']:,} tokens x {p['flops_per_token'] / 1e6:,.0f} "
+             f"MFLOP/token + {p['eval_tokens'] / 1e9:.2f}B evaluated = {p['flops']:.3g} FLOPs: {hours(p['gpu_hours'])} "
+             f"H100-hours at {p['mfu']:.0%} MFU (the size class's), {hours(p['gpu_hours'] / ddp)} h on {ddp} GPUs with DDP "
+             f"(ideal scaling)",
+             f"memory per GPU at micro-batch {p['preset_micro_batch']}"
+             + (f" on {k} GPUs" if k > 1 else "") + f": {pm['total']:.1f} GiB = weights "
              f"{pm['weights']:.1f} + gradients {pm['gradients']:.1f} + optimizer {pm['optimizer']:.1f}"
              + (f" + DDP buckets {pm['ddp_buckets']:.1f}" if pm["ddp_buckets"] else "")
              + f" + activations {pm['activations']:.1f} + loss {pm['loss_transients']:.1f} + CUDA context "
@@ -175,23 +193,46 @@ def describe(p):
         lines.append(f"fits one {p['card_gib']} GB card ({p['budget_gib']:.0f} GiB usable) as the preset: micro-batch "
                      f"{p['micro_batch']} x {p['accumulation']} accumulation = {p['global_batch']} sequences")
     elif p["fits"]:
-        lines.append(f"does not fit one {p['card_gib']} GB card at the preset's micro-batch; fits at micro-batch "
-                     f"{p['micro_batch']} x {p['accumulation']} accumulation (same {p['global_batch']} sequences, "
-                     f"{p['memory']['total']:.1f} GiB): --batch_size={p['micro_batch']} "
-                     f"--gradient_accumulation_steps={p['accumulation']}")
+        study_flags, train_flags = fit_flags(p["micro_batch"], p["accumulation"])
+        lines.append(f"does not fit one {p['card_gib']} GB card at the preset's micro-batch"
+                     + (f" over {k} GPUs" if k > 1 else "") + f"; fits at micro-batch {p['micro_batch']} x "
+                     f"{p['accumulation']} accumulation (same {p['global_batch']} sequences, "
+                     f"{p['memory']['total']:.1f} GiB): ablate.py {study_flags} (train.py {train_flags})")
     else:
         lines.append(f"does not fit one {p['card_gib']} GB card even at micro-batch 1: DDP keeps all of it on every "
                      f"GPU; it needs sharding (FSDP/ZeRO), which train.py does not have")
     return lines
 
 
+def smaller_micro_batch(plans):
+    """(micro-batch, accumulation) that fits every plan, when some do not fit at the preset's micro-batch (the
+    smallest any of them needs: memory grows with the micro-batch, and the divisibility of the global batch is the
+    same for all the runs of a study); None when every plan fits as it is, or one fits at no micro-batch."""
+    if not plans or not all(p["fits"] for p in plans):
+        return None
+    smaller = [p for p in plans if p["micro_batch"] < p["preset_micro_batch"]]
+    if not smaller:
+        return None
+    micro = min(p["micro_batch"] for p in smaller)
+    return micro, smaller[0]["global_batch"] // micro
+
+
 def summary(plans):
-    """The whole table's lines: GPU-hours and the largest memory."""
+    """The whole table's lines: GPU-hours, the largest memory, and the one --set that makes every run fit."""
     if not plans:
         return []
     hours = sum(p["gpu_hours"] for p in plans)
     worst = max(p["preset_memory"]["total"] for p in plans)
-    fit = sum(p["fits"] for p in plans)
-    return [f"plan of the table: {len(plans)} run(s), {hours:,.1f} H100-hours ({hours / 8:,.1f} h on a node of 8, "
-            f"one run per GPU), largest memory {worst:.1f} GiB per GPU; {fit} of {len(plans)} fit one "
-            f"{plans[0]['card_gib']} GB card; MFU: {'; '.join(sorted({p['mfu_source'] for p in plans}))}"]
+    fit = sum(p["fits"] and p["micro_batch"] == p["preset_micro_batch"] for p in plans)
+    lines = [f"plan of the table: {len(plans)} run(s) to train, {hours:,.1f} H100-hours ({hours / 8:,.1f} h on a node "
+             f"of 8), largest memory {worst:.1f} GiB per GPU; {fit} of {len(plans)} fit one {plans[0]['card_gib']} GB "
+             f"card at the preset's micro-batch; MFU: {'; '.join(sorted({p['mfu_source'] for p in plans}))}"]
+    smaller = smaller_micro_batch(plans)
+    if smaller:
+        lines.append(f"to fit them all on one {plans[0]['card_gib']} GB card, add {fit_flags(*smaller)[0]} to this "
+                     f"command (the same global batch of {plans[0]['global_batch']} sequences; the runs then go to "
+                     f"folders suffixed with it)")
+    elif not all(p["fits"] for p in plans):
+        lines.append(f"{sum(not p['fits'] for p in plans)} run(s) fit no micro-batch on one {plans[0]['card_gib']} GB "
+                     f"card: they need sharding (FSDP/ZeRO), which train.py does not have")
+    return lines

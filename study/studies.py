@@ -12,8 +12,9 @@ Pre-LN/LNS/Mix-LN/Post-LN, two seeds each, one whole seed first), and the papers
 (config/llama-<size>.py; the depth study's c4 runs at the preset's depth carry the published C4 perplexity,
 PAPER_SCALES, to write beside ours; study/hardware.py plans their GPUs and memory for the dry run).
 
-The dry run's size of a run (projection): tokens = max_iters x batch_size x gradient_accumulation_steps x
-block_size; FLOPs = tokens x model.flops_per_token; hours = FLOPs / (peak FLOP/s x MFU) / 3600.
+The dry run's size of a gpu_short run (projection): tokens = max_iters x batch_size x gradient_accumulation_steps
+x block_size; FLOPs = tokens x model.flops_per_token; seconds at GPU_SHORT_MFU. The papers' sizes get
+study/hardware.py's plan instead (H100-hours at the size class's MFU, memory per GPU).
 ablate.py runs the plans; findings.py plans its table from the same settings and variants.
 """
 
@@ -91,9 +92,6 @@ PAPER_SCALES = {
     "1b": ("config/llama-1b.py", 24, {"post": 1390.75, "deepnorm": 1409.08, "mix": 1414.78, "pre": 17.02,
                                       "pre_lns": 15.71}, SUN.format("1B, 1.34B parameters")),
 }
-# --dry_run projection: H100 SXM dense bf16 peak at a stated model FLOPs utilization
-H100_PEAK_FLOPS = 989e12
-DRY_RUN_MFU = 0.40
 ANALYSIS = {"cpu": dict(batches=2, batch_size=8), "cpu_deep": dict(batches=2, batch_size=8),
             "gpu_short": dict(batches=4, batch_size=16), **{s: dict(batches=8, batch_size=16) for s in PAPER_SCALES}}
 DEFAULT_DEPTHS = {"cpu": [6, 12], "cpu_deep": [24], "gpu_short": [24], **{s: [v[1]] for s, v in PAPER_SCALES.items()}}
@@ -189,5 +187,4 @@ def projection(run):
         model = GPT(train.split_config(cfg, GPTConfig))
     tokens = tc.max_iters * tc.batch_size * tc.gradient_accumulation_steps * model.config.block_size
     per_token = model.flops_per_token()
-    return {"tokens": tokens, "flops_per_token": per_token, "flops": tokens * per_token,
-            "h100_hours": tokens * per_token / (H100_PEAK_FLOPS * DRY_RUN_MFU) / 3600}
+    return {"tokens": tokens, "flops_per_token": per_token, "flops": tokens * per_token}

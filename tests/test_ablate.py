@@ -61,19 +61,25 @@ def test_130m_dry_run_prints_tokens_flops_hours_and_paper_numbers(tmp_path, caps
     cmds = [i for i, line in enumerate(out) if line.startswith("python train.py config/llama-130m.py")]
     assert len(cmds) == 7 and all("--dataset=c4" in out[i] and "--max_iters=2000" in out[i] for i in cmds)
     paper = {}
-    for i in cmds:
+    for i in cmds:  # one line of time per run: study/hardware.py's plan (the old 40%-MFU line is gone)
         name = out[i].rsplit("/", 1)[1]
         proj = out[i + 1]
-        tokens = int(proj.split()[1].replace(",", ""))
+        assert proj.startswith("#   plan: 134.1M parameters; ")
+        tokens = int(proj.split("; ")[1].split()[0].replace(",", ""))
         assert tokens == 2000 * 64 * 8 * 256  # max_iters x batch x accumulation x block of the preset
         mflop = float(proj.split(" x ")[1].split()[0].replace(",", ""))
         assert 600 < mflop < 750  # 6 x ~110M matmul weights (with the 32,000-token T5 head) + attention
+        flops = float(proj.split(" FLOPs: ")[0].rsplit(" ", 1)[1])
+        assert flops > tokens * mflop * 1e6  # + the evaluations' forwards
         hours = float(proj.split("FLOPs: ")[1].split()[0])
-        assert hours == pytest.approx(tokens * mflop * 1e6 / (989e12 * 0.40) / 3600, rel=0.05)
+        assert "H100-hours at 36% MFU" in proj  # the <= 200M size class's measured MFU
+        assert hours == pytest.approx(flops / (989e12 * 0.36) / 3600, rel=0.06)
         if "paper C4 val ppl" in proj:
             paper[name] = float(proj.rsplit(" ", 1)[1])
     assert paper == {"pre_L12": 26.73, "post_L12": 26.95, "mix_L12": 26.07, "pre_lns_L12": 25.76, "deepnorm_L12": 27.17}
-    assert "Sun et al. 2025" in out[-1] and "40% MFU" in out[-1]
+    assert sum("H100" in line for line in out) == 7 + 1 and not any(" h on one H100" in line for line in out)
+    assert out[-2].startswith("# plan of the table: 7 run(s) to train, ") and "H100-hours" in out[-2]
+    assert "Sun et al. 2025" in out[-1]
     assert not os.path.exists(tmp_path / "runs")
 
 

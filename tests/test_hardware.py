@@ -61,6 +61,11 @@ def test_plan_lowers_the_micro_batch_keeps_the_global_batch_and_says_when_nothin
     assert p["fits"] and p["micro_batch"] < 512 and p["micro_batch"] * p["accumulation"] == 512
     assert p["memory"]["total"] <= p["budget_gib"] < p["preset_memory"]["total"]
     assert "--gradient_accumulation_steps=" in hardware.describe(p)[-1]
+    flags = f"--set batch_size={p['micro_batch']} --set gradient_accumulation_steps={p['accumulation']}"
+    assert flags in hardware.describe(p)[-1]  # ablate.py's form: the whole study at the micro-batch that fits
+    assert hardware.smaller_micro_batch([p]) == (p["micro_batch"], p["accumulation"])
+    assert flags in hardware.summary([p])[-1] and hardware.summary([p])[-1].startswith("to fit them all")
+    assert hardware.smaller_micro_batch([hardware.plan({}, "config/llama-1b.py")]) is None
     small = hardware.plan({}, "config/llama-1b.py", card_gib=8)  # 10 GiB of state: no micro-batch fits
     assert not small["fits"] and "FSDP" in hardware.describe(small)[-1]
     ddp = hardware.plan({}, "config/llama-1b.py", gpus=8)  # DDP adds gradient buckets, lowers nothing else

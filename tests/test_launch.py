@@ -12,7 +12,7 @@ import time
 import pytest
 
 import ablate
-from study import launch, runlog, slurm, studies
+from study import hardware, launch, runlog, slurm, studies
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUIET = ["--no_exactness_test", "--no_plots", "--analyze_batches=1", "--analyze_batch_size=2"]
@@ -61,6 +61,7 @@ def test_gpu_groups_and_their_one_line_errors():
     (["--gpus=0,1", "--emit=slurm"], "Slurm places them"),
     (["--partition=gpu"], "--partition is for --emit=slurm only"),
     (["--gpus=0,1", "--gpus_per_run=2"], "gradient_accumulation_steps=1"),  # 2 ranks cannot share 1 micro-batch
+    (["--gpus=0,1", "--gpus_per_run=2"], "pass --set batch_size=8 --set gradient_accumulation_steps=2 (the same"),
     (["--emit=slurm", "--time=4h"], "bad value '4h' for --time"),
     (["--emit=lsf"], "invalid choice: 'lsf'"),
 ])
@@ -188,3 +189,73 @@ def test_slurm_array_tasks_run_one_by_one_give_the_table_of_a_local_run(tiny_dat
     assert "1 array task(s), not finished yet: rms" in out
     assert [n for n, _ in slurm.tasks_of(script.read_text())] == ["rms"]
     assert "--init_from=resume" in slurm.tasks_of(script.read_text())[0][1]
+
+
+def test_slurm_time_and_its_reading():
+    assert [slurm.slurm_time(h) for h in (0.1, 1.01, 18.7, 23.9, 113.2)] == \
+        ["00:15:00", "01:15:00", "18:45:00", "1-00:00:00", "4-17:15:00"]
+    assert [slurm._hours(t) for t in ("90", "90:30", "04:00:00", "1-12", "1-12:30:00")] == \
+        pytest.approx([1.5, 1.5 + 30 / 3600, 4, 36, 36.5])
+
+
+def test_slurm_resources_come_from_the_plan_the_largest_over_the_runs():
+    """--mem, --time and the GPU memory of an array from study/hardware.py's plan of each run: the largest over the
+    runs (one array has one set of resources), each named; a run that fits only at a smaller micro-batch gets the
+    --set that makes it fit; a CPU plan keeps its threads and 8G."""
+    runs = [r for r in studies.plan("depth", "350m", None, {}) if r.name in ("pre_L24", "sandwich_L24")]
+    plans = [(r.name, hardware.plan(r.args, r.config_file)) for r in runs]
+    (_, pre), (_, sandwich) = plans
+    lines, warnings = slurm.resources(1, 0, None, "gpu", None, plans)
+    text = "\n".join(lines)
+    assert sandwich["memory"]["total"] > pre["memory"]["total"] and warnings == []
+    assert f"GPU memory: {sandwich['memory']['total']:.1f} GiB per GPU (sandwich_L24, micro-batch 128 x 4" in text
+    assert "largest over its 2 run(s)" in text
+    assert {"#SBATCH --gpus-per-task=1", "#SBATCH --cpus-per-task=8", "#SBATCH --partition=gpu"} <= set(lines)
+    assert pre["gpu_hours"] == pytest.approx(12.1, abs=0.05)  # 12.1 H100-hours x 1.5 + 0.5 h = 18.7 h
+    assert "#SBATCH --time=18:45:00" in lines
+    ckpt = pre["memory"]["weights"] + pre["memory"]["optimizer"]  # 2.1 GiB: 32 + 2 x 2.1 -> 40G
+    assert "#SBATCH --mem=40G" in lines and 32 + 2 * ckpt <= 40
+    two = [(r.name, hardware.plan(r.args, r.config_file, gpus=2)) for r in runs]  # torchrun over 2 GPUs a task
+    lines2, _ = slurm.resources(2, 0, None, plans=two)
+    assert {"#SBATCH --gpus-per-task=2", "#SBATCH --cpus-per-task=16", "#SBATCH --mem=80G",
+            f"#SBATCH --time={slurm.slurm_time(pre['gpu_hours'] / 2 * 1.5 + 0.5)}"} <= set(lines2)
+    lines3, warnings3 = slurm.resources(1, 0, "10:00:00", plans=plans)  # a --time shorter than the plan: kept, said
+    assert "#SBATCH --time=10:00:00" in lines3 and "shorter than the plan's 18:45:00 for pre_L24" in warnings3[0]
+
+    big = [(r.name, hardware.plan({**r.args, "batch_size": 512, "gradient_accumulation_steps": 1}, r.config_file))
+           for r in runs]
+    micro = min(p["micro_batch"] for _, p in big)
+    assert all(p["fits"] for _, p in big) and micro < 512  # the smallest any run needs
+    lines4, warnings4 = slurm.resources(1, 0, None, plans=big)
+    flags = f"add --set batch_size={micro} --set gradient_accumulation_steps={512 // micro}"
+    assert any(flags in w for w in warnings4) and any(line.startswith("# warning: 2 run(s) do not fit") and flags in line
+                                                      for line in lines4)
+    assert slurm.resources(0, 2, None)[0] == ["# (no GPU: the runs train on the CPU)", "#SBATCH --cpus-per-task=2",
+                                              "#SBATCH --mem=8G", "#SBATCH --time=24:00:00"]
+
+
+def test_dry_run_shows_the_arrays_resources_and_a_gpu_plan_emits_them(tiny_dataset, tmp_path, in_root, capsys):
+    """--emit=slurm --dry_run prints the #SBATCH lines (the papers' 130M: from the plan); a GPU plan's script (a
+    tiny plan with device=cuda: nothing trains, so no GPU is needed) asks for --gpus_per_run GPUs, the plan's
+    memory and time, runs torchrun, and passes bash -n."""
+    ablate.main(["depth", "--scale=130m", "--dry_run", "--emit=slurm", f"--runs_dir={tmp_path}/big"])
+    out = capsys.readouterr().out.splitlines()
+    hours = max(hardware.plan(r.args, r.config_file)["gpu_hours"] for r in studies.plan("depth", "130m", None, {}))
+    assert f"#SBATCH --time={slurm.slurm_time(hours * 1.5 + 0.5)}" in out and "#SBATCH --gpus-per-task=1" in out
+    assert any(line.startswith("# --emit=slurm would write") and "7 array task(s)" in line for line in out)
+    assert not os.path.exists(tmp_path / "big")
+
+    data_dir, name = tiny_dataset
+    argv = (["norm", "--only=ln,rms", "--emit=slurm", "--gpus_per_run=2", f"--runs_dir={tmp_path}/gpu",
+             f"--results={tmp_path}/gpu_results"] + QUIET
+            + _tiny(data_dir, name, device="cuda", gradient_accumulation_steps=2))
+    assert ablate.main(argv) is None
+    text = (tmp_path / "gpu" / "slurm.sbatch").read_text()
+    runs = [r for r in studies.plan("norm", "cpu", None, ablate.parse_sets(argv[argv.index("--set"):][1::2]))
+            if r.name in ("ln", "rms")]
+    p = hardware.plan(runs[0].args, runs[0].config_file, gpus=2)
+    assert "#SBATCH --gpus-per-task=2" in text and "#SBATCH --cpus-per-task=16" in text
+    assert f"#SBATCH --mem={slurm.host_gib(p)}G" in text and "#SBATCH --time=00:30:00" in text  # 0.5 h + seconds
+    assert "largest over its 2 run(s)" in text
+    assert all(cmd[:3] == ["torchrun", "--standalone", "--nproc_per_node=2"] for _, cmd in slurm.tasks_of(text))
+    assert subprocess.run(["bash", "-n", str(tmp_path / "gpu" / "slurm.sbatch")]).returncode == 0
