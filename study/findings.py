@@ -332,7 +332,8 @@ def findings_rows(metrics, best, unigram, exact=None):
                  "relative val loss increase under W8A8 (RTN, weights per channel, activations per token)")):
             rows.append(claim_row(cid, claim, "Outlier-Safe Pre-Training (1.4B, 100B tokens): excess kurtosis 1818.56"
                                   " (Adam) -> 0.04 (OSP); smaller loss under 4-bit and W8A8 quantization",
-                                  measure, where, "osp", "adamw", _sides(metrics, o_cfg, a_cfg, metric, unigram)))
+                                  measure, where, "osp", "adamw", _sides(metrics, o_cfg, a_cfg, metric, unigram),
+                                  digits=3 if metric == "kurtosis_mean" else "sci"))
             hi = [v for v in rows[-1]["b_values"] if finite(v)]
             if cid == "osp_kurtosis" and hi and max(hi) < KURTOSIS_OUTLIERS:
                 rows[-1]["verdict"] = "not testable"
