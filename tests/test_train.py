@@ -414,3 +414,32 @@ def test_preset_numbers():
     # the papers' code (run_130m.sh): bf16 weights and Adam state, no clipping, no weight decay, 0.02 init
     assert (llama["weight_dtype"], llama["grad_clip"], llama["weight_decay"], llama["init_std"]) == \
         ("bfloat16", 0.0, 0.0, 0.02)
+
+
+def test_final_eval_is_the_mean_over_a_fixed_held_out_set_with_its_standard_error(tiny_dataset):
+    """--final_eval_tokens: loss = sum of token losses / tokens over whole batches of a fixed sampler (the same for
+    every run), se = std of the per-sequence means / sqrt(sequences) (all sequences have the same length here)."""
+    import types
+    from contextlib import nullcontext
+
+    import data
+    import torch.nn.functional as F
+    from model import GPT, GPTConfig
+    data_dir, name = tiny_dataset
+    torch.manual_seed(0)
+    vocab = data.load_meta(str(data_dir), name)["vocab_size"]
+    model = GPT(GPTConfig(n_layer=1, n_head=2, n_embd=16, block_size=8, vocab_size=vocab)).double()
+    tc = types.SimpleNamespace(data_dir=str(data_dir), dataset=name, batch_size=4, final_eval_tokens=70)
+    got = train.evaluate_held_out(model, tc, 8, nullcontext(), "cpu")
+    sampler = data.BatchSampler(str(data_dir), name, "val", 4, 8, seed=train.FINAL_EVAL_SEED)
+    per_seq = []
+    for k in range(3):  # 70 tokens -> 3 batches of 4 x 8 = 96 tokens
+        x, y = sampler.batch(k)
+        logits, _ = model(x, y)
+        per_seq += F.cross_entropy(logits.transpose(1, 2), y, reduction="none").mean(1).tolist()
+    mean = sum(per_seq) / len(per_seq)
+    se = (sum((v - mean) ** 2 for v in per_seq) / (len(per_seq) - 1) / len(per_seq)) ** 0.5
+    assert got["final_val_tokens"] == 96
+    # the token losses are computed from float32 logits (as in training), so a float64 model agrees to ~1e-8
+    assert got["final_val_loss"] == pytest.approx(mean, rel=1e-6) and got["final_val_se"] == pytest.approx(se, rel=1e-4)
+    assert model.training  # evaluation leaves the model in training mode
