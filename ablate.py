@@ -8,7 +8,8 @@ Run a named ablation study as a sequence of train.py runs, analyze each run, and
     python ablate.py depth --scale=gpu_short --dry_run # pre/LNS/mix/post, 24 x 512, 2 seeds: <= 8 min on one H100/H200
     python ablate.py depth --scale=1b --dry_run        # 71m/130m/250m/350m/1b: commands, tokens, FLOPs, H100-hours,
                                                        # memory per GPU (study/hardware.py's plan)
-    python ablate.py findings --jobs=2                 # one table: which of the papers' claims reproduce (CPU, 3 seeds)
+    python ablate.py findings --jobs=2                 # which of the papers' claims reproduce: lr sweeps, each arm at
+                                                       # its best lr and at the papers' lr, 5 seeds (CPU)
     python ablate.py trend --dry_run                   # the depth study over training length (study/trend.py)
     python ablate.py depth --scale=130m --gpus=0,1,2,3                  # one run per GPU, the next when one frees
     python ablate.py depth --scale=130m --gpus=0,1,2,3 --gpus_per_run=2 # each run: torchrun over 2 of them (DDP)
@@ -27,12 +28,15 @@ the folder study/, in the order a run goes through it:
     runlog.py    a finished run's log.jsonl and analysis.json, read: removable blocks, mean and spread over seeds
     results.py   results.md and summary.json: the tables, the seeds' mean and spread
     plots.py     the PNGs results.md links
-    findings.py  the findings table: the papers' claims, ours over 3 seeds, a computed verdict per claim
+    analysis.py  analyze.py's measures of each finished run, the float64 exactness test
+    findings.py, findings_study.py, findings_table.py, verdict.py
+                 the findings table: the lr sweep and each arm's best lr, the claims, paired 95% intervals
+    hardware.py  the dry run's GPU-hours and memory per GPU for the papers' sizes
     trend.py     the depth study over training length (`python ablate.py trend`, its own flags)
 
 Each run is `python train.py [config file] --key=value ...` (with --gpus_per_run=k: `torchrun --standalone
 --nproc_per_node=k train.py ...`) with out_dir runs_dir/<run> (default ablations/<study>_<scale>/<run>). A finished
-run (ckpt.pt and a `done` marker) is reused only when the record train.py wrote in <run>/run.json (config, dataset,
+run (its `done` marker; its ckpt.pt may be gone, as in shipped records) is reused only when the record train.py wrote in <run>/run.json (config, dataset,
 code) matches the plan (a folder without run.json is never reused); otherwise the study stops before
 training anything, naming the differing keys (`max_iters 5 != 400`: the run's, then the plan's), or retrains it
 with --on_mismatch=retrain. An interrupted run whose record matches is resumed. --dry_run prints the same
