@@ -35,13 +35,14 @@ import shutil
 import sys
 import time
 
-from study import launch, provenance, records, runlog, studies, trend_report
+from study import heldout, launch, provenance, records, runlog, studies, trend_report
 from study.trend_report import fit_crossover  # noqa: F401 (re-exported: trend.fit_crossover)
 
 VARIANTS = ("pre", "pre_lns", "mix", "post")       # the four configurations of Sun et al. and Li et al.
 BASE = {k: v for k, v in studies.DEEP_BASE.items() if k != "max_iters"}  # 24 x 64, block 64, batch 12, lr 2e-3,
 BASE["lr_schedule"] = "wsd"                                               # float32, one thread
 DECAY_FRAC = 0.2                                    # WSD: the last 20% of each length decays to min_lr
+FINAL_EVAL_TOKENS = 131072                          # as the findings' table (study/findings.py)
 SEGMENT_KEYS = ("max_iters", "decay_frac")          # set by each segment of a chain: not compared on reuse
 
 
@@ -94,6 +95,11 @@ def chain_steps(variant, seed, lengths, runs_dir, base):
     return steps
 
 
+def branch_finished(out_dir, length):
+    """A branch trained to its length, with its `done` marker (checked against the plan by chain_decision)."""
+    return os.path.exists(os.path.join(out_dir, "done")) and last_iter(out_dir) >= length
+
+
 def chain_commands(variant, seed, lengths, runs_dir, base):
     """The train.py commands of one chain, as the dry run prints them (launch.train_command)."""
     return [launch.train_command(run, out_dir, resume=copy_from is not None or i > 0)
@@ -104,7 +110,7 @@ def chain_decision(variant, seed, lengths, runs_dir, base, on_mismatch):
     """(out_dir, records.Decision) of the chain's first folder that is not reusable (refuse or retrain), or
     (None, None): records.decide on every trained folder, each segment's max_iters and decay_frac not compared."""
     for _, run, out_dir, _, _ in chain_steps(variant, seed, lengths, runs_dir, base):
-        if not os.path.exists(os.path.join(out_dir, "ckpt.pt")):
+        if not any(os.path.exists(os.path.join(out_dir, f)) for f in ("ckpt.pt", "done")):
             continue  # nothing trained there yet
         d = records.decide(out_dir, records.planned_record(run), on_mismatch, ignore=SEGMENT_KEYS)
         if d.action in ("refuse", "retrain"):
@@ -133,7 +139,10 @@ def run_chain(variant, seed, lengths, runs_dir, base, threads, on_mismatch="refu
     failure = check_chain(variant, seed, lengths, runs_dir, base, on_mismatch)
     if failure:
         return failure
-    for what, run, out_dir, copy_from, target in chain_steps(variant, seed, lengths, runs_dir, base):
+    steps = chain_steps(variant, seed, lengths, runs_dir, base)
+    if all(branch_finished(out_dir, target) for _, _, out_dir, copy_from, target in steps if copy_from):
+        return None  # every length is there: reused from its records (a fresh clone has no checkpoints)
+    for what, run, out_dir, copy_from, target in steps:
         if last_iter(out_dir) >= target and os.path.exists(os.path.join(out_dir, "ckpt.pt")):
             continue
         resume = True
@@ -198,19 +207,32 @@ def train_cosine(runs, runs_dir, jobs, threads, on_mismatch="refuse"):
     return [f"{n} failed ({r['reason']}), see {folder}/{n}/train.log" for n, r in done.items() if r.get("failed")]
 
 
+def final_loss(out_dir):
+    """The run's val loss at its end: its final evaluation over the held-out set (--final_eval_tokens), else its
+    last periodic evaluation."""
+    final = heldout.final_eval(out_dir)
+    return final["final_val_loss"] if final else runlog.read_log(out_dir)[1][-1]["val_loss"]
+
+
 def measure(out_dir, data_dir, threads):
-    """analyze.py on a branch end (cached in its analysis.json): the depth study's metrics."""
-    import analyze
+    """The depth study's metrics of a run's end: analyze.py (cached in analysis.json, recomputed only when the
+    checkpoint is newer) and the val loss, that of the final evaluation over the held-out set when the run had
+    one (with its standard error), else of the last periodic evaluation. Returns (metrics, per-sequence held-out
+    losses or None: study/heldout.py, kept in heldout.json)."""
     import torch
     torch.set_num_threads(threads or 1)
     a = runlog.read_analysis(out_dir)
-    if a is None or os.path.getmtime(os.path.join(out_dir, "analysis.json")) < os.path.getmtime(
-            os.path.join(out_dir, "ckpt.pt")):
+    ckpt = os.path.join(out_dir, "ckpt.pt")
+    if a is None or (os.path.exists(ckpt) and os.path.getmtime(os.path.join(out_dir, "analysis.json")) <
+                     os.path.getmtime(ckpt)):
+        import analyze
         a = analyze.analyze_checkpoint(out_dir, data_dir=data_dir, split="val", plots=False,
                                        **studies.ANALYSIS["cpu_deep"])
     removable_all, removable_deep_half = runlog.removable_shares(a["layer_drop"]["rel"])
-    return {"val_loss": runlog.read_log(out_dir)[1][-1]["val_loss"], "removable_all": removable_all,
-            "removable_deep_half": removable_deep_half, "stream_growth": a["summary"]["rms_growth_deep"]}
+    final = heldout.final_eval(out_dir)
+    val = {"val_loss": final_loss(out_dir), "val_se": final["final_val_se"] if final else None}
+    return ({**val, "removable_all": removable_all, "removable_deep_half": removable_deep_half,
+             "stream_growth": a["summary"]["rms_growth_deep"]}, heldout.ensure(out_dir) if final else None)
 
 
 def parse_ints(text, what):
@@ -253,6 +275,9 @@ def main(argv=None):
                         "with the WSD branches in results.md")
     p.add_argument("--lr", default="", help="per-variant learning rates, e.g. pre:2e-3,pre_lns:1e-3 (min_lr = lr/10; "
                                             "others at the base's); one value sets every variant")
+    p.add_argument("--final_eval_tokens", type=int, default=FINAL_EVAL_TOKENS,
+                   help="each run's final val loss over this many held-out tokens, with its standard error (train.py "
+                        "--final_eval_tokens; 0: the last periodic evaluation, 4 batches)")
     p.add_argument("--jobs", type=int, default=2, help="chains run at once (each one thread)")
     p.add_argument("--threads", type=int, default=1, help="torch threads per run")
     p.add_argument("--data_dir", default="data")
@@ -267,17 +292,20 @@ def main(argv=None):
     lengths, seeds, lrs = parse_ints(a.lengths, "lengths"), parse_ints(a.seeds, "seeds"), parse_lrs(a.lr)
     if a.jobs < 1 or a.threads < 1:
         raise SystemExit(f"bad value for --jobs ({a.jobs}) or --threads ({a.threads}): must be >= 1")
+    if a.final_eval_tokens < 0:
+        raise SystemExit(f"bad value {a.final_eval_tokens} for --final_eval_tokens: a number of tokens >= 0")
     cosine = a.schedule == "cosine"
     if a.check_wsd is not None and (cosine or a.check_wsd not in lengths):
         raise SystemExit(f"bad value {a.check_wsd} for --check_wsd: one of --lengths ({a.lengths}), with "
                          f"--schedule=wsd")
     results_dir = a.results_dir or os.path.join("results", "trend_cpu_deep" + ("_cosine" if cosine else ""))
-    base = dict(BASE, data_dir=a.data_dir)
+    base = dict(BASE, data_dir=a.data_dir, final_eval_tokens=a.final_eval_tokens)
     base["dataset"] = records.ensure_dataset(base) if not a.dry_run else base["dataset"]
     bases = {v: variant_base(base, v, lrs) for v in VARIANTS}
     chains = [(v, s) for s in seeds for v in VARIANTS]
     cos_lengths = lengths if cosine else [a.check_wsd] if a.check_wsd else []
-    cos_runs = [cosine_run(v, s, bases[v], L) for v, s in chains for L in cos_lengths]
+    # shortest first: a call cut short leaves every variant and seed at the lengths it finished
+    cos_runs = [cosine_run(v, s, bases[v], L) for L in sorted(cos_lengths) for v, s in chains]
     steps = branch_point(max(lengths)) + sum(L - branch_point(L) for L in lengths)
     if cosine:
         print(f"{len(cos_runs)} separate cosine runs ({len(chains)} x {sum(lengths)} steps), lengths {lengths}, "
@@ -291,33 +319,40 @@ def main(argv=None):
         if not cosine:
             for cmd in chain_commands(*chains[0], lengths, a.runs_dir, bases[chains[0][0]]):
                 print("  " + launch.shown(cmd))
-        for run in cos_runs[:len(cos_lengths)]:
+        for run in [cosine_run(chains[0][0], chains[0][1], bases[chains[0][0]], L) for L in cos_lengths]:
             print("  " + launch.shown(launch.train_command(run, os.path.join(cosine_dir(a.runs_dir), run.name))))
         for v, s in chains if not cosine else []:
             out_dir, d = chain_decision(v, s, lengths, a.runs_dir, bases[v], a.on_mismatch)
             if d is not None:
                 print(f"# {v} seed {s}: {out_dir} {d.describe()}")
         return
+    def folder(v, s, L, cos=cosine):
+        return (os.path.join(cosine_dir(a.runs_dir), cosine_run(v, s, bases[v], L).name) if cos else
+                os.path.join(a.runs_dir, chain_name(v, s, bases[v]), f"L{L}"))
+    measured_folders = [folder(v, s, L) for v, s in chains for L in lengths]
+    if a.check_wsd and not cosine:
+        measured_folders += [folder(v, s, a.check_wsd, cos=True) for v, s in chains]
+    there = sum(os.path.exists(os.path.join(f, "done")) for f in measured_folders)
     failures = [] if cosine else [f for f in launch.pool(chains, launch.slots(a.jobs), lambda c, slot: run_chain(
         *c, lengths, a.runs_dir, bases[c[0]], a.threads, a.on_mismatch, a.jobs)) if f]
     if cos_runs and not failures:
         failures += train_cosine(cos_runs, a.runs_dir, a.jobs, a.threads, a.on_mismatch)
     if failures:
         raise SystemExit("failed:\n" + "\n".join(failures))
-
-    def folder(v, s, L, cos=cosine):
-        return (os.path.join(cosine_dir(a.runs_dir), cosine_run(v, s, bases[v], L).name) if cos else
-                os.path.join(a.runs_dir, chain_name(v, s, bases[v]), f"L{L}"))
+    print(f"trend: reused {there} of {len(measured_folders)} runs, trained {len(measured_folders) - there}",
+          flush=True)
     measured = {v: {L: {} for L in lengths} for v in VARIANTS}
+    held = {v: {L: [] for L in lengths} for v in VARIANTS}  # per-sequence held-out losses, for the paired error
     for v, s in chains:
         for L in lengths:
-            for k, x in measure(folder(v, s, L), a.data_dir, a.threads).items():
+            metrics, held_out = measure(folder(v, s, L), a.data_dir, a.threads)
+            for k, x in metrics.items():
                 measured[v][L].setdefault(k, []).append(x)
+            held[v][L].append(held_out)
     check = None
     if a.check_wsd and not cosine:
-        final = lambda d: runlog.read_log(d)[1][-1]["val_loss"]  # noqa: E731
         check = (a.check_wsd, {v: measured[v][a.check_wsd]["val_loss"] for v in VARIANTS},
-                 {v: [final(folder(v, s, a.check_wsd, cos=True)) for s in seeds] for v in VARIANTS})
+                 {v: [final_loss(folder(v, s, a.check_wsd, cos=True)) for s in seeds] for v in VARIANTS})
     folders = [os.path.join(cosine_dir(a.runs_dir), r.name) for r in cos_runs]
     folders += [] if cosine else [os.path.join(a.runs_dir, chain_name(v, s, bases[v]), x) for v, s in chains
                                   for x in ["stable"] + [f"L{L}" for L in lengths]]
@@ -329,4 +364,4 @@ def main(argv=None):
     title = (f"depth trend with training length ({BASE['n_layer']} x {BASE['n_embd']}, "
              f"{'separate cosine runs' if cosine else 'WSD branches'})")
     trend_report.write_report(measured, lengths, seeds, BASE["batch_size"] * BASE["block_size"], results_dir, header,
-                              title, check)
+                              title, check, held, a.final_eval_tokens)

@@ -19,7 +19,7 @@ import json
 import math
 import os
 
-from study import provenance, records, runlog, verdict
+from study import heldout, records, runlog, verdict
 
 REF = "pre"  # the gaps are to Pre-LN's val loss, same seed
 
@@ -126,8 +126,7 @@ def header_lines(command, plan, trained, dataset_line):
                  + (f"; thread-time: up to {trained['jobs']} runs trained in parallel, so the elapsed time was shorter"
                     if trained["jobs"] > 1 else ""))
     return [f"Command: `{command}`  ",
-            f"Runs trained at commit(s): {', '.join(trained['commits'])} (run.json); report written at "
-            f"{provenance.git_commit()[:7]}.  ",
+            f"Runs trained at commit(s): {', '.join(trained['commits'])} (run.json).  ",
             f"Training wall time: {wall_text}.  ",
             "Trained on: " + "; ".join(trained["machines"]) + ".  ",
             f"{dataset_line}.  ",
@@ -195,8 +194,62 @@ METRICS = [("val_loss", "val loss", 4), ("removable_all", "removable share, all 
            ("removable_deep_half", "removable share, deeper half", 2), ("stream_growth", "stream rms x_L/x_1", 2)]
 
 
-def write_report(measured, lengths, seeds, tokens_per_step, results_dir, header, title, check=None):
-    """results.md, trend.json and trend.png; header: header_lines(...); check: (length, wsd, cosine) or None."""
+def interval_str(iv, digits):
+    """'mean [lo, hi]' of a paired t-interval (verdict.paired_interval), or the mean alone without one."""
+    if iv["mean"] is None:
+        return "-"
+    if iv["lo"] is None:
+        return f"{iv['mean']:+.{digits}f} (n {iv['n']})"
+    return f"{iv['mean']:+.{digits}f} [{iv['lo']:+.{digits}f}, {iv['hi']:+.{digits}f}]"
+
+
+def noise_lines(measured, held, lengths, final_eval_tokens):
+    """The evaluation noise beside the gaps: each run's own standard error, and the paired error of each mean gap
+    to Pre-LN (the same held-out sequences, study/heldout.py), against the gaps whose interval excludes 0.
+    Returns (lines, {variant: {length: paired se}})."""
+    if not final_eval_tokens:
+        return (["## evaluation noise", "", "Each val loss is the last periodic evaluation (eval_iters batches; "
+                 "--final_eval_tokens=0): its error is not measured.", ""], {})
+    own = [se for v in measured for L in lengths for se in measured[v][L].get("val_se", []) if se is not None]
+    if not own:
+        return ["## evaluation noise", "", "The runs have no final evaluation over a held-out set: the error of "
+                "their val loss is not measured.", ""], {}
+    paired = {v: {L: heldout.paired_se(held[v][L], held[REF][L]) for L in lengths} for v in held if v != REF}
+    lines = ["## evaluation noise", "",
+             f"Each val loss is the run's final evaluation over {final_eval_tokens:,} held-out tokens (train.py "
+             f"--final_eval_tokens; the same sequences for every run); the largest standard error of one run's loss "
+             f"is {max(own):.4f}. A gap to Pre-LN compares two arms on the same sequences, so its evaluation error "
+             "is the paired one (study/heldout.py: the spread over sequences of the per-sequence difference of the "
+             "seeds' mean losses, / sqrt(sequences)):", "",
+             "| config | " + " | ".join(f"{L} steps: paired se (|gap| / se)" for L in lengths) + " |",
+             "|---|" + "---|" * len(lengths)]
+    called, worst = [], None
+    for v, by_length in paired.items():
+        cells = []
+        for L in lengths:
+            se = by_length[L]
+            iv = verdict.paired_interval(measured[v][L]["val_loss"], measured[REF][L]["val_loss"])
+            if se is None or iv["mean"] is None:
+                cells.append("-")
+                continue
+            ratio = abs(iv["mean"]) / se if se else math.inf
+            cells.append(f"{se:.4f} ({ratio:.1f}x)")
+            if iv["lo"] is not None and (iv["lo"] > 0 or iv["hi"] < 0):
+                called.append(ratio)
+                worst = min(worst, (ratio, v, L)) if worst else (ratio, v, L)
+        lines.append(f"| {v} | " + " | ".join(cells) + " |")
+    if worst:
+        lines += ["", f"Of the {len(called)} gaps whose 95% interval excludes 0, the smallest is {worst[0]:.1f} times "
+                  f"its paired evaluation error ({worst[1]}, {worst[2]} steps): "
+                  + ("every such gap is at least 5 times its evaluation error." if worst[0] >= 5 else
+                     "some are not 5 times their evaluation error; read those as weaker.")]
+    return lines + [""], paired
+
+
+def write_report(measured, lengths, seeds, tokens_per_step, results_dir, header, title, check=None, held=None,
+                 final_eval_tokens=0):
+    """results.md, trend.json and trend.png; header: header_lines(...); check: (length, wsd, cosine) or None;
+    held: {variant: {length: [per-sequence held-out losses per seed]}} for the paired evaluation error."""
     gaps, pct, fits = summarize(measured, lengths, seeds, tokens_per_step)
     os.makedirs(results_dir, exist_ok=True)
     lines = [f"# {title}", "", *header, f"Seeds {', '.join(map(str, seeds))}; mean over seeds, spread (max - min) in "
@@ -207,10 +260,12 @@ def write_report(measured, lengths, seeds, tokens_per_step, results_dir, header,
         lines += [f"| {v} | " + " | ".join(mean_spread_str(measured[v][L][key], digits) for L in lengths) + " |"
                   for v in measured] + [""]
     for what, table, digits in (("val-loss gap to Pre-LN", gaps, 4), ("gap in % of Pre-LN's val loss", pct, 2)):
-        lines += [f"## {what} (same seed; negative = better than Pre-LN)", "", f"| config | {cols} |",
-                  "|---|" + "---|" * len(lengths)]
-        lines += [f"| {v} | " + " | ".join(mean_spread_str(table[v][L], digits) for L in lengths) + " |"
-                  for v in table] + [""]
+        lines += [f"## {what} (same seed; negative = better than Pre-LN; mean [95% t-interval over seeds])", "",
+                  f"| config | {cols} |", "|---|" + "---|" * len(lengths)]
+        lines += [f"| {v} | " + " | ".join(interval_str(verdict.paired_interval(table[v][L], [0.0] * len(table[v][L])),
+                                                         digits) for L in lengths) + " |" for v in table] + [""]
+    noise, paired = noise_lines(measured, held or {}, lengths, final_eval_tokens) if held else ([], {})
+    lines += noise
     lines += crossover_lines(fits, tokens_per_step, max(lengths) * tokens_per_step, seeds)
     check_json = None
     if check:
@@ -221,7 +276,8 @@ def write_report(measured, lengths, seeds, tokens_per_step, results_dir, header,
         f.write("\n".join(lines))
     with open(os.path.join(results_dir, "trend.json"), "w") as f:
         json.dump({"header": header, "seeds": seeds, "lengths": lengths, "tokens_per_step": tokens_per_step,
-                   "measured": measured, "gaps": gaps, "gaps_pct": pct, "fits": fits, "wsd_check": check_json},
+                   "measured": measured, "gaps": gaps, "gaps_pct": pct, "fits": fits, "wsd_check": check_json,
+                   "final_eval_tokens": final_eval_tokens, "paired_eval_se": paired},
                   f, indent=1)
     plot(gaps, fits, lengths, seeds, tokens_per_step, results_dir)
     return fits

@@ -4,11 +4,14 @@ names what trained the runs, the WSD-vs-cosine check; the cosine schedule and pe
 import json
 import math
 import os
+import re
+import shutil
 import subprocess
 import sys
 
 import pytest
 
+from conftest import CORPUS_DIR, needs_corpus
 from study import launch, provenance, trend, trend_report, verdict
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -59,7 +62,8 @@ def test_branch_refused_when_the_stable_run_moved_past_it(tiny_dataset, tmp_path
     base = tiny_base(tiny_dataset)
     runs = str(tmp_path / "runs")
     assert trend.run_chain("pre", 7, [10], runs, base, threads=1) is None
-    os.remove(os.path.join(runs, "pre_s7", "L10", "ckpt.pt"))  # the branch is to be redone ...
+    for name in ("ckpt.pt", "done"):  # the branch is to be redone ...
+        os.remove(os.path.join(runs, "pre_s7", "L10", name))
     stable = os.path.join(runs, "pre_s7", "stable")
     subprocess.run(launch.executable(launch.train_command(trend.segment_run("pre", 7, base, 12, 0.0), stable, True)),
                    check=True, capture_output=True)  # ... but the stable run went on to 12
@@ -215,11 +219,29 @@ def test_report_and_the_wsd_check(tmp_path):
     trend_report.write_report(MEASURED, [100, 200, 400], [1, 2], 1000, str(tmp_path), ["Command: `x`"], "t",
                               check=(400, wsd, wsd))
     md = (tmp_path / "results.md").read_text()
-    assert "## gap in % of Pre-LN's val loss" in md and "| post | -4.50 (1.00) |" in md
+    # -5.0 and -4.0 %: mean -4.5, half-width t(0.975, 1) x 0.7071 / sqrt(2) = 6.353
+    assert "## gap in % of Pre-LN's val loss" in md and "| post | -4.50 [-10.85, +1.85] |" in md
     assert "| mix | " in md and "undetermined: the seeds' fitted slopes disagree in sign" in md
     assert "95% t-interval" in md and "the same, the WSD branches stand in" in md
     saved = json.loads((tmp_path / "trend.json").read_text())
     assert saved["fits"]["post"]["status"] == "determined" and saved["wsd_check"]["same_ranking"]
+
+
+def test_noise_section_gives_the_paired_evaluation_error_of_each_gap():
+    """Two seeds, four held-out sequences: d_i = post's mean over seeds - Pre-LN's = -0.09, -0.09, -0.04, -0.14,
+    sd 0.0408, paired se 0.0408 / sqrt(4) = 0.0204; the gap (-0.1 on both seeds, so its interval excludes 0) is
+    4.9 times that, short of 5."""
+    measured = {"pre": {100: {"val_loss": [2.0, 2.0], "val_se": [0.03, 0.02]}},
+                "post": {100: {"val_loss": [1.9, 1.9], "val_se": [0.02, 0.02]}}}
+    held = {"pre": {100: [{"loss": [2.1, 1.9, 2.0, 2.0]}] * 2},
+            "post": {100: [{"loss": [2.0, 1.8, 1.95, 1.85]}, {"loss": [2.02, 1.82, 1.97, 1.87]}]}}
+    lines, paired = trend_report.noise_lines(measured, held, [100], 4096)
+    text = "\n".join(lines)
+    assert paired["post"][100] == pytest.approx(math.sqrt((0.05 ** 2 * 2) / 3) / 2)
+    assert "| post | 0.0204 (4.9x) |" in text and "largest standard error of one run's loss is 0.0300" in text
+    assert "smallest is 4.9 times its paired evaluation error (post, 100 steps)" in text and "weaker" in text
+    no_eval = "\n".join(trend_report.noise_lines(measured, held, [100], 0)[0])
+    assert "not measured" in no_eval
 
 
 # ---- the cosine schedule and per-variant learning rates
@@ -264,3 +286,50 @@ def test_cosine_run_trains_and_is_reused(tiny_dataset, tmp_path, monkeypatch):
     mtime = os.path.getmtime(os.path.join(out_dir, "ckpt.pt"))
     assert trend.train_cosine([run], str(tmp_path), jobs=1, threads=1) == []
     assert os.path.getmtime(os.path.join(out_dir, "ckpt.pt")) == mtime  # reused, not trained again
+
+
+# ---- the shipped trend tables regenerate from the run records that ship with them, training nothing
+
+SHIPPED_TRENDS = sorted(d for d in os.listdir(os.path.join(ROOT, "results")) if d.startswith("trend_")
+                        and os.path.isdir(os.path.join(ROOT, "results", d, "runs"))
+                        and os.path.exists(os.path.join(ROOT, "results", d, "results.md")))
+
+
+def tracked_files(folder):
+    """The files git tracks under folder (what a fresh clone has), or None outside a git checkout."""
+    p = subprocess.run(["git", "ls-files", folder], cwd=ROOT, capture_output=True, text=True)
+    return p.stdout.split() if p.returncode == 0 else None
+
+
+@needs_corpus
+@pytest.mark.parametrize("name", SHIPPED_TRENDS)
+def test_shipped_trend_regenerates_from_its_records(name, tmp_path):
+    """results/trend_*/ with its runs/ (run.json, log.jsonl, done, analysis.json, heldout.json; no checkpoint):
+    the command its results.md names, pointed at a copy of what git tracks, reuses every run and writes the
+    same results.md, word for word (but for the two folders the copy moves)."""
+    import prepare
+    if not os.path.exists(os.path.join(ROOT, "data", "corpus_char", "meta.json")):
+        prepare.prepare("books", name="corpus_char", data_dir=os.path.join(ROOT, "data"), inputs=[CORPUS_DIR])
+    files = tracked_files(os.path.join("results", name, "runs"))
+    if files is None:
+        pytest.skip("not a git checkout: what ships is what git tracks")
+    shipped_runs = f"results/{name}/runs"
+    assert sum(os.path.getsize(os.path.join(ROOT, f)) for f in files) < 5e6  # the evidence, not the weights
+    for path in files:
+        assert os.path.basename(path) in ("run.json", "log.jsonl", "done", "analysis.json", "heldout.json"), path
+        os.makedirs(tmp_path / os.path.dirname(path), exist_ok=True)
+        shutil.copy(os.path.join(ROOT, path), tmp_path / path)
+    with open(os.path.join(ROOT, "results", name, "results.md")) as f:
+        shipped = f.read()
+    command = re.search(r"^Command: `python ablate.py (trend [^`]*)`", shipped, re.M).group(1).split()
+    runs, out = str(tmp_path / shipped_runs), str(tmp_path / "out")
+    args = [f"--runs_dir={runs}" if a.startswith("--runs_dir=") else f"--results_dir={out}"
+            if a.startswith("--results_dir=") else a for a in command]
+    assert f"--runs_dir={runs}" in args and f"--results_dir={out}" in args
+    p = subprocess.run([sys.executable, "ablate.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=600,
+                       env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    n = int(re.search(r"trend: reused (\d+) of \1 runs, trained 0", p.stdout).group(1))
+    assert n >= 1
+    got = (tmp_path / "out" / "results.md").read_text()
+    assert got.replace(runs, shipped_runs).replace(out, f"results/{name}") == shipped
