@@ -62,6 +62,12 @@ import os
 import sys
 import time
 
+import torch
+
+# this process analyzes trained models (analyze.py, the held-out losses): a matmul fed denormals runs ~170x slower
+# on x86, and the flag reaches torch's worker threads only when set before they start
+torch.set_flush_denormal(True)
+
 from study import hardware, launch, provenance, slurm
 from study.analysis import analyze_runs, exactness_test
 from study.findings_study import findings_study

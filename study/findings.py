@@ -23,6 +23,7 @@ import json
 import math
 import os
 
+from study import heldout
 from study.runlog import deep_half_removable, max_loss_diff, read_analysis
 from study.studies import CPU_BASE, CPU_STUDY, DEEP_BASE, Run, variants
 from study.verdict import failure, finite, loss_with_failures, loss_without_failures, paired_verdict
@@ -112,7 +113,7 @@ def findings_thread_seconds(run):
 # --------------------------------------------------------------------------------------------
 # what the table reads from a run folder
 
-RECORD_FILES = ("run.json", "log.jsonl", "analysis.json", "quant.json", "done")  # what ships; never ckpt.pt
+RECORD_FILES = ("run.json", "log.jsonl", "analysis.json", "quant.json", "heldout.json", "done")  # never ckpt.pt
 
 
 def _json(path):
@@ -235,7 +236,7 @@ KURTOSIS_OUTLIERS = 1.0  # AdamW's mean excess kurtosis below this: no outliers 
 def _sides(metrics, a_cfg, b_cfg, key, unigram):
     """Per seed of FINDINGS_SEEDS: (a, b) with failed runs at the unigram loss (losses) or None (other metrics),
     (a, b) without the failed runs, and each side's failures."""
-    out = {"with": ([], []), "without": ([], []), "failed": ([], []), "n": [0, 0], "se": []}
+    out = {"with": ([], []), "without": ([], []), "failed": ([], []), "n": [0, 0], "se": [], "configs": (a_cfg, b_cfg)}
     for i, cfg in enumerate((a_cfg, b_cfg)):
         for s in FINDINGS_SEEDS:
             m = metrics.get(cfg, {}).get(s)
@@ -256,6 +257,10 @@ def _sides(metrics, a_cfg, b_cfg, key, unigram):
                 value = None if f else m.get(key)
                 out["with"][i].append(value)
                 out["without"][i].append(value)
+    if key == "val_loss":  # the evaluation error of the paired difference (None without per-sequence losses)
+        both = [s for s in FINDINGS_SEEDS if all(s in metrics.get(c, {}) for c in (a_cfg, b_cfg))]
+        out["paired_se"] = heldout.paired_se(*[[metrics[c][s]["dir"] and heldout.read(metrics[c][s]["dir"]) for s in both]
+                                               for c in (a_cfg, b_cfg)]) if both else None
     return out
 
 
@@ -265,7 +270,8 @@ def claim_row(cid, claim, paper, measure, protocol, a_name, b_name, sides, digit
     return dict(id=cid, claim=claim, paper=paper, measure=measure, protocol=protocol, a=a_name, b=b_name,
                 a_values=sides["with"][0], b_values=sides["with"][1], verdict=verdict, interval=iv,
                 verdict_without_failed=verdict_wo, interval_without_failed=iv_wo,
-                failed=[list(x) for x in sides["failed"]], n=list(sides["n"]), se=sides["se"], digits=digits)
+                failed=[list(x) for x in sides["failed"]], n=list(sides["n"]), se=sides["se"], digits=digits,
+                configs=sides.get("configs"), paired_se=sides.get("paired_se"))
 
 
 def findings_rows(metrics, best, unigram, exact=None):

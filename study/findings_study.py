@@ -1,11 +1,15 @@
 """
 The staged findings study (python ablate.py findings): train or reuse the lr sweep, extend it where an arm's best
 lr sits at an edge, train the table's rows (each arm at its best lr with 5 seeds, the depth arms also at the
-papers' shared lr), analyze them (analysis.json, quant.json), write the table (study/findings_table.py).
-A run that diverges is kept as a failed run (its done marker says so), never retrained or dropped.
+papers' shared lr), analyze them (analysis.json, quant.json, heldout.json), write the table
+(study/findings_table.py). A run that diverges is kept as a failed run (its done marker says so), never retrained
+or dropped. A loss verdict whose evaluation noise the records cannot bound (one run's standard error above 1/5 of
+the difference, no per-sequence losses kept) has its runs retrained as copies to measure the paired error
+(recheck_evaluation, results/findings/recheck/runs/).
 """
 
 import json
+import math
 import os
 import sys
 import time
@@ -19,8 +23,13 @@ def findings_study(args, overrides, argv):
     """python ablate.py findings: train (or reuse) the sweep, extend it where a best lr sits at an edge, train the
     table's rows, analyze them and write the table. A run that diverges is recorded as such (its done marker says
     so) and counted as a failure, not retrained; any other failure stops the study."""
+    import torch
+
     from study import launch, records
     from study.analysis import exactness_test
+    # the analysis in this process (analysis.json, heldout.json) on the runs' thread count: on a CPU the training
+    # runs keep busy, a second thread spin-waits for its descheduled peer (a 40x slower evaluation, measured)
+    torch.set_num_threads(args.threads or 1)
     t0 = time.time()
     own = FINDINGS_NORM["dataset"]
     dataset, note = records.resolve_dataset({**FINDINGS_NORM, **overrides}, args.dry_run)
@@ -73,18 +82,81 @@ def findings_study(args, overrides, argv):
     exact = exactness_test(args.threads or 1) if not args.no_exactness_test else None
     metrics = collect(runs, runs_dir)
     rows = findings_rows(metrics, best, unigram, exact)
+    if keep_sequence_losses(rows, metrics):  # runs trained now: their heldout.json, for the paired error
+        rows = findings_rows(metrics, best, unigram, exact)
+    recheck = recheck_evaluation(rows, runs, runs_dir, results_dir, args)
     about = provenance(runs, metrics, runs_dir, dataset, data_dir, args)
     # the table's text depends on the runs only (regenerated from the same records it is the same, tested): the
     # command that makes it, not the paths or job count of this invocation, which are said here instead
     command = "python ablate.py findings --jobs=2" + "".join(f" --set {k}={v}" for k, v in overrides.items()
                                                              if k not in ("dataset", "data_dir"))
-    summary = write_findings(rows, sweep, best, results_dir, command, about, unigram, metrics)
+    summary = write_findings(rows, sweep, best, results_dir, command, about, unigram, metrics, recheck)
     if not args.no_plots:
         plot_sweeps(metrics, extensions, unigram, results_dir)
     from study import provenance as prov
     print(f"wrote {results_dir}/findings.md: {len(rows)} rows from {len(runs)} runs ({trained} trained now) in "
           f"{time.time() - t0:.0f} s at {prov.git_commit()}", flush=True)
     return summary
+
+
+def keep_sequence_losses(rows, metrics):
+    """heldout.json (study/heldout.py) of every run behind a loss row that still has its checkpoint and lacks it;
+    returns how many were written."""
+    from study import heldout
+    written = 0
+    for r in rows:
+        for config in (r.get("configs") or ()) if r["se"] else ():
+            for m in metrics.get(config, {}).values():
+                final = heldout.final_eval(m["dir"])
+                if final and math.isfinite(final["final_val_loss"]) and heldout.read(m["dir"]) is None \
+                        and os.path.exists(os.path.join(m["dir"], "ckpt.pt")):
+                    heldout.ensure(m["dir"])
+                    written += 1
+    return written
+
+
+def recheck_evaluation(rows, runs, runs_dir, results_dir, args):
+    """{(claim id, protocol): result} for each loss verdict whose evaluation noise its records cannot bound: one
+    run's standard error is above 1/5 of the difference (findings_table.needs_paired_error) and its runs have no
+    per-sequence losses (trained before heldout.json was kept, their checkpoints gone). Its runs are retrained as
+    copies under results_dir/recheck/runs (reused when there, as any run), whose per-sequence losses give the
+    paired evaluation error; the result also says how far the copies' final losses are from the table's (another
+    machine rounds differently) and the copies' own difference and verdict."""
+    from study import heldout, launch, records
+    from study.findings_table import needs_paired_error
+    from study.verdict import paired_verdict
+    folder = os.path.join(results_dir, "recheck", "runs")
+    by_name = {r.name: r for r in runs}
+    out = {}
+    for row in rows:
+        if not needs_paired_error(row) or row.get("paired_se") is not None:
+            continue
+        names = [[f"{c}_s{s}" for s in FINDINGS_SEEDS if f"{c}_s{s}" in by_name] for c in row["configs"]]
+        copies = [by_name[n] for side in names for n in side]
+        decisions = {r.name: records.decide(os.path.join(folder, r.name), records.planned_record(r), args.on_mismatch)
+                     for r in copies}
+        refused = [n for n, d in decisions.items() if d.action == "refuse"]
+        if refused:
+            raise SystemExit(f"error: {os.path.join(folder, refused[0])} was not trained as planned "
+                             f"({decisions[refused[0]].diff}): pass --on_mismatch=retrain or delete it")
+        todo = [r for r in copies if decisions[r.name].action != "reuse"]
+        if todo:
+            print(f"findings: {row['claim']} ({row['protocol']}): one run's standard error is above 1/5 of the "
+                  f"difference and its runs have no per-sequence losses: retraining {len(todo)} copies in {folder}",
+                  flush=True)
+            result = launch.execute(todo, folder, decisions, launch.slots(jobs=args.jobs), threads=args.threads or 1)
+            failed = [n for n, r in result.items() if r.get("failed")]
+            if failed:
+                raise SystemExit(f"error: the copy {failed[0]} failed, see {folder}/{failed[0]}/train.log")
+        held = [[heldout.ensure(os.path.join(folder, n)) for n in side] for side in names]
+        final = lambda d, n: heldout.final_eval(os.path.join(d, n))["final_val_loss"]  # noqa: E731
+        verdict, iv = paired_verdict(*[[final(folder, n) for n in side] for side in names])
+        out[(row["id"], row.get("protocol_key"))] = {
+            "paired_se": heldout.paired_se(*held), "runs": len(copies), "verdict": verdict, "interval": iv,
+            "machine": launch.read_done(os.path.join(folder, names[0][0])).get("machine"),
+            "folder": os.path.relpath(folder, results_dir),
+            "max_reproduction_diff": max(abs(final(folder, n) - final(runs_dir, n)) for side in names for n in side)}
+    return out
 
 
 def record_divergences(result, runs_dir):

@@ -40,7 +40,39 @@ def noise_check(rows):
     return se, smallest
 
 
-def write_findings(rows, sweep, best, results_dir, command, about, unigram, metrics=None):
+def needs_paired_error(row):
+    """A loss verdict whose runs' own standard error is above 1/5 of its difference: only the paired evaluation
+    error (the same held-out tokens for both arms, study/heldout.py) can show that the noise is small enough."""
+    return bool(row["se"]) and row["verdict"] in ("agrees", "disagrees") and \
+        5 * max(row["se"]) > abs(row["interval"]["mean"])
+
+
+def paired_error_lines(rows, recheck):
+    """One line per verdict that needs_paired_error: its paired evaluation error from the runs' heldout.json, or
+    from the copies retrained by findings_study.recheck_evaluation (recheck {(claim id, protocol): result})."""
+    lines = []
+    for r in filter(needs_paired_error, rows):
+        mean = r["interval"]["mean"]
+        got = (recheck or {}).get((r["id"], r.get("protocol_key")))
+        pse = r.get("paired_se") if r.get("paired_se") is not None else got and got["paired_se"]
+        line = f"- {r['claim']} ({r['protocol']}): difference {mean:+.4f}; "
+        if pse is None:
+            lines.append(line + "paired evaluation error not measured (its runs have no per-sequence losses).")
+            continue
+        ratio = abs(mean) / max(pse, 1e-12)
+        line += (f"paired evaluation error {pse:.4f}, {ratio:.1f}x below it: "
+                 f"{'within' if ratio >= 5 else 'NOT within'} the rule")
+        if r.get("paired_se") is None and got:
+            iv = got["interval"]
+            line += (f". Measured on copies of its {got['runs']} runs retrained on {got['machine']} "
+                     f"(`{got['folder']}`; its runs predate per-sequence records): their final val losses differ from "
+                     f"the table's by at most {got['max_reproduction_diff']:.1e} (another CPU's float rounding), and "
+                     f"their own difference is {_interval_text(iv, 4)}, **{got['verdict']}**")
+        lines.append(line + ".")
+    return lines
+
+
+def write_findings(rows, sweep, best, results_dir, command, about, unigram, metrics=None, recheck=None):
     """results_dir/findings.md and findings.json from the claim rows and the lr sweep."""
     os.makedirs(results_dir, exist_ok=True)
     table_rows = []
@@ -81,7 +113,10 @@ def write_findings(rows, sweep, best, results_dir, command, about, unigram, metr
           f"a verdict {_num(smallest, 4)}" + ("" if se is None or smallest is None else
                                             f" ({'within' if se <= smallest / 5 else 'NOT within'} the rule SE <= 1/5 "
                                             f"of it: {smallest / max(se, 1e-12):.1f}x)") + ". "
-          "Same-seed arms are scored on the same tokens, so the paired differences carry even less of it.", ""]
+          "Every run is scored on the same held-out tokens, so a difference between arms carries the paired "
+          "evaluation error (study/heldout.py), smaller than one run's"
+          + (":" if any(map(needs_paired_error, rows)) else "."),
+          *paired_error_lines(rows, recheck), ""]
     if differ:
         md += ["## Where the two protocols differ", "", *differ, ""]
     else:
@@ -101,8 +136,10 @@ def write_findings(rows, sweep, best, results_dir, command, about, unigram, metr
     md += kurtosis_grid(metrics or {})
     md += ["What is measured:", ""]
     md += [f"- {r['claim']}: {r['measure']}." for r in rows if r.get("protocol_key") != "papers"]
-    md += ["", "The runs behind this table: `runs/` beside it (run.json, log.jsonl, analysis.json, quant.json, done "
-           "of each; no checkpoints). At 1-2M parameters and 0.3M tokens a claim about 130M-1B models trained on "
+    md += ["", "The runs behind this table: `runs/` beside it (run.json, log.jsonl, analysis.json, quant.json, "
+           "heldout.json where kept, done of each; no checkpoints)" + ("; the retrained copies of the evaluation "
+                                                                       "check: `recheck/runs/`" if recheck else "")
+           + ". At 1-2M parameters and 0.3M tokens a claim about 130M-1B models trained on "
            "billions of tokens is tested in direction, not in size.", ""]
     with open(os.path.join(results_dir, "findings.md"), "w") as f:
         f.write("\n".join(md))
@@ -110,7 +147,8 @@ def write_findings(rows, sweep, best, results_dir, command, about, unigram, metr
                "unigram_loss": unigram, "final_eval_tokens": FINAL_EVAL_TOKENS,
                "best_lr": {"/".join(k): v for k, v in best.items()},
                "sweep": {"/".join(k): {f"{lr:g}": v for lr, v in by_lr.items()} for k, by_lr in sweep.items()},
-               "rows": [{k: v for k, v in r.items() if k != "digits"} for r in rows]}
+               "rows": [{k: v for k, v in r.items() if k != "digits"} for r in rows],
+               "recheck": {f"{k[0]}/{k[1]}": v for k, v in (recheck or {}).items()}}
     with open(os.path.join(results_dir, "findings.json"), "w") as f:
         json.dump(summary, f, indent=1, default=str)
     return summary

@@ -1,6 +1,7 @@
 """The findings study's rules: the paired verdict and its error rate, failed runs, the best lr and its grid
 extension, and the quantization check (hand-worked cases)."""
 
+import json
 import math
 import os
 import random
@@ -112,13 +113,17 @@ def test_shipped_findings_regenerate_from_their_records(tmp_path):
     shutil.copytree(os.path.join(SHIPPED, "runs"), runs,
                     ignore=lambda folder, names: [n for n in names if n not in RECORD_FILES
                                                   and not os.path.isdir(os.path.join(folder, n))])
-    assert not list(runs.glob("*/ckpt.pt"))
+    if os.path.isdir(os.path.join(SHIPPED, "recheck", "runs")):  # the evaluation check's copies ship too
+        shutil.copytree(os.path.join(SHIPPED, "recheck", "runs"), tmp_path / "recheck" / "runs",
+                        ignore=lambda folder, names: [n for n in names if n not in RECORD_FILES
+                                                      and not os.path.isdir(os.path.join(folder, n))])
+    assert not list(runs.glob("*/ckpt.pt")) and not list(tmp_path.glob("recheck/runs/*/ckpt.pt"))
     p = subprocess.run([sys.executable, "ablate.py", "findings", f"--runs_dir={runs}", f"--results={tmp_path}",
                         "--no_plots"], cwd=ROOT, capture_output=True, text=True, timeout=600,
                        env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     n = len(os.listdir(runs))
-    assert f"reused {n} of {n} runs, trained 0" in p.stdout, p.stdout[-2000:]
+    assert f"reused {n} of {n} runs, trained 0" in p.stdout and "retraining" not in p.stdout, p.stdout[-2000:]
     with open(os.path.join(SHIPPED, "findings.md")) as f:
         shipped = f.read()
     assert (tmp_path / "findings.md").read_text() == shipped
@@ -128,13 +133,17 @@ def test_shipped_records_are_small_and_complete():
     """What ships is the evidence, not the weights: every run folder has its record files, none a checkpoint,
     and the whole folder stays under 5 MB."""
     from study.findings import RECORD_FILES
-    tracked = subprocess.run(["git", "ls-files", "results/findings/runs"], cwd=ROOT, capture_output=True, text=True)
+    tracked = subprocess.run(["git", "ls-files", "results/findings/runs", "results/findings/recheck/runs"], cwd=ROOT,
+                             capture_output=True, text=True)
     if tracked.returncode:
         pytest.skip("not a git checkout: what ships is what git tracks")
     by_run = {}
     for path in tracked.stdout.split():
         by_run.setdefault(os.path.dirname(path), set()).add(os.path.basename(path))
-    assert len(by_run) == len(os.listdir(os.path.join(SHIPPED, "runs")))  # every run folder ships
+    folders = [os.path.join(SHIPPED, "runs", n) for n in os.listdir(os.path.join(SHIPPED, "runs"))]
+    if os.path.isdir(os.path.join(SHIPPED, "recheck", "runs")):
+        folders += [os.path.join(SHIPPED, "recheck", "runs", n) for n in os.listdir(os.path.join(SHIPPED, "recheck", "runs"))]
+    assert len(by_run) == len(folders)  # every run folder ships
     total = 0
     for d, names in by_run.items():
         assert {"run.json", "log.jsonl", "done"} <= names and names <= set(RECORD_FILES), (d, names)
@@ -196,6 +205,39 @@ def test_findings_rows_give_both_protocols_and_count_failed_runs():
     assert fair["verdict_without_failed"] == "disagrees" and fair["interval_without_failed"]["n"] == 4
     assert "pre 0.004, post 0.004" in fair["protocol"] and "papers' lr 0.001" in papers["protocol"]
     assert by[("exactness", None)]["verdict"] == "not testable"
+
+
+def test_a_verdict_near_the_evaluation_noise_gets_its_paired_error(tmp_path):
+    """A loss verdict whose runs' own SE is above 1/5 of the difference needs the paired evaluation error: from the
+    runs' heldout.json when kept (the same sequences for both arms), else from retrained copies (the recheck)."""
+    from study import findings, findings_table, heldout
+    S = findings.FINDINGS_SEEDS
+    m = {}
+    for cfg, base in (("depth_pre_lr0.001", 2.30), ("depth_mix_lr0.001", 2.29)):  # difference -0.01, SE 0.002
+        m[cfg] = {}
+        for i, s in enumerate(S):
+            d = tmp_path / f"{cfg}_s{s}"
+            d.mkdir()
+            shift = base + 0.0001 * i
+            (d / heldout.FILE).write_text(json.dumps({"loss": [shift + 0.5, shift - 0.5, shift + 0.2, shift - 0.2]}))
+            m[cfg][s] = _m(base + 0.0001 * i, dir=str(d))
+    rows = findings.findings_rows(m, {}, 3.17)
+    row = next(r for r in rows if r["id"] == "mix_loss" and r.get("protocol_key") == "papers")
+    assert row["verdict"] == "agrees" and findings_table.needs_paired_error(row)  # 5 x 0.002 > 0.01
+    # mix is 0.01 below pre on every sequence: the paired error is 0 (to rounding), far below the difference
+    assert row["paired_se"] == pytest.approx(0.0, abs=1e-9)
+    lines = findings_table.paired_error_lines(rows, None)
+    assert len(lines) == 1 and "difference -0.0100; paired evaluation error 0.0000" in lines[0] and "within" in lines[0]
+    # without per-sequence losses: the recheck's copies say it, with how far they are from the table's runs
+    row["paired_se"] = None
+    iv = {"n": 5, "mean": -0.011, "lo": -0.014, "hi": -0.008}
+    recheck = {("mix_loss", "papers"): {"paired_se": 0.004, "runs": 10, "machine": "Some CPU", "interval": iv,
+                                         "verdict": "agrees", "folder": "recheck/runs", "max_reproduction_diff": 2e-4}}
+    line = findings_table.paired_error_lines(rows, recheck)[0]
+    assert "paired evaluation error 0.0040, 2.5x below it: NOT within the rule" in line
+    assert "copies of its 10 runs retrained on Some CPU" in line and "at most 2.0e-04" in line
+    assert "-0.0110 [-0.0140, -0.0080] (n=5), **agrees**" in line
+    assert "not measured" in findings_table.paired_error_lines(rows, {})[0]
 
 
 def test_a_diverged_run_is_recorded_as_a_failed_run_and_any_other_failure_stops(tmp_path):
