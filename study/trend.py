@@ -207,6 +207,23 @@ def train_cosine(runs, runs_dir, jobs, threads, on_mismatch="refuse"):
     return [f"{n} failed ({r['reason']}), see {folder}/{n}/train.log" for n, r in done.items() if r.get("failed")]
 
 
+def projected_thread_seconds(run):
+    """The dry run's projection of one run's training time on one thread, by the findings' calibration of the
+    24 x 64 model (study/findings.py FINDINGS_MS_PER_ITER, FINDINGS_CALIBRATION): its steps, evaluations and final
+    held-out evaluation (findings.findings_thread_seconds), plus an analysis every analyze_interval steps
+    (n_layer + 2 forward passes of a batch, ~1/3 step each)."""
+    from study import findings
+    a = run.args
+    analyses = a["max_iters"] // a["analyze_interval"] + 1 if a.get("analyze_interval") else 0
+    analysis_s = findings.FINDINGS_MS_PER_ITER["depth"] * analyses * (a["n_layer"] + 2) / 3 / 1000
+    return findings.findings_thread_seconds(studies.Run(run.name, a, extra={"part": "depth"})) + analysis_s
+
+
+def projection_calibration():
+    from study import findings
+    return findings.FINDINGS_CALIBRATION
+
+
 def final_loss(out_dir):
     """The run's val loss at its end: its final evaluation over the held-out set (--final_eval_tokens), else its
     last periodic evaluation."""
@@ -315,6 +332,12 @@ def main(argv=None):
               + (f"; --check_wsd: {len(cos_runs)} cosine runs of {a.check_wsd} steps" if cos_runs else ""))
     if lrs:
         print("learning rates: " + ", ".join(f"{v} {bases[v]['learning_rate']:g}" for v in VARIANTS) + " (--lr)")
+    # what the dry run projects (a WSD chain as one run of its steps): thread-time, and wall time at --jobs
+    projected = sum(map(projected_thread_seconds, cos_runs)) + sum(projected_thread_seconds(studies.Run(
+        "chain", dict(segment_run(v, s, bases[v], max(lengths), DECAY_FRAC).args, max_iters=steps)))
+        for v, s in (chains if not cosine else []))
+    print(f"projected: {projected / 3600:.2f} thread-hours, ~{projected / 3600 / a.jobs:.2f} h wall with "
+          f"--jobs={a.jobs} ({projection_calibration()})")
     if a.dry_run:
         if not cosine:
             for cmd in chain_commands(*chains[0], lengths, a.runs_dir, bases[chains[0][0]]):
@@ -360,7 +383,8 @@ def main(argv=None):
                 segment_run(v, seeds[0], bases[v], max(lengths), DECAY_FRAC)).args for v in VARIANTS}
     command = "python ablate.py trend " + " ".join(argv if argv is not None else sys.argv[1:])
     header = trend_report.header_lines(command.strip(), plan, trend_report.training_record(folders),
-                                       provenance.dataset_line(base["dataset"], a.data_dir, BASE["dataset"]))
+                                       provenance.dataset_line(base["dataset"], a.data_dir, BASE["dataset"]),
+                                       (projected, projection_calibration()))
     title = (f"depth trend with training length ({BASE['n_layer']} x {BASE['n_embd']}, "
              f"{'separate cosine runs' if cosine else 'WSD branches'})")
     trend_report.write_report(measured, lengths, seeds, BASE["batch_size"] * BASE["block_size"], results_dir, header,

@@ -106,9 +106,10 @@ def short_commit(commit, dirty=False):
     return commit[:7] + (" with uncommitted training-code changes" if dirty else "")
 
 
-def header_lines(command, plan, trained, dataset_line):
-    """results.md's header: the command, what trained the runs (commits, wall time, machines), the dataset and
-    the schedule and learning rates the runs trained with (plan: {variant: train.py args})."""
+def header_lines(command, plan, trained, dataset_line, projection=None):
+    """results.md's header: the command, what trained the runs (commits, wall time, machines, and against it the
+    dry run's projection: (thread-seconds, calibration) or None), the dataset and the schedule and learning rates
+    the runs trained with (plan: {variant: train.py args})."""
     cfg = next(iter(plan.values()))
     lrs = {v: (args["learning_rate"], args["min_lr"]) for v, args in plan.items()}
     same = len(set(lrs.values())) == 1
@@ -125,6 +126,10 @@ def header_lines(command, plan, trained, dataset_line):
                  + (f" ({trained['unrecorded']} more have no wall time recorded)" if trained["unrecorded"] else "")
                  + (f"; thread-time: up to {trained['jobs']} runs trained in parallel, so the elapsed time was shorter"
                     if trained["jobs"] > 1 else ""))
+    if projection and wall:
+        seconds, calibration = projection
+        wall_text += (f"; the dry run projected {seconds / 3600:.2f} h ({calibration}): measured "
+                      f"{100 * (wall / seconds - 1):+.0f}%")
     return [f"Command: `{command}`  ",
             f"Runs trained at commit(s): {', '.join(trained['commits'])} (run.json).  ",
             f"Training wall time: {wall_text}.  ",
