@@ -1,12 +1,11 @@
 """
 The depth study's trend with training length: where do the papers' outcomes start to show?
 
-    python ablate.py trend                            # 24 x 64 CPU model: pre, pre_lns, mix, post x 2 seeds
-    python ablate.py trend --lengths=400,800,1600,3200 --seeds=1337,1338 --jobs=2
-    python ablate.py trend --dry_run                  # the train.py commands and the steps they cost
-    python ablate.py trend --check_wsd=800            # + separate cosine runs at 800 steps beside the WSD branches
-    python ablate.py trend --schedule=cosine          # separate cosine runs per length instead of WSD branches
-    python ablate.py trend --lr=pre_lns:1e-3          # a variant at its own best lr (min_lr = lr / 10)
+    python ablate.py trend                            # the shipped trend: pre, pre_lns, mix, post x 3 seeds, cosine runs
+                                                      # of 400-3200 steps, each variant at its best lr (results/findings)
+    python ablate.py trend --dry_run                  # the train.py commands, the steps and the projected hours
+    python ablate.py trend --schedule=wsd --check_wsd=800   # WSD branches + separate cosine runs at 800 steps
+    python ablate.py trend --lr=2e-3                  # every variant at one lr (the papers' shared-lr protocol)
 
 One run per variant and seed gives every length, through a warm-up-stable-decay (WSD) schedule
 (Hu et al. 2024, MiniCPM): the learning rate is constant after warm-up, so the model at step 0.8 L of a long
@@ -15,10 +14,13 @@ checkpoint at 0.8 L and decays linearly to min_lr over the last 0.2 L steps (tra
 --decay_frac=0.2 --max_iters=L --init_from=resume). Cost: 0.8 L_max + 0.2 (sum of L) steps instead of
 sum of L. The stable run is extended segment by segment, so a longer length added later continues it.
 The papers train cosine: --check_wsd=L trains separate cosine runs at one length beside the branches and
-results.md says whether the ranking differs; --schedule=cosine trains the whole trend that way.
+results.md says whether the ranking differs. It did (results/trend_wsd_check), so the default is
+--schedule=cosine: a separate run per length, shortest first.
 
-Every branch end is measured as the depth study measures a run (analyze.py: val loss, blocks whose removal
-raises the val loss by < 1%, all and deeper half, the stream growth rms(x_L)/rms(x_1)); results/trend_<...>/
+Every run's end (a cosine run, or a WSD branch) is measured as the depth study measures a run (analyze.py: blocks
+whose removal raises the val loss by < 1%, all and deeper half, the stream growth rms(x_L)/rms(x_1)), its val loss
+is its final evaluation over --final_eval_tokens held-out tokens, and each gap's paired evaluation error comes from
+the per-sequence losses (study/heldout.py, kept as heldout.json); results/trend_<...>/
 gets results.md, trend.json and trend.png (study/trend_report.py: the gaps to Pre-LN in loss and in %, each
 seed's fitted crossover and their interval over seeds, what trained the runs, from run.json and the `done`
 markers each segment writes: commit, wall time, machine).
@@ -43,6 +45,7 @@ BASE = {k: v for k, v in studies.DEEP_BASE.items() if k != "max_iters"}  # 24 x 
 BASE["lr_schedule"] = "wsd"                                               # float32, one thread
 DECAY_FRAC = 0.2                                    # WSD: the last 20% of each length decays to min_lr
 FINAL_EVAL_TOKENS = 131072                          # as the findings' table (study/findings.py)
+BEST_LRS = "pre:4e-3,pre_lns:8e-3,mix:4e-3,post:2e-3"  # each variant's best lr in results/findings (24 x 64, 400 steps)
 SEGMENT_KEYS = ("max_iters", "decay_frac")          # set by each segment of a chain: not compared on reuse
 
 
@@ -283,24 +286,26 @@ def parse_lrs(text):
 def main(argv=None):
     p = argparse.ArgumentParser(prog="ablate.py trend", description=__doc__.strip().splitlines()[0])
     p.add_argument("--lengths", default="400,800,1600,3200", help="training lengths in steps (comma-separated)")
-    p.add_argument("--seeds", default="1337,1338", help="seeds (comma-separated)")
-    p.add_argument("--schedule", default="wsd", choices=["wsd", "cosine"],
-                   help="wsd: one run per variant and seed, branched per length (default); cosine: a separate "
-                        "cosine run per length (the papers' schedule, sum of the lengths in steps)")
+    p.add_argument("--seeds", default="1337,1338,1339", help="seeds (comma-separated)")
+    p.add_argument("--schedule", default="cosine", choices=["wsd", "cosine"],
+                   help="cosine: a separate cosine run per length (the papers' schedule, sum of the lengths in steps; "
+                        "default: the WSD check found a different ranking); wsd: one run per variant and seed, "
+                        "branched per length")
     p.add_argument("--check_wsd", type=int, default=None, metavar="L",
                    help="with wsd: also train separate cosine runs of L steps (one of --lengths) and compare them "
                         "with the WSD branches in results.md")
-    p.add_argument("--lr", default="", help="per-variant learning rates, e.g. pre:2e-3,pre_lns:1e-3 (min_lr = lr/10; "
-                                            "others at the base's); one value sets every variant")
+    p.add_argument("--lr", default=BEST_LRS, help="per-variant learning rates (min_lr = lr/10; others at the base's "
+                                                  f"{BASE['learning_rate']:g}); one value sets every variant; default: "
+                                                  f"each variant's best lr in the findings' sweep, {BEST_LRS}")
     p.add_argument("--final_eval_tokens", type=int, default=FINAL_EVAL_TOKENS,
                    help="each run's final val loss over this many held-out tokens, with its standard error (train.py "
                         "--final_eval_tokens; 0: the last periodic evaluation, 4 batches)")
     p.add_argument("--jobs", type=int, default=2, help="chains run at once (each one thread)")
     p.add_argument("--threads", type=int, default=1, help="torch threads per run")
     p.add_argument("--data_dir", default="data")
-    p.add_argument("--runs_dir", default=os.path.join("ablations", "trend_cpu_deep"))
-    p.add_argument("--results_dir", default=None, help="default results/trend_cpu_deep (_cosine with "
-                                                         "--schedule=cosine)")
+    p.add_argument("--results_dir", default=None, help="default results/trend_cpu_deep_cosine "
+                                                         "(results/trend_cpu_deep with --schedule=wsd)")
+    p.add_argument("--runs_dir", default=None, help="default <results_dir>/runs: the records ship there")
     p.add_argument("--on_mismatch", default="refuse", choices=["refuse", "retrain"],
                    help="a chain with a folder whose run.json is missing or differs from the plan: refuse (stop, "
                         "naming the keys) or retrain the chain (the old one is kept as <chain>.previous)")
@@ -316,6 +321,7 @@ def main(argv=None):
         raise SystemExit(f"bad value {a.check_wsd} for --check_wsd: one of --lengths ({a.lengths}), with "
                          f"--schedule=wsd")
     results_dir = a.results_dir or os.path.join("results", "trend_cpu_deep" + ("_cosine" if cosine else ""))
+    a.runs_dir = a.runs_dir or os.path.join(results_dir, "runs")
     base = dict(BASE, data_dir=a.data_dir, final_eval_tokens=a.final_eval_tokens)
     base["dataset"] = records.ensure_dataset(base) if not a.dry_run else base["dataset"]
     bases = {v: variant_base(base, v, lrs) for v in VARIANTS}

@@ -87,11 +87,18 @@ def test_bad_lengths_are_one_line_errors():
 
 
 def test_ablate_trend_is_the_entry_point():
-    """`python ablate.py trend` reaches the trend's own flags (its --dry_run prints the chain's commands)."""
+    """`python ablate.py trend` reaches the trend's own flags (its --dry_run prints the commands); by default it
+    plans the shipped trend: separate cosine runs, each variant at the findings' best lr, records under
+    results/trend_cpu_deep_cosine/runs."""
     out = subprocess.run([sys.executable, "ablate.py", "trend", "--dry_run", "--lengths=400", "--seeds=1"], cwd=ROOT,
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    assert "4 chains x 400 steps" in out.stdout and "--max_iters=400" in out.stdout
+    assert "4 separate cosine runs (4 x 400 steps)" in out.stdout and "--max_iters=400" in out.stdout
+    assert "pre 0.004, pre_lns 0.008, mix 0.004, post 0.002" in out.stdout and "projected: " in out.stdout
+    assert "--out_dir=results/trend_cpu_deep_cosine/runs/cosine/pre_lr0.004_s1_L400" in out.stdout
+    out = subprocess.run([sys.executable, "ablate.py", "trend", "--dry_run", "--lengths=400", "--seeds=1",
+                          "--schedule=wsd", "--lr=2e-3"], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0 and "4 chains x 400 steps" in out.stdout, out.stderr
 
 
 def test_a_folder_trained_otherwise_is_refused(tiny_dataset, tmp_path, monkeypatch):
