@@ -326,32 +326,28 @@ def tracked_files(folder):
 @needs_corpus
 @pytest.mark.parametrize("name", SHIPPED_TRENDS)
 def test_shipped_trend_regenerates_from_its_records(name, tmp_path):
-    """results/trend_*/ with its runs/ (run.json, log.jsonl, done, analysis.json, heldout.json; no checkpoint):
-    the command its results.md names, pointed at a copy of what git tracks, reuses every run and writes the
-    same results.md, word for word (but for the two folders the copy moves)."""
+    """results/trend_*/ with its runs/ (run.json, log.jsonl, done, analysis.json, heldout.json; no checkpoint): the
+    command its results.md names, run word for word in a copy of what git tracks (a fresh clone), reuses every run
+    and writes the same results.md, word for word."""
     import prepare
     if not os.path.exists(os.path.join(ROOT, "data", "corpus_char", "meta.json")):
         prepare.prepare("books", name="corpus_char", data_dir=os.path.join(ROOT, "data"), inputs=[CORPUS_DIR])
     files = tracked_files(os.path.join("results", name, "runs"))
     if files is None:
         pytest.skip("not a git checkout: what ships is what git tracks")
-    shipped_runs = f"results/{name}/runs"
     assert sum(os.path.getsize(os.path.join(ROOT, f)) for f in files) < 5e6  # the evidence, not the weights
+    clone = tmp_path / "clone"
     for path in files:
         assert os.path.basename(path) in ("run.json", "log.jsonl", "done", "analysis.json", "heldout.json"), path
-        os.makedirs(tmp_path / os.path.dirname(path), exist_ok=True)
-        shutil.copy(os.path.join(ROOT, path), tmp_path / path)
+        os.makedirs(clone / os.path.dirname(path), exist_ok=True)
+        shutil.copy(os.path.join(ROOT, path), clone / path)
+    os.symlink(os.path.join(ROOT, "data"), clone / "data")  # the dataset a user's first run prepares
     with open(os.path.join(ROOT, "results", name, "results.md")) as f:
         shipped = f.read()
-    command = re.search(r"^Command: `python ablate.py (trend [^`]*)`", shipped, re.M).group(1).split()
-    runs, out = str(tmp_path / shipped_runs), str(tmp_path / "out")
-    args = [f"--runs_dir={runs}" if a.startswith("--runs_dir=") else f"--results_dir={out}"
-            if a.startswith("--results_dir=") else a for a in command]
-    assert f"--runs_dir={runs}" in args and f"--results_dir={out}" in args
-    p = subprocess.run([sys.executable, "ablate.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=600,
-                       env={**os.environ, "OMP_NUM_THREADS": "1"})
+    command = re.search(r"^Command: `python ablate.py (trend[^`]*)`", shipped, re.M).group(1).split()
+    p = subprocess.run([sys.executable, os.path.join(ROOT, "ablate.py"), *command], cwd=clone, capture_output=True,
+                       text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     n = int(re.search(r"trend: reused (\d+) of \1 runs, trained 0", p.stdout).group(1))
     assert n >= 1
-    got = (tmp_path / "out" / "results.md").read_text()
-    assert got.replace(runs, shipped_runs).replace(out, f"results/{name}") == shipped
+    assert (clone / "results" / name / "results.md").read_text() == shipped
