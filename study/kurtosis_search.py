@@ -281,14 +281,17 @@ def table(header, rows):
     return "\n".join(out + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows])
 
 
-def write_report(rows, results_dir, command, about, seeds):
+def write_report(rows, results_dir, command, about, seeds, plan):
     """results.md and kurtosis.json: the grid searched, the kurtosis along training and at the end, the answer."""
     hits, smallest = answer(rows)
     top = max((r for r in rows if r["kurtosis_end"] is not None), key=lambda r: r["kurtosis_end"], default=None)
     if smallest:
         verdict = (f"**Above {KURTOSIS_TARGET:g}: {', '.join(r['run'] for r in hits)}.** The smallest setting that "
                    f"exceeds it (fewest training FLOPs, {smallest['flops']:.2e}): {smallest['run']} "
-                   f"({smallest['what']}), end kurtosis {_k(smallest['kurtosis_end'])}.")
+                   f"({smallest['what']}), end kurtosis {_k(smallest['kurtosis_end'])}, "
+                   f"{smallest['kurtosis_end'] - KURTOSIS_TARGET:.3f} above it (seed {smallest['seed']}; "
+                   f"{len(seeds)} seed(s) per setting" + (": the spread over seeds is not measured)." if len(seeds) == 1
+                                                           else ")."))
     else:
         verdict = (f"**None in this grid exceeds {KURTOSIS_TARGET:g}.** The largest end value is "
                    f"{_k(top['kurtosis_end']) if top else '-'}" + (f" ({top['run']}, {top['what']})." if top else "."))
@@ -315,7 +318,8 @@ def write_report(rows, results_dir, command, about, seeds):
           f"Command: `{command}`", "", *about,
           f"Training: {len(rows)} runs, {thread_s / 60:.1f} thread-minutes measured (the `done` markers' wall "
           f"times, up to {max((r['jobs'] or 1) for r in rows)} runs at a time on a shared CPU; ms/step per run "
-          f"below)", "",
+          f"below); the dry run projects {sum(thread_seconds(r) for r in plan) / 60:.1f} thread-minutes "
+          f"on an idle CPU ({MS_CALIBRATION})", "",
           f"The question (issue 24, item 7): the smallest CPU setting where an AdamW model's mean excess kurtosis "
           f"exceeds {KURTOSIS_TARGET:g}, where OSP's outliers begin. The paper's scale: {OSP_PAPER}. The findings' "
           f"kurtosis grid (results/findings/findings.md) found none above {KURTOSIS_TARGET:g} at 400 steps.", "",
@@ -411,7 +415,7 @@ def main(argv=None):
     rows = [measure(r, runs_dir, a.data_dir) for r in runs]
     # the report's text depends on the runs only: the command that makes it, not this call's paths or jobs
     command = "python ablate.py kurtosis --jobs=2" + ("" if seeds == SEEDS else f" --seeds={a.seeds}")
-    summary = write_report(rows, a.results_dir, command, about_lines(runs, runs_dir, a.data_dir), seeds)
+    summary = write_report(rows, a.results_dir, command, about_lines(runs, runs_dir, a.data_dir), seeds, runs)
     print(f"wrote {a.results_dir}/results.md: {len(rows)} runs ({trained} trained now), above "
           f"{KURTOSIS_TARGET:g}: {', '.join(summary['above']) or 'none'}; {time.time() - t0:.0f} s", flush=True)
     return summary

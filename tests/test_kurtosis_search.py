@@ -66,7 +66,7 @@ def report_from(tmp_path, ends):
         write_records(runs_dir / r.name, k, [(i, k * i / steps) for i in range(0, steps + 1, 50)])
     rows = [ks.measure(r, str(runs_dir), str(tmp_path / "no_data")) for r in runs]
     summary = ks.write_report(rows, str(tmp_path / "out"), "python ablate.py kurtosis --jobs=2",
-                              ks.about_lines(runs, str(runs_dir), str(tmp_path / "no_data")), ks.SEEDS)
+                              ks.about_lines(runs, str(runs_dir), str(tmp_path / "no_data")), ks.SEEDS, runs)
     return summary, (tmp_path / "out" / "results.md").read_text()
 
 
@@ -99,7 +99,8 @@ def test_report_names_the_smallest_setting_above_three(tmp_path):
     assert summary["above"] == ["adamw_lr0.016_s1337", "adamw_gpt2_s1337"]
     assert summary["smallest"] == "adamw_lr0.016_s1337"  # the base's FLOPs; GPT-2's head costs 6x
     assert "The smallest setting that exceeds it (fewest training FLOPs, " in md
-    assert "adamw_lr0.016_s1337 (lr 1.6e-2), end kurtosis 3.500." in md
+    assert ("adamw_lr0.016_s1337 (lr 1.6e-2), end kurtosis 3.500, 0.500 above it (seed 1337; 1 seed(s) per setting: "
+            "the spread over seeds is not measured).") in md
 
 
 def test_a_tiny_run_trains_is_measured_and_reused(tiny_dataset, tmp_path, monkeypatch):
