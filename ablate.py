@@ -11,6 +11,8 @@ Run a named ablation study as a sequence of train.py runs, analyze each run, and
     python ablate.py findings --jobs=2                 # which of the papers' claims reproduce: lr sweeps, each arm at
                                                        # its best lr and at the papers' lr, 5 seeds (CPU)
     python ablate.py trend --dry_run                   # the depth study over training length (study/trend.py)
+    python ablate.py kurtosis --jobs=2                 # the OSP row's search: the smallest CPU setting where AdamW's
+                                                       # excess kurtosis exceeds 3 (study/kurtosis_search.py)
     python ablate.py depth --scale=130m --gpus=0,1,2,3                  # one run per GPU, the next when one frees
     python ablate.py depth --scale=130m --gpus=0,1,2,3 --gpus_per_run=2 # each run: torchrun over 2 of them (DDP)
     python ablate.py depth --scale=130m --emit=slurm --partition=gpu    # an sbatch array; run again to collect
@@ -33,6 +35,7 @@ the folder study/, in the order a run goes through it:
                  the findings table: the lr sweep and each arm's best lr, the claims, paired 95% intervals
     hardware.py  the dry run's GPU-hours and memory per GPU for the papers' sizes
     trend.py     the depth study over training length (`python ablate.py trend`, its own flags)
+    kurtosis_search.py  AdamW's excess kurtosis along four axes (`python ablate.py kurtosis`, its own flags)
 
 Each run is `python train.py [config file] --key=value ...` (with --gpus_per_run=k: `torchrun --standalone
 --nproc_per_node=k train.py ...`) with out_dir runs_dir/<run> (default ablations/<study>_<scale>/<run>). A finished
@@ -112,6 +115,9 @@ def main(argv=None):
     if argv[:1] == ["trend"]:  # the depth study over training length: its own flags (study/trend.py)
         from study import trend
         return trend.main(argv[1:])
+    if argv[:1] == ["kurtosis"]:  # the OSP row's search for outliers: its own flags (study/kurtosis_search.py)
+        from study import kurtosis_search
+        return kurtosis_search.main(argv[1:])
     ap = _Parser(description="Run an ablation study (train.py runs + analyze.py) and write results/<study>_<scale>/.")
     ap.add_argument("study", choices=STUDIES, help="norm | depth | optim | findings (the claims table, CPU); "
                                                    "`python ablate.py trend --help`: the trend's own flags")

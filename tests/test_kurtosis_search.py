@@ -1,0 +1,194 @@
+"""study/kurtosis_search.py (`python ablate.py kurtosis`): the grid changes one axis at a time, the report from
+hand-made records (the answer, the smallest setting, each axis's direction, a diverged run), one tiny run trained
+and reused, one-line errors for bad flags, the dry run, and the shipped results regenerated from their records."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import CORPUS_DIR, ROOT, gpt2_bpe_loads, needs_corpus
+from study import kurtosis_search as ks
+from study.findings import findings_run
+
+SHIPPED = os.path.join(ROOT, "results", "kurtosis_search")
+CLAIMED = {"lr": {"learning_rate", "min_lr"}, "longer": {"max_iters"}, "wider": {"n_embd", "n_head"},
+           "gpt2": {"dataset"}}
+
+
+def test_each_axis_changes_only_what_it_claims():
+    runs = ks.grid_runs()
+    base = next(r for r in runs if r.extra["axis"] == "base")
+    # the base is the findings' AdamW arm at its best lr, with the kurtosis logged along training
+    assert base.args == {**findings_run("optim", "adamw", 2e-3, 1337, {}).args, "analyze_interval": 50,
+                         "data_dir": "data"}
+    assert (base.args["n_layer"], base.args["n_embd"], base.args["dataset"], base.args["max_iters"]) == \
+        (6, 128, "corpus_char", 400)
+    assert {r.extra["axis"] for r in runs} == {"base", *CLAIMED}
+    for r in runs:
+        changed = {k for k in set(r.args) | set(base.args) if r.args.get(k) != base.args.get(k)}
+        assert changed == (set() if r is base else CLAIMED[r.extra["axis"]]), (r.name, changed)
+        assert r.args["analyze_interval"] % r.args["eval_interval"] == 0
+        assert r.args["n_embd"] // r.args["n_head"] == 32  # the head size stays the base's
+        if r.extra["axis"] == "lr":
+            assert r.args["min_lr"] == pytest.approx(r.args["learning_rate"] / 10) and r.args["learning_rate"] > 2e-3
+    assert sorted(r.args["learning_rate"] for r in runs if r.extra["axis"] == "lr") == [8e-3, 1.6e-2, 3.2e-2]
+    assert [r.name for r in ks.grid_runs((1, 2))][::7] == ["adamw_base_s1", "adamw_base_s2"]
+
+
+def write_records(out_dir, end, along, outcome="trained", wall=60.0):
+    """A hand-made run folder: done marker, log.jsonl (train rows, eval rows with kurtosis, the final row) and,
+    for a trained run, analysis.json's summary."""
+    os.makedirs(out_dir)
+    with open(os.path.join(out_dir, "done"), "w") as f:
+        json.dump({"cmd": "python train.py", "wall_s": wall, "machine": "test CPU", "jobs": 2, "outcome": outcome,
+                   **({"reason": "non-finite loss"} if outcome != "trained" else {})}, f)
+    rows = [{"iter": i, "loss": 3.0, "ms": 100.0 + i} for i in range(0, along[-1][0] + 1, 10)]
+    rows += [{"iter": i, "val_loss": 2.5, "train_loss": 2.5, "kurtosis_mean": k} for i, k in along]
+    if outcome == "trained":
+        rows.append({"iter": along[-1][0], "final_val_loss": 2.25, "final_val_se": 0.01})
+        with open(os.path.join(out_dir, "analysis.json"), "w") as f:
+            json.dump({"summary": {"kurtosis_mean": end, "kurtosis_max": 2 * end, "kurtosis_raw_mean": end - 1}}, f)
+    with open(os.path.join(out_dir, "log.jsonl"), "w") as f:
+        f.write("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def report_from(tmp_path, ends):
+    runs, runs_dir = ks.grid_runs(), tmp_path / "runs"
+    for r in runs:
+        steps = r.args["max_iters"]
+        if r.extra["setting"] == "lr0.032":  # diverged at step 150: no analysis, its trajectory until then
+            write_records(runs_dir / r.name, None, [(0, 0.0), (50, 0.5), (100, 4.0)], outcome="diverged")
+            continue
+        k = ends[r.extra["setting"]]
+        write_records(runs_dir / r.name, k, [(i, k * i / steps) for i in range(0, steps + 1, 50)])
+    rows = [ks.measure(r, str(runs_dir), str(tmp_path / "no_data")) for r in runs]
+    summary = ks.write_report(rows, str(tmp_path / "out"), "python ablate.py kurtosis --jobs=2",
+                              ks.about_lines(runs, str(runs_dir), str(tmp_path / "no_data")), ks.SEEDS, runs)
+    return summary, (tmp_path / "out" / "results.md").read_text()
+
+
+def test_report_none_above_three(tmp_path):
+    ends = {"base": 0.1, "lr0.008": 2.0, "lr0.016": 2.5, "steps1600": 0.08, "embd256": 0.2, "gpt2": 1.0}
+    summary, md = report_from(tmp_path, ends)
+    assert summary["above"] == [] and summary["smallest"] is None
+    assert "**None in this grid exceeds 3.** The largest end value is 2.500 (adamw_lr0.016_s1337, lr 1.6e-2)." in md
+    assert ("Along training (quick_metrics, one val batch) the largest logged value is 4.000 (adamw_lr0.032_s1337 "
+            "at step 100): above 3.") in md
+    assert "- lr: base 0.100 -> lr 8e-3 2.000 -> lr 1.6e-2 2.500 -> lr 3.2e-2 - (diverged after step 100): rises" in md
+    assert "- longer: base 0.100 -> 1600 steps 0.080: falls at every step of the axis." in md
+    assert "step 400 0.020, step 800 0.040, step 1200 0.060, step 1600 0.080" in md
+    # the grid table: sizes from the config (GPT-2's 50,257-token embedding and head), the diverged run
+    grid = {line.split(" | ")[0][2:]: line for line in md.splitlines() if line.startswith("| adamw_")}
+    assert "| GPT-2 BPE (50,257) | 14.16M | 409,600 |" in grid["adamw_gpt2_s1337"]
+    assert "| 1600 | 0.002 | 128 x 4 | char (256) |" in grid["adamw_steps1600_s1337"]
+    assert "| diverged after step 100 | - | - | - | - | 4.000 (step 100) | no | 60 |" in grid["adamw_lr0.032_s1337"]
+    # the trajectory: every 100th step, a run that stopped or ended earlier left blank
+    traj = [line for line in md.splitlines() if line.startswith("| 1600 |")]
+    assert traj == ["| 1600 | - | - | - | - | 0.080 | - | - |"]
+    assert "Training: 7 runs, 7.0 thread-minutes measured" in md and "no run.json" in md
+    saved = json.loads((tmp_path / "out" / "kurtosis.json").read_text())
+    assert saved["runs"][0]["along"][:2] == [[0, 0.0], [50, 0.0125]] and saved["target"] == 3.0
+
+
+def test_report_names_the_smallest_setting_above_three(tmp_path):
+    ends = {"base": 0.1, "lr0.008": 2.0, "lr0.016": 3.5, "steps1600": 0.05, "embd256": 0.2, "gpt2": 4.0}
+    summary, md = report_from(tmp_path, ends)
+    assert summary["above"] == ["adamw_lr0.016_s1337", "adamw_gpt2_s1337"]
+    assert summary["smallest"] == "adamw_lr0.016_s1337"  # the base's FLOPs; GPT-2's head costs 6x
+    assert "The smallest setting that exceeds it (fewest training FLOPs, " in md
+    assert ("adamw_lr0.016_s1337 (lr 1.6e-2), end kurtosis 3.500, 0.500 above it (seed 1337; 1 seed(s) per setting: "
+            "the spread over seeds is not measured).") in md
+
+
+def test_a_tiny_run_trains_is_measured_and_reused(tiny_dataset, tmp_path, monkeypatch):
+    """One grid run shrunk to 4 steps on the tiny dataset: trained with its done marker, analyzed at its end,
+    its kurtosis logged along training, then reused (nothing trained the second time)."""
+    monkeypatch.chdir(ROOT)
+    data_dir, name = tiny_dataset
+    run = ks.grid_runs(data_dir=data_dir)[0]
+    run.args.update(dataset=name, n_layer=2, n_head=2, n_embd=32, block_size=16, batch_size=4, max_iters=4,
+                    warmup_iters=2, eval_interval=2, eval_iters=1, log_interval=1, analyze_interval=2,
+                    final_eval_tokens=256)
+    runs_dir = str(tmp_path / "runs")
+    assert ks.train([run], runs_dir, jobs=1, threads=1, on_mismatch="refuse") == 1
+    ks.analyze_ends([run], runs_dir, threads=1)
+    row = ks.measure(run, runs_dir, data_dir)
+    assert [i for i, _ in row["along"]] == [0, 2, 4] and row["kurtosis_end"] is not None
+    assert row["jobs"] == 1 and row["wall_s"] > 0 and row["final_val_loss"] is not None
+    assert ks.train([run], runs_dir, jobs=1, threads=1, on_mismatch="refuse") == 0
+    run.args["learning_rate"] = 1e-3  # another plan for the same folder: refused, naming the key
+    with pytest.raises(SystemExit, match="learning_rate 0.002 != 0.001"):
+        ks.train([run], runs_dir, jobs=1, threads=1, on_mismatch="refuse")
+
+
+@pytest.mark.parametrize("argv, says", [(["--jobs=0"], "bad value 0 for --jobs: must be >= 1"),
+                                        (["--seeds=a,b"], "bad value 'a,b' for --seeds"),
+                                        (["--bogus"], "unrecognized arguments: --bogus"),
+                                        (["--on_mismatch=keep"], "invalid choice: 'keep'")])
+def test_bad_flags_are_one_line(argv, says, capsys):
+    with pytest.raises(SystemExit) as e:
+        ks.main(argv)
+    text = e.value.code if isinstance(e.value.code, str) else capsys.readouterr().err
+    assert says in text and len(text.strip().splitlines()) == 1 and text.startswith("error:")
+
+
+def test_ablate_dispatches_kurtosis():
+    p = subprocess.run([sys.executable, "ablate.py", "kurtosis", "--jobs=0"], cwd=ROOT, capture_output=True,
+                       text=True, timeout=120)
+    assert p.returncode == 2 and p.stderr.strip().splitlines() == [
+        "error: bad value 0 for --jobs: must be >= 1 (see python ablate.py kurtosis --help)"]
+
+
+def test_dry_run_prints_the_commands_and_thread_minutes(tmp_path, capsys):
+    ks.main(["--dry_run", f"--runs_dir={tmp_path / 'runs'}", f"--data_dir={tmp_path / 'data'}"])
+    out = capsys.readouterr().out
+    commands = [line for line in out.splitlines() if line.startswith("python train.py")]
+    assert len(commands) == 7 and all("--analyze_interval=50" in c and "--optimizer=adamw" in c for c in commands)
+    assert "--dataset=corpus_gpt2" in out and "prepare.py books --tokenizer=gpt2" in out
+    projected = sum(ks.thread_seconds(r) for r in ks.grid_runs()) / 60
+    assert f"# projected: {projected:.1f} thread-minutes for the runs to train" in out
+    assert not (tmp_path / "runs").exists()  # a dry run trains and writes nothing
+
+
+# ---- the shipped results regenerate from the run records that ship with them, training nothing
+
+def tracked(folder):
+    p = subprocess.run(["git", "ls-files", folder], cwd=ROOT, capture_output=True, text=True)
+    return p.stdout.split() if p.returncode == 0 else None
+
+
+@needs_corpus
+def test_shipped_results_regenerate_from_their_records(tmp_path):
+    """results/kurtosis_search/runs/ (run.json, log.jsonl, analysis.json, done; no checkpoint): `python ablate.py
+    kurtosis` pointed at a copy reuses every run and writes the same results.md and kurtosis.json, word for word.
+    The datasets are the books' corpus_char and corpus_gpt2, made here from NANONORM_CORPUS when missing (the
+    GPT-2 one needs tiktoken's files: TIKTOKEN_CACHE_DIR)."""
+    import prepare
+    files = tracked("results/kurtosis_search/runs")
+    if not files:
+        pytest.skip("no shipped kurtosis_search records (or not a git checkout)")
+    data = os.path.join(ROOT, "data")
+    if not os.path.exists(os.path.join(data, ks.CHAR, "meta.json")):
+        prepare.prepare("books", name=ks.CHAR, data_dir=data, inputs=[CORPUS_DIR])
+    if not os.path.exists(os.path.join(data, ks.GPT2, "meta.json")):
+        if not gpt2_bpe_loads():
+            pytest.skip("corpus_gpt2 is not prepared and tiktoken cannot load its gpt2 files (TIKTOKEN_CACHE_DIR)")
+        prepare.prepare("books", tokenizer="gpt2", name=ks.GPT2, data_dir=data, inputs=[CORPUS_DIR])
+    assert sum(os.path.getsize(os.path.join(ROOT, f)) for f in files) < 5e6  # the evidence, not the weights
+    for path in files:
+        assert os.path.basename(path) in ks.RECORD_FILES, path
+        os.makedirs(tmp_path / os.path.dirname(path), exist_ok=True)
+        shutil.copy(os.path.join(ROOT, path), tmp_path / path)
+    runs, out = tmp_path / "results" / "kurtosis_search" / "runs", tmp_path / "out"
+    p = subprocess.run([sys.executable, "ablate.py", "kurtosis", f"--runs_dir={runs}", f"--results_dir={out}"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=600,
+                       env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    n = len(os.listdir(runs))
+    assert f"kurtosis: reused {n} of {n} runs, trained 0" in p.stdout, p.stdout[-2000:]
+    for name in ("results.md", "kurtosis.json"):
+        with open(os.path.join(SHIPPED, name)) as f:
+            assert (out / name).read_text() == f.read(), name
