@@ -4,6 +4,7 @@ CPU (gloo) that trains as one process does, and the Slurm array script: bash -n,
 run's, and its tasks run one by one then collected give the table ablate.py gives running the plan itself."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -122,8 +123,18 @@ def test_torchrun_over_two_processes_trains_as_one_process(tiny_dataset, tmp_pat
     common = ["norm", "--only=ln", "--no_analysis"] + QUIET + _tiny(data_dir, name, gradient_accumulation_steps=2,
                                                                      max_iters=3)
     ablate.main(common + [f"--runs_dir={tmp_path}/one", f"--results={tmp_path}/r1"])
-    ablate.main(common + [f"--runs_dir={tmp_path}/two", f"--results={tmp_path}/r2", "--gpus=0,1",
-                          "--gpus_per_run=2"])
+    two = common + [f"--runs_dir={tmp_path}/two", f"--results={tmp_path}/r2", "--gpus=0,1", "--gpus_per_run=2"]
+    try:
+        ablate.main(two)
+    except SystemExit:
+        # torch's gloo teardown race: a rank that finished training (its "done:" line written) can abort at
+        # interpreter exit ("terminate called without an active exception"), seen once in a full CI run on a
+        # busy 2-core box (2026-12-06) and never alone. Only that failure is retried, once; any other fails here.
+        log = open(tmp_path / "two" / "ln" / "train.log").read()
+        if "terminate called without an active exception" not in log.partition("done: 3 iterations")[2]:
+            raise
+        shutil.rmtree(tmp_path / "two")
+        ablate.main(two)
     assert "2 rank(s) x 1 micro-batches" in open(tmp_path / "two" / "ln" / "train.log").read()
     (t1, e1), (t2, e2) = runlog.read_log(str(tmp_path / "one" / "ln")), runlog.read_log(str(tmp_path / "two" / "ln"))
     assert [r["iter"] for r in t1] == [r["iter"] for r in t2] == [0, 1, 2]
