@@ -36,9 +36,10 @@ import os
 import sys
 import time
 
-from study import launch, provenance, records, runlog, studies
+from study import heldout, launch, provenance, records, runlog, studies
 from study.findings import findings_run
 from study.findings_table import KURTOSIS_TARGET
+from study.results import table
 
 SEEDS = (1337,)            # one seed per setting (the findings' first); --seeds adds more
 BASE_LR = 2e-3             # the AdamW arm's best lr in the findings (FINDINGS_OPTIM's)
@@ -210,9 +211,7 @@ def measure(run, runs_dir, data_dir):
     out_dir = os.path.join(runs_dir, run.name)
     done = launch.read_done(out_dir)
     train_rows, eval_rows = runlog.read_log(out_dir)
-    with open(os.path.join(out_dir, "log.jsonl")) as f:
-        final = next((r for r in reversed([json.loads(line) for line in f if line.strip()])
-                      if "final_val_loss" in r), {})
+    final = heldout.final_eval(out_dir) or {}
     summary = (runlog.read_analysis(out_dir) or {}).get("summary", {})
     along = [[r["iter"], r["kurtosis_mean"]] for r in eval_rows if "kurtosis_mean" in r]
     ms = sorted(r["ms"] for r in train_rows[1:])
@@ -274,11 +273,6 @@ def axis_lines(rows, seed):
         lines.append("- along the 1600-step run's training (quick_metrics, one val batch): "
                      + ", ".join(f"step {i} {_k(k)}" for i, k in marks) + ".")
     return lines
-
-
-def table(header, rows):
-    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(out + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows])
 
 
 def write_report(rows, results_dir, command, about, seeds, plan):
