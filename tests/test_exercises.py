@@ -638,8 +638,10 @@ def test_tool_each_switch_names_its_exercise(tmp_path, tiny_dataset):
         allowed = (ex_name,) + (exercises.EXERCISES[ex_name].needs if label.startswith("all:") else ())
         named = [n for n in allowed if message == exercises.not_done(n)]
         assert named, f"{label}: switch {exercises.EXERCISES[ex_name].switch} gave {message!r}"
-    # as the student runs it: a real `python train.py` prints that one line on stderr and nothing else
-    runs = {(flag, needed): subprocess.Popen([sys.executable, "train.py", *base, "--max_iters=1", flag],
+    # as the student runs it: a real `python train.py` prints that one line on stderr and nothing else.
+    # The two run at once, so each gets its own out_dir: two train.py writing one out_dir race on run.json.
+    runs = {(flag, needed): subprocess.Popen([sys.executable, "train.py", *base[:-1],
+                                              f"--out_dir={tmp_path / ('o_' + needed)}", "--max_iters=1", flag],
                                              cwd=tmp_path / "all", env=ENV, stdout=subprocess.PIPE,
                                              stderr=subprocess.PIPE, text=True)
             for flag, needed in (("--norm=rms", "rmsnorm"), ("--norm=crms", "centre_writer"))}
