@@ -15,13 +15,18 @@ char-level corpus_char, 400 steps, lr 2e-3, min_lr lr / 10) and changes one axis
     gpt2     the GPT-2 tokenizer   (data/corpus_gpt2: the same books, 50,257 tokens; the head is 6x the char
                                     model's matmuls, so its run has the base's 400 steps, no more)
 
+The base and the lr axis (400 steps of the 6 x 128 model, under a minute each) are trained again with the
+REPEAT_SEEDS, 5 seeds in all, so that the crossing at the lr axis's end is an interval over seeds, not one run; the
+other axes have the first seed only. A setting counts as above KURTOSIS_TARGET when the mean of its end kurtosis over
+its seeds is; it is shown above when the 95% t-interval of that mean (study.verdict.t975) lies above it.
+
 Every run is findings.findings_run("optim", "adamw", lr, seed, axis) with analyze_interval=50: train.py adds
 analyze.quick_metrics' kurtosis_mean (OSP's relu'd per-state excess kurtosis, averaged over the embedding output and
 every block output, on one val batch) to every 50th eval row of log.jsonl, so the kurtosis is logged along
 training. Each run's end is then measured as the findings' table measures it (analysis.json by
 study.analysis.analyze_run, 2 val batches of 8, as findings_study.analyze_trained_runs), so that its end value
-compares with the findings' kurtosis grid. The question asked of each run: is that end value above
-KURTOSIS_TARGET (3)? The smallest setting that is: the one with the fewest training FLOPs (tokens x
+compares with the findings' kurtosis grid. The question asked of each setting: is its end value (the mean over its seeds)
+above KURTOSIS_TARGET (3)? The smallest setting that is: the one with the fewest training FLOPs (tokens x
 model.flops_per_token), ties in grid order.
 
 Runs go to results/kurtosis_search/runs/<run>/; records.decide reuses a finished run whose run.json matches the
@@ -36,12 +41,14 @@ import os
 import sys
 import time
 
-from study import heldout, launch, provenance, records, runlog, studies
+from study import heldout, launch, provenance, records, runlog, studies, verdict
 from study.findings import findings_run
 from study.findings_table import KURTOSIS_TARGET
 from study.results import table
 
-SEEDS = (1337,)            # one seed per setting (the findings' first); --seeds adds more
+SEEDS = (1337,)            # every setting (the findings' first seed); --seeds changes them
+REPEAT_SEEDS = (1338, 1339, 1340, 1341)  # the base and the lr axis again: 5 seeds where the crossing is
+REPEATED_AXES = ("base", "lr")
 BASE_LR = 2e-3             # the AdamW arm's best lr in the findings (FINDINGS_OPTIM's)
 ANALYZE_INTERVAL = 50      # quick_metrics' kurtosis in every eval row (train.py's eval_interval is 50)
 SHOWN_EVERY = 100          # results.md's trajectory table: every 100th step (kurtosis.json has every 50th)
@@ -72,11 +79,14 @@ MS_CALIBRATION = ("CPU ms/step 6 x 128 char 124, 6 x 256 char 350, 6 x 128 GPT-2
                   "one thread of a 2-core Xeon")
 
 
-def grid_runs(seeds=SEEDS, data_dir="data"):
-    """The grid: one findings AdamW run per setting and seed, named adamw_<setting>_s<seed>."""
+def grid_runs(seeds=SEEDS, data_dir="data", repeat_seeds=REPEAT_SEEDS):
+    """The grid: one findings AdamW run per setting and seed, named adamw_<setting>_s<seed>; the repeat seeds train
+    the base and the lr axis only (REPEATED_AXES)."""
     runs = []
-    for seed in seeds:
-        for name, axis, what, lr, overrides in GRID:
+    plan = [(seed, GRID) for seed in seeds]
+    plan += [(seed, [g for g in GRID if g[1] in REPEATED_AXES]) for seed in repeat_seeds if seed not in seeds]
+    for seed, grid in plan:
+        for name, axis, what, lr, overrides in grid:
             r = findings_run("optim", "adamw", lr, seed, {**overrides, "analyze_interval": ANALYZE_INTERVAL,
                                                           "data_dir": data_dir})
             runs.append(studies.Run(f"adamw_{name}_s{seed}", r.args, group=axis, label=what,
@@ -233,10 +243,39 @@ def above(row):
     return row["kurtosis_end"] is not None and row["kurtosis_end"] > KURTOSIS_TARGET
 
 
+def settings(rows):
+    """Each setting over its seeds, in grid order: its runs, the end kurtosis of those that trained, their mean and
+    95% t-interval (verdict.mean_interval: lo, hi None below 2 values), how many are above the target, how many
+    failed (diverged), and the final val losses."""
+    out = []
+    for name, axis, what, lr, _ in GRID:
+        mine = [r for r in rows if r["setting"] == name]
+        if not mine:
+            continue
+        values = [r["kurtosis_end"] for r in mine if r["kurtosis_end"] is not None]
+        out.append({"setting": name, "axis": axis, "what": what, "lr": lr, "flops": mine[0]["flops"],
+                    "runs": [r["run"] for r in mine], "seeds": [r["seed"] for r in mine], "values": values,
+                    **verdict.mean_interval(values), "above": sum(above(r) for r in mine),
+                    "failed": [r for r in mine if r["outcome"] != "trained"],
+                    "val_losses": [r["final_val_loss"] for r in mine if r["final_val_loss"] is not None]})
+    return out
+
+
 def answer(rows):
-    """(the rows above the target, the smallest of them: fewest training FLOPs, ties in grid order, or None)."""
-    hits = [r for r in rows if above(r)]
-    return hits, min(hits, key=lambda r: r["flops"]) if hits else None
+    """(the settings whose mean end kurtosis is above the target, the smallest of them: fewest training FLOPs,
+    ties in grid order, or None)."""
+    hits = [s for s in settings(rows) if s["mean"] is not None and s["mean"] > KURTOSIS_TARGET]
+    return hits, min(hits, key=lambda s: s["flops"]) if hits else None
+
+
+def over_seeds(s):
+    """A setting's end kurtosis as words: one run's value, or the mean, its interval and how many runs are above."""
+    if s["n"] < 2:
+        one = f"end kurtosis {_k(s['mean'])}"
+        return one + (f" (seed {s['seeds'][0]}; 1 seed: the spread over seeds is not measured)" if s["n"] else "")
+    failed = f", {len(s['failed'])} of {len(s['runs'])} runs failed to train" if s["failed"] else ""
+    return (f"end kurtosis {_k(s['mean'])} [95% t-interval {_k(s['lo'])}, {_k(s['hi'])}] over {s['n']} seeds, "
+            f"above {KURTOSIS_TARGET:g} in {s['above']} of {len(s['runs'])} runs{failed}")
 
 
 def direction(values):
@@ -255,19 +294,23 @@ def _k(x):
     return "-" if x is None else f"{x:.3f}"
 
 
-def axis_lines(rows, seed):
-    """One line per axis: the base's end kurtosis, then each setting's, and their direction (what was measured)."""
-    by = {r["setting"]: r for r in rows if r["seed"] == seed}
+def axis_lines(rows):
+    """One line per axis: the base's end kurtosis, then each setting's (the mean over its seeds), and their
+    direction (what was measured)."""
+    by = {s["setting"]: s for s in settings(rows)}
     base = by.get("base")
     lines = []
     for axis in AXES:
         chain = ([base] if base else []) + [by[n] for n, ax, *_ in GRID if ax == axis and n in by]
-        text = [f"{r['what'] if r is not base else 'base'} {_k(r['kurtosis_end'])}"
-                + ("" if r["outcome"] == "trained" else f" ({r['outcome']} after step {r['last_iter']})")
-                for r in chain]
-        values = [r["kurtosis_end"] for r in chain if r["kurtosis_end"] is not None]
+        text = []
+        for s in chain:
+            failed = ("" if not s["failed"] else f" ({s['failed'][0]['outcome']} after step "
+                      f"{s['failed'][0]['last_iter']})" if len(s["runs"]) == 1 else
+                      f" ({len(s['failed'])} of {len(s['runs'])} runs failed)")
+            text.append(f"{s['what'] if s is not base else 'base'} {_k(s['mean'])}{failed}")
+        values = [s["mean"] for s in chain if s["mean"] is not None]
         lines.append(f"- {axis}: " + " -> ".join(text) + f": {direction(values)}.")
-    longer = by.get("steps1600")
+    longer = next((r for r in rows if r["setting"] == "steps1600"), None)
     if longer and longer["along"]:
         marks = [p for p in longer["along"] if p[0] in (400, 800, 1200, 1600)]
         lines.append("- along the 1600-step run's training (quick_metrics, one val batch): "
@@ -278,17 +321,23 @@ def axis_lines(rows, seed):
 def write_report(rows, results_dir, command, about, seeds, plan):
     """results.md and kurtosis.json: the grid searched, the kurtosis along training and at the end, the answer."""
     hits, smallest = answer(rows)
-    top = max((r for r in rows if r["kurtosis_end"] is not None), key=lambda r: r["kurtosis_end"], default=None)
+    sets = settings(rows)
+    top = max((s for s in sets if s["mean"] is not None), key=lambda s: s["mean"], default=None)
+    runs_above = [r["run"] for r in rows if above(r)]
     if smallest:
-        verdict = (f"**Above {KURTOSIS_TARGET:g}: {', '.join(r['run'] for r in hits)}.** The smallest setting that "
-                   f"exceeds it (fewest training FLOPs, {smallest['flops']:.2e}): {smallest['run']} "
-                   f"({smallest['what']}), end kurtosis {_k(smallest['kurtosis_end'])}, "
-                   f"{smallest['kurtosis_end'] - KURTOSIS_TARGET:.3f} above it (seed {smallest['seed']}; "
-                   f"{len(seeds)} seed(s) per setting" + (": the spread over seeds is not measured)." if len(seeds) == 1
-                                                           else ")."))
+        shown = smallest["lo"] is not None and smallest["lo"] > KURTOSIS_TARGET
+        verdict = (f"**Above {KURTOSIS_TARGET:g} (a setting's mean end kurtosis over its seeds): "
+                   f"{', '.join(s['what'] for s in hits)}.** The smallest setting that exceeds it (fewest training "
+                   f"FLOPs, {smallest['flops']:.2e}): {smallest['what']}, {over_seeds(smallest)}, "
+                   f"{smallest['mean'] - KURTOSIS_TARGET:.3f} above it on average."
+                   + ("" if smallest["n"] < 2 else
+                      f" The interval lies above {KURTOSIS_TARGET:g}: the crossing holds over seeds." if shown else
+                      f" The interval includes {KURTOSIS_TARGET:g}: the crossing is not shown over seeds."))
     else:
-        verdict = (f"**None in this grid exceeds {KURTOSIS_TARGET:g}.** The largest end value is "
-                   f"{_k(top['kurtosis_end']) if top else '-'}" + (f" ({top['run']}, {top['what']})." if top else "."))
+        verdict = (f"**None in this grid exceeds {KURTOSIS_TARGET:g}** (a setting's mean end kurtosis over its "
+                   f"seeds). The largest is " + (f"{top['what']}'s, {over_seeds(top)}." if top else "-."))
+    verdict += (f" Single runs above {KURTOSIS_TARGET:g} at the end: {len(runs_above)} of {len(rows)}"
+                + (f" ({', '.join(runs_above)})." if runs_above else "."))
     peak = max((r for r in rows if r["along_max"]), key=lambda r: r["along_max"][1], default=None)
     if peak:
         k, step = peak["along_max"][1], peak["along_max"][0]
@@ -304,9 +353,17 @@ def write_report(rows, results_dir, command, about, seeds, plan):
                   "-" if not r["along_max"] else f"{_k(r['along_max'][1])} (step {r['along_max'][0]})",
                   "yes" if above(r) else "no", "-" if r["wall_s"] is None else f"{r['wall_s']:.0f}",
                   "-" if r["ms_per_step"] is None else f"{r['ms_per_step']:.0f}"] for r in rows]
-    steps = sorted({p[0] for r in rows for p in r["along"] if p[0] % SHOWN_EVERY == 0})
-    along = {r["run"]: dict((i, k) for i, k in r["along"]) for r in rows}
-    traj = [[s] + [_k(along[r["run"]].get(s)) for r in rows] for s in steps]
+    first = [r for r in rows if r["seed"] == seeds[0]]  # the trajectory table: the first seed's runs
+    steps = sorted({p[0] for r in first for p in r["along"] if p[0] % SHOWN_EVERY == 0})
+    along = {r["run"]: dict((i, k) for i, k in r["along"]) for r in first}
+    traj = [[s] + [_k(along[r["run"]].get(s)) for r in first] for s in steps]
+    repeated = [s for s in sets if len(s["runs"]) > 1]
+    seed_rows = [[s["what"] if s["setting"] != "base" else "base", f"{s['lr']:g}", len(s["runs"]),
+                  ", ".join(_k(r["kurtosis_end"]) for r in rows if r["setting"] == s["setting"]),
+                  f"{_k(s['mean'])} [{_k(s['lo'])}, {_k(s['hi'])}]", f"{s['above']} of {len(s['runs'])}",
+                  len(s["failed"]), "-" if not s["val_losses"] else
+                  f"{sum(s['val_losses']) / len(s['val_losses']):.4f} ({min(s['val_losses']):.4f}-"
+                  f"{max(s['val_losses']):.4f})"] for s in repeated]
     thread_s = sum(r["wall_s"] or 0 for r in rows)
     md = [f"# Searching for outliers: AdamW's excess kurtosis along four axes (the OSP row)", "",
           f"Command: `{command}`", "", *about,
@@ -318,7 +375,15 @@ def write_report(rows, results_dir, command, about, seeds, plan):
           f"exceeds {KURTOSIS_TARGET:g}, where OSP's outliers begin. The paper's scale: {OSP_PAPER}. The findings' "
           f"kurtosis grid (results/findings/findings.md) found none above {KURTOSIS_TARGET:g} at 400 steps.", "",
           verdict, "",
-          "Along each axis (end kurtosis, analyze.py; seed " + f"{seeds[0]}):", "", *axis_lines(rows, seeds[0]), "",
+          "Along each axis (end kurtosis, analyze.py; a setting with several seeds gives their mean):", "",
+          *axis_lines(rows), "",
+          *([] if not repeated else [
+              "## Over seeds", "",
+              f"The settings trained with several seeds (seeds {', '.join(map(str, sorted({x for s in repeated for x in s['seeds']})))}; "
+              f"the same seed is the same initialization and data order across settings): the end kurtosis of each "
+              f"run, their mean with its 95% t-interval over seeds, and the final val loss (mean, min-max).", "",
+              table(["setting", "lr", "runs", "end kurtosis per seed", "mean [95% interval]",
+                     f"> {KURTOSIS_TARGET:g}", "failed", "final val loss"], seed_rows), ""]),
           "## The grid searched", "",
           "The base is the findings' AdamW arm at its best lr (6 layers x 128, 4 heads, LLaMA-style: RMSNorm, RoPE, "
           "SwiGLU, untied head; batch 16 x 64 tokens, cosine to lr/10 after 30 warm-up steps, float32, one thread); "
@@ -332,15 +397,18 @@ def write_report(rows, results_dir, command, about, seeds, plan):
                  "ms/step"], grid_rows), "",
           f"## Kurtosis along training", "",
           f"quick_metrics' kurtosis_mean (train.py --analyze_interval={ANALYZE_INTERVAL}: one val batch of 16 x 64, "
-          f"the relu per state) every {SHOWN_EVERY} steps; every {ANALYZE_INTERVAL} steps in kurtosis.json.", "",
-          table(["step"] + [r["run"] for r in rows], traj), "",
+          f"the relu per state) every {SHOWN_EVERY} steps, seed {seeds[0]}; every {ANALYZE_INTERVAL} steps and "
+          f"every run in kurtosis.json.", "",
+          table(["step"] + [r["run"] for r in first], traj), "",
           "At 1-14M parameters and at most 1.6M training tokens, this grid says where the kurtosis of a small "
           "AdamW model starts to grow on CPU, not what it is at OSP's 1.4B parameters and 100B tokens.", ""]
     os.makedirs(results_dir, exist_ok=True)
     with open(os.path.join(results_dir, "results.md"), "w") as f:
         f.write("\n".join(md))
-    summary = {"command": command, "target": KURTOSIS_TARGET, "paper": OSP_PAPER, "above": [r["run"] for r in hits],
-               "smallest": smallest["run"] if smallest else None,
+    summary = {"command": command, "target": KURTOSIS_TARGET, "paper": OSP_PAPER, "above": [s["setting"] for s in hits],
+               "smallest": smallest["setting"] if smallest else None, "runs_above": runs_above,
+               "settings": [{k: v for k, v in s.items() if k != "failed"} | {"failed": len(s["failed"])}
+                            for s in sets],
                "runs": rows}
     with open(os.path.join(results_dir, "kurtosis.json"), "w") as f:
         json.dump(summary, f, indent=1)
@@ -364,13 +432,14 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
-def parse_seeds(text):
+def parse_seeds(text, flag="--seeds"):
     try:
         seeds = tuple(int(s) for s in text.split(",") if s.strip())
     except ValueError:
         seeds = ()
     if not seeds or min(seeds) < 0:
-        raise SystemExit(f"error: bad value {text!r} for --seeds: comma-separated integers >= 0, e.g. 1337,1338")
+        raise SystemExit(f"error: bad value {text!r} for {flag}: comma-separated integers >= 0, e.g. 1337,1338"
+                         + (", or none" if flag == "--repeat_seeds" else ""))
     return seeds
 
 
@@ -378,6 +447,9 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     p = _Parser(prog="ablate.py kurtosis", description=__doc__.strip().splitlines()[0])
     p.add_argument("--seeds", default=",".join(map(str, SEEDS)), help="seeds, comma-separated (default 1337)")
+    p.add_argument("--repeat_seeds", default=",".join(map(str, REPEAT_SEEDS)),
+                   help="more seeds for the base and the lr axis only, comma-separated, or none "
+                        f"(default {','.join(map(str, REPEAT_SEEDS))})")
     p.add_argument("--jobs", type=int, default=2, help="train.py processes at once (each one thread)")
     p.add_argument("--threads", type=int, default=1, help="torch threads per run")
     p.add_argument("--data_dir", default="data")
@@ -394,8 +466,9 @@ def main(argv=None):
     if a.threads < 1:
         p.error(f"bad value {a.threads} for --threads: must be >= 1")
     seeds = parse_seeds(a.seeds)
+    repeat_seeds = () if a.repeat_seeds == "none" else parse_seeds(a.repeat_seeds, "--repeat_seeds")
     runs_dir = a.runs_dir or os.path.join(a.results_dir, "runs")
-    runs = grid_runs(seeds, a.data_dir)
+    runs = grid_runs(seeds, a.data_dir, repeat_seeds)
     if a.dry_run:
         return dry_run(runs, runs_dir, a)
     if a.calibrate:
@@ -408,10 +481,12 @@ def main(argv=None):
     analyze_ends(runs, runs_dir, a.threads)
     rows = [measure(r, runs_dir, a.data_dir) for r in runs]
     # the report's text depends on the runs only: the command that makes it, not this call's paths or jobs
-    command = "python ablate.py kurtosis --jobs=2" + ("" if seeds == SEEDS else f" --seeds={a.seeds}")
+    command = ("python ablate.py kurtosis --jobs=2" + ("" if seeds == SEEDS else f" --seeds={a.seeds}")
+               + ("" if repeat_seeds == REPEAT_SEEDS else f" --repeat_seeds={a.repeat_seeds}"))
     summary = write_report(rows, a.results_dir, command, about_lines(runs, runs_dir, a.data_dir), seeds, runs)
     print(f"wrote {a.results_dir}/results.md: {len(rows)} runs ({trained} trained now), above "
-          f"{KURTOSIS_TARGET:g}: {', '.join(summary['above']) or 'none'}; {time.time() - t0:.0f} s", flush=True)
+          f"{KURTOSIS_TARGET:g} (mean over seeds): {', '.join(summary['above']) or 'none'}; {time.time() - t0:.0f} s",
+          flush=True)
     return summary
 
 

@@ -41,16 +41,21 @@ def finite(v):
     return v is not None and math.isfinite(v)
 
 
+def mean_interval(values):
+    """{n, mean, lo, hi}: the mean of the values and its 95% t-interval (lo, hi None: n < 2)."""
+    n = len(values)
+    if n < 2:
+        return {"n": n, "mean": values[0] if values else None, "lo": None, "hi": None}
+    mean = sum(values) / n
+    sd = math.sqrt(sum((x - mean) ** 2 for x in values) / (n - 1))
+    half = t975(n - 1) * sd / math.sqrt(n)
+    return {"n": n, "mean": mean, "lo": mean - half, "hi": mean + half}
+
+
 def paired_interval(a, b):
     """{n, mean, lo, hi, diffs} of d = a_s - b_s over the positions where both are finite (None: n < 2)."""
     d = [x - y for x, y in zip(a, b) if finite(x) and finite(y)]
-    n = len(d)
-    if n < 2:
-        return {"n": n, "mean": d[0] if d else None, "lo": None, "hi": None, "diffs": d}
-    mean = sum(d) / n
-    sd = math.sqrt(sum((x - mean) ** 2 for x in d) / (n - 1))
-    half = t975(n - 1) * sd / math.sqrt(n)
-    return {"n": n, "mean": mean, "lo": mean - half, "hi": mean + half, "diffs": d}
+    return {**mean_interval(d), "diffs": d}
 
 
 def paired_verdict(a, b):

@@ -28,14 +28,23 @@ def test_each_axis_changes_only_what_it_claims():
         (6, 128, "corpus_char", 400)
     assert {r.extra["axis"] for r in runs} == {"base", *CLAIMED}
     for r in runs:
-        changed = {k for k in set(r.args) | set(base.args) if r.args.get(k) != base.args.get(k)}
-        assert changed == (set() if r is base else CLAIMED[r.extra["axis"]]), (r.name, changed)
+        changed = {k for k in set(r.args) | set(base.args) if r.args.get(k) != base.args.get(k) and k != "seed"}
+        assert changed == (set() if r.extra["axis"] == "base" else CLAIMED[r.extra["axis"]]), (r.name, changed)
         assert r.args["analyze_interval"] % r.args["eval_interval"] == 0
         assert r.args["n_embd"] // r.args["n_head"] == 32  # the head size stays the base's
         if r.extra["axis"] == "lr":
             assert r.args["min_lr"] == pytest.approx(r.args["learning_rate"] / 10) and r.args["learning_rate"] > 2e-3
-    assert sorted(r.args["learning_rate"] for r in runs if r.extra["axis"] == "lr") == [8e-3, 1.6e-2, 3.2e-2]
-    assert [r.name for r in ks.grid_runs((1, 2))][::7] == ["adamw_base_s1", "adamw_base_s2"]
+    assert sorted(r.args["learning_rate"] for r in runs if r.extra["axis"] == "lr" and r.args["seed"] == 1337) == \
+        [8e-3, 1.6e-2, 3.2e-2]
+    assert [r.name for r in ks.grid_runs((1, 2), repeat_seeds=())][::7] == ["adamw_base_s1", "adamw_base_s2"]
+    # the repeat seeds train the base and the lr axis again, nothing else; a seed already in the grid is not repeated
+    repeats = [r for r in runs if r.extra["seed"] != 1337]
+    assert len(runs) == 7 + 4 * 4 and {r.extra["seed"] for r in repeats} == set(ks.REPEAT_SEEDS)
+    assert {r.extra["axis"] for r in repeats} == {"base", "lr"}
+    assert len(ks.grid_runs((1337,), repeat_seeds=(1337, 1338))) == 7 + 4
+    for r in repeats:  # the same plan as the first seed's run of its setting, but for the seed
+        twin = next(t for t in runs if t.extra["setting"] == r.extra["setting"] and t.extra["seed"] == 1337)
+        assert {**r.args, "seed": 1337} == twin.args and r.name == twin.name.replace("s1337", f"s{r.extra['seed']}")
 
 
 def write_records(out_dir, end, along, outcome="trained", wall=60.0):
@@ -55,14 +64,16 @@ def write_records(out_dir, end, along, outcome="trained", wall=60.0):
         f.write("".join(json.dumps(r) + "\n" for r in rows))
 
 
-def report_from(tmp_path, ends):
-    runs, runs_dir = ks.grid_runs(), tmp_path / "runs"
+def report_from(tmp_path, ends, repeat_seeds=(), diverged=("adamw_lr0.032_s1337",)):
+    """ends: {setting: end kurtosis}, or {setting: {seed: end kurtosis}} for settings with several seeds."""
+    runs, runs_dir = ks.grid_runs(repeat_seeds=repeat_seeds), tmp_path / "runs"
     for r in runs:
         steps = r.args["max_iters"]
-        if r.extra["setting"] == "lr0.032":  # diverged at step 150: no analysis, its trajectory until then
+        if r.name in diverged:  # diverged at step 150: no analysis, its trajectory until then
             write_records(runs_dir / r.name, None, [(0, 0.0), (50, 0.5), (100, 4.0)], outcome="diverged")
             continue
         k = ends[r.extra["setting"]]
+        k = k[r.extra["seed"]] if isinstance(k, dict) else k
         write_records(runs_dir / r.name, k, [(i, k * i / steps) for i in range(0, steps + 1, 50)])
     rows = [ks.measure(r, str(runs_dir), str(tmp_path / "no_data")) for r in runs]
     summary = ks.write_report(rows, str(tmp_path / "out"), "python ablate.py kurtosis --jobs=2",
@@ -73,8 +84,11 @@ def report_from(tmp_path, ends):
 def test_report_none_above_three(tmp_path):
     ends = {"base": 0.1, "lr0.008": 2.0, "lr0.016": 2.5, "steps1600": 0.08, "embd256": 0.2, "gpt2": 1.0}
     summary, md = report_from(tmp_path, ends)
-    assert summary["above"] == [] and summary["smallest"] is None
-    assert "**None in this grid exceeds 3.** The largest end value is 2.500 (adamw_lr0.016_s1337, lr 1.6e-2)." in md
+    assert summary["above"] == [] and summary["smallest"] is None and summary["runs_above"] == []
+    assert ("**None in this grid exceeds 3** (a setting's mean end kurtosis over its seeds). The largest is lr "
+            "1.6e-2's, end kurtosis 2.500 (seed 1337; 1 seed: the spread over seeds is not measured). Single runs "
+            "above 3 at the end: 0 of 7.") in md
+    assert "## Over seeds" not in md  # one seed per setting: no table of seeds
     assert ("Along training (quick_metrics, one val batch) the largest logged value is 4.000 (adamw_lr0.032_s1337 "
             "at step 100): above 3.") in md
     assert "- lr: base 0.100 -> lr 8e-3 2.000 -> lr 1.6e-2 2.500 -> lr 3.2e-2 - (diverged after step 100): rises" in md
@@ -96,11 +110,38 @@ def test_report_none_above_three(tmp_path):
 def test_report_names_the_smallest_setting_above_three(tmp_path):
     ends = {"base": 0.1, "lr0.008": 2.0, "lr0.016": 3.5, "steps1600": 0.05, "embd256": 0.2, "gpt2": 4.0}
     summary, md = report_from(tmp_path, ends)
-    assert summary["above"] == ["adamw_lr0.016_s1337", "adamw_gpt2_s1337"]
-    assert summary["smallest"] == "adamw_lr0.016_s1337"  # the base's FLOPs; GPT-2's head costs 6x
+    assert summary["above"] == ["lr0.016", "gpt2"]
+    assert summary["smallest"] == "lr0.016"  # the base's FLOPs; GPT-2's head costs 6x
     assert "The smallest setting that exceeds it (fewest training FLOPs, " in md
-    assert ("adamw_lr0.016_s1337 (lr 1.6e-2), end kurtosis 3.500, 0.500 above it (seed 1337; 1 seed(s) per setting: "
-            "the spread over seeds is not measured).") in md
+    assert ("lr 1.6e-2, end kurtosis 3.500 (seed 1337; 1 seed: the spread over seeds is not measured), 0.500 above "
+            "it on average. Single runs above 3 at the end: 2 of 7 (adamw_lr0.016_s1337, adamw_gpt2_s1337).") in md
+
+
+@pytest.mark.parametrize("lr32, shown", [({1337: 3.4, 1338: 3.2, 1339: 3.3, 1340: 3.5, 1341: 3.3}, True),
+                                         ({1337: 3.4, 1338: 2.2, 1339: 3.9, 1340: 3.1, 1341: 2.8}, False)])
+def test_report_over_seeds(tmp_path, lr32, shown):
+    """The base and the lr axis with 5 seeds: a setting counts by its mean; the crossing holds over seeds only when
+    the mean's 95% t-interval lies above 3; a failed repeat run is counted, not averaged away."""
+    seeds = (1337,) + ks.REPEAT_SEEDS
+    ends = {"base": dict.fromkeys(seeds, 0.1), "lr0.008": dict(zip(seeds, (1.0, 2.0, 3.0, 2.0, 1.0))),
+            "lr0.016": dict.fromkeys(seeds, 2.5), "lr0.032": lr32, "steps1600": 0.08, "embd256": 0.2, "gpt2": 1.0}
+    summary, md = report_from(tmp_path, ends, repeat_seeds=ks.REPEAT_SEEDS, diverged=("adamw_lr0.016_s1339",))
+    assert summary["above"] == ["lr0.032"] and summary["smallest"] == "lr0.032"
+    iv = ks.verdict.mean_interval(list(lr32.values()))
+    assert iv["n"] == 5 and (iv["lo"] > 3) == shown
+    assert (f"lr 3.2e-2, end kurtosis {iv['mean']:.3f} [95% t-interval {iv['lo']:.3f}, {iv['hi']:.3f}] over 5 seeds, "
+            f"above 3 in {sum(v > 3 for v in lr32.values())} of 5 runs, {iv['mean'] - 3:.3f} above it on average.") in md
+    assert ("The interval lies above 3: the crossing holds over seeds." if shown else
+            "The interval includes 3: the crossing is not shown over seeds.") in md
+    assert "- lr: base 0.100 -> lr 8e-3 1.800 -> lr 1.6e-2 2.500 (1 of 5 runs failed) -> lr 3.2e-2 " in md
+    rows = {line.split(" | ")[0][2:]: line for line in md.split("## Over seeds", 1)[1].split("##", 1)[0].splitlines()
+            if line.startswith("| ")}
+    assert set(rows) == {"setting", "base", "lr 8e-3", "lr 1.6e-2", "lr 3.2e-2"}  # one-seed settings are not in it
+    assert "| 0.016 | 5 | 2.500, 2.500, -, 2.500, 2.500 | 2.500 [2.500, 2.500] | 0 of 5 | 1 |" in rows["lr 1.6e-2"]
+    # the trajectory table: the first seed's runs only (all 23 are in kurtosis.json)
+    header = next(line for line in md.split("## Kurtosis along training", 1)[1].splitlines() if line.startswith("| step"))
+    assert header.count("_s1337") == 7 and "_s1338" not in header
+    assert len(json.loads((tmp_path / "out" / "kurtosis.json").read_text())["runs"]) == 23
 
 
 def test_a_tiny_run_trains_is_measured_and_reused(tiny_dataset, tmp_path, monkeypatch):
@@ -126,6 +167,7 @@ def test_a_tiny_run_trains_is_measured_and_reused(tiny_dataset, tmp_path, monkey
 
 @pytest.mark.parametrize("argv, says", [(["--jobs=0"], "bad value 0 for --jobs: must be >= 1"),
                                         (["--seeds=a,b"], "bad value 'a,b' for --seeds"),
+                                        (["--repeat_seeds=-1"], "bad value '-1' for --repeat_seeds"),
                                         (["--bogus"], "unrecognized arguments: --bogus"),
                                         (["--on_mismatch=keep"], "invalid choice: 'keep'")])
 def test_bad_flags_are_one_line(argv, says, capsys):
@@ -146,7 +188,7 @@ def test_dry_run_prints_the_commands_and_thread_minutes(tmp_path, capsys):
     ks.main(["--dry_run", f"--runs_dir={tmp_path / 'runs'}", f"--data_dir={tmp_path / 'data'}"])
     out = capsys.readouterr().out
     commands = [line for line in out.splitlines() if line.startswith("python train.py")]
-    assert len(commands) == 7 and all("--analyze_interval=50" in c and "--optimizer=adamw" in c for c in commands)
+    assert len(commands) == 7 + 16 and all("--analyze_interval=50" in c and "--optimizer=adamw" in c for c in commands)
     assert "--dataset=corpus_gpt2" in out and "prepare.py books --tokenizer=gpt2" in out
     projected = sum(ks.thread_seconds(r) for r in ks.grid_runs()) / 60
     assert f"# projected: {projected:.1f} thread-minutes for the runs to train" in out
