@@ -365,12 +365,13 @@ def write_report(rows, results_dir, command, about, seeds, plan):
                   f"{sum(s['val_losses']) / len(s['val_losses']):.4f} ({min(s['val_losses']):.4f}-"
                   f"{max(s['val_losses']):.4f})"] for s in repeated]
     thread_s = sum(r["wall_s"] or 0 for r in rows)
+    projected = sum(thread_seconds(r) for r in plan)
     md = [f"# Searching for outliers: AdamW's excess kurtosis along four axes (the OSP row)", "",
           f"Command: `{command}`", "", *about,
           f"Training: {len(rows)} runs, {thread_s / 60:.1f} thread-minutes measured (the `done` markers' wall "
           f"times, up to {max((r['jobs'] or 1) for r in rows)} runs at a time on a shared CPU; ms/step per run "
-          f"below); the dry run projects {sum(thread_seconds(r) for r in plan) / 60:.1f} thread-minutes "
-          f"on an idle CPU ({MS_CALIBRATION})", "",
+          f"below); the dry run projects {projected / 60:.1f} thread-minutes on an idle CPU ({MS_CALIBRATION}): "
+          f"measured {100 * (thread_s / projected - 1):+.0f}%", "",
           f"The question (issue 24, item 7): the smallest CPU setting where an AdamW model's mean excess kurtosis "
           f"exceeds {KURTOSIS_TARGET:g}, where OSP's outliers begin. The paper's scale: {OSP_PAPER}. The findings' "
           f"kurtosis grid (results/findings/findings.md) found none above {KURTOSIS_TARGET:g} at 400 steps.", "",

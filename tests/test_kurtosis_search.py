@@ -103,6 +103,9 @@ def test_report_none_above_three(tmp_path):
     traj = [line for line in md.splitlines() if line.startswith("| 1600 |")]
     assert traj == ["| 1600 | - | - | - | - | 0.080 | - | - |"]
     assert "Training: 7 runs, 7.0 thread-minutes measured" in md and "no run.json" in md
+    projected = sum(ks.thread_seconds(r) for r in ks.grid_runs(repeat_seeds=()))
+    assert f"the dry run projects {projected / 60:.1f} thread-minutes" in md
+    assert f"measured {100 * (7 * 60 / projected - 1):+.0f}%" in md
     saved = json.loads((tmp_path / "out" / "kurtosis.json").read_text())
     assert saved["runs"][0]["along"][:2] == [[0, 0.0], [50, 0.0125]] and saved["target"] == 3.0
 
