@@ -180,12 +180,7 @@ def record_divergences(result, runs_dir):
 def analyze_trained_runs(runs, runs_dir):
     """analysis.json (depth and optim arms) and quant.json (AdamW and OSP) of the runs that trained; both are kept
     and reused (a fresh clone has them but no checkpoints)."""
-    import torch
-
-    import analyze
     from study.analysis import analyze_run
-    from checkpoint import load_checkpoint
-    from data import BatchSampler
     for run in runs:
         out_dir = os.path.join(runs_dir, run.name)
         if (_json(os.path.join(out_dir, "done")) or {}).get("outcome", "trained") != "trained":
@@ -193,18 +188,30 @@ def analyze_trained_runs(runs, runs_dir):
         part = run.extra["part"]
         if part != "norm" and not os.path.exists(os.path.join(out_dir, "analysis.json")):
             analyze_run(run, out_dir, {"batches": 2, "batch_size": 8}, "cpu", plots=False)
-        if (run.extra["variant"] in ("adamw", OSP_ARM[1]) and
-                not os.path.exists(os.path.join(out_dir, "quant.json"))):
-            model, _ = load_checkpoint(out_dir, "cpu")
-            sampler = BatchSampler(run.args.get("data_dir", "data"), run.args["dataset"], "val", 16,
-                                   model.config.block_size, seed=4243)
-            with torch.no_grad():
-                result = analyze.quantization_check(model, [sampler.batch(i) for i in range(QUANT_BATCHES)])
-            with open(os.path.join(out_dir, "quant.json"), "w") as f:
-                json.dump({**result, "batches": QUANT_BATCHES, "batch_size": 16}, f, indent=1)
+        if run.extra["variant"] in ("adamw", OSP_ARM[1]):
+            write_quant(run, out_dir)
 
 
 QUANT_BATCHES = 32  # 32 x 16 x 64 = 32,768 held-out tokens for the quantized losses
+
+
+def write_quant(run, out_dir):
+    """quant.json of a trained run, from its checkpoint: analyze.quantization_check (the loss and its increase under
+    W4 and W8A8) on QUANT_BATCHES fixed val batches of 16. Kept and reused: nothing to do when it exists."""
+    import torch
+
+    import analyze
+    from checkpoint import load_checkpoint
+    from data import BatchSampler
+    if os.path.exists(os.path.join(out_dir, "quant.json")):
+        return
+    model, _ = load_checkpoint(out_dir, "cpu")
+    sampler = BatchSampler(run.args.get("data_dir", "data"), run.args["dataset"], "val", 16,
+                           model.config.block_size, seed=4243)
+    with torch.no_grad():
+        result = analyze.quantization_check(model, [sampler.batch(i) for i in range(QUANT_BATCHES)])
+    with open(os.path.join(out_dir, "quant.json"), "w") as f:
+        json.dump({**result, "batches": QUANT_BATCHES, "batch_size": 16}, f, indent=1)
 
 
 def provenance(runs, metrics, runs_dir, dataset, data_dir, args):

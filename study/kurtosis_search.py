@@ -29,8 +29,15 @@ compares with the findings' kurtosis grid. The question asked of each setting: i
 above KURTOSIS_TARGET (3)? The smallest setting that is: the one with the fewest training FLOPs (tokens x
 model.flops_per_token), ties in grid order.
 
+Then OSP where AdamW has outliers: at OUTLIER_SETTING (lr 1.6e-2, where the search found AdamW's mean end kurtosis
+above 3 over 10 seeds), the OSP arm (Muon + SSNorm + EmbProj: the same train.py command with --optimizer=muon
+--norm=ss --emb_proj=True) is trained with the same seeds, at muon_lr 0.02 (Muon's best in the findings' sweep) and
+at 0.16 (8x, as the AdamW lr is 8x its best). Each OSP run and each AdamW run of that setting gets quant.json
+(findings_study.write_quant: the val loss increase under 4-bit weights and under W8A8), and the section compares
+OSP with AdamW by paired differences over the seeds (verdict.paired_verdict): end kurtosis, W4 and W8A8 increase.
+
 Runs go to results/kurtosis_search/runs/<run>/; records.decide reuses a finished run whose run.json matches the
-plan, with or without its checkpoint, so that the shipped records (run.json, log.jsonl, analysis.json, done)
+plan, with or without its checkpoint, so that the shipped records (run.json, log.jsonl, analysis.json, quant.json, done)
 regenerate results.md and kurtosis.json word for word with nothing trained. A run that diverges (a non-finite
 loss) is kept as such (findings_study.record_divergences), not retrained.
 """
@@ -42,7 +49,7 @@ import sys
 import time
 
 from study import heldout, launch, provenance, records, runlog, studies, verdict
-from study.findings import findings_run
+from study.findings import OSP_ARM, findings_run
 from study.findings_table import KURTOSIS_TARGET
 from study.results import table
 
@@ -64,7 +71,11 @@ GRID = (("base", "base", "none (6 x 128, char, lr 2e-3, 400 steps)", BASE_LR, {}
         ("embd256", "wider", "n_embd 256, n_head 8 (head size 32)", BASE_LR, {"n_embd": 256, "n_head": 8}),
         ("gpt2", "gpt2", "GPT-2 tokenizer (corpus_gpt2)", BASE_LR, {"dataset": GPT2}))
 AXES = ("lr", "longer", "wider", "gpt2")
-RECORD_FILES = ("run.json", "log.jsonl", "analysis.json", "done")  # what ships; never ckpt.pt (.gitignore)
+OUTLIER_SETTING = "lr0.016"  # the search's answer over 10 seeds (results.md); OSP is tested there
+# (name, what, lr of the AdamW-trained tensors (embeddings, head, gains), Muon's lr of the matrices)
+OSP_GRID = (("osp_lr0.016", "OSP: lr 1.6e-2, muon_lr 0.02 (Muon's best)", 1.6e-2, 0.02),
+            ("osp_lr0.016_mlr0.16", "OSP: lr 1.6e-2, muon_lr 0.16 (both 8x their best)", 1.6e-2, 0.16))
+RECORD_FILES = ("run.json", "log.jsonl", "analysis.json", "quant.json", "done")  # what ships; never ckpt.pt
 ANALYSIS = {"batches": 2, "batch_size": 8}  # as findings_study.analyze_trained_runs
 OSP_PAPER = ("OSP (Outlier-Safe Pre-Training), 1.4B parameters, 100B tokens: excess kurtosis 1818.56 with Adam, "
              "0.04 with OSP")
@@ -73,10 +84,12 @@ OSP_PAPER = ("OSP (Outlier-Safe Pre-Training), 1.4B parameters, 100B tokens: exc
 # `python ablate.py kurtosis --calibrate` on 2026-12-06 on a 2-core Xeon (AVX-512, AMX), float32, one thread,
 # while another study held both cores (CPU time, not wall: a run's wall ms/step on a shared CPU is larger).
 # The rest of a run (evaluations, quick_metrics, the final held-out evaluation) is counted in step units.
-MS_PER_STEP = {(128, CHAR): 124, (256, CHAR): 350, (128, GPT2): 1127}
+# The OSP arm's Muon step: 97-110 ms beside AdamW's 83-85 on the same idle CPU (x1.18), scaled to the busy 124.
+MS_PER_STEP = {(128, CHAR, "adamw"): 124, (256, CHAR, "adamw"): 350, (128, GPT2, "adamw"): 1127,
+               (128, CHAR, "muon"): 146}
 RUN_OVERHEAD_S = 15  # python/torch start-up, checkpoints and the end's analysis of one run
-MS_CALIBRATION = ("CPU ms/step 6 x 128 char 124, 6 x 256 char 350, 6 x 128 GPT-2 1127, measured by --calibrate on "
-                  "one thread of a 2-core Xeon")
+MS_CALIBRATION = ("CPU ms/step 6 x 128 char 124 (OSP's Muon 146), 6 x 256 char 350, 6 x 128 GPT-2 1127, measured by "
+                  "--calibrate on one thread of a 2-core Xeon")
 
 
 def grid_runs(seeds=SEEDS, data_dir="data", repeat_seeds=REPEAT_SEEDS):
@@ -94,6 +107,30 @@ def grid_runs(seeds=SEEDS, data_dir="data", repeat_seeds=REPEAT_SEEDS):
     return runs
 
 
+def osp_runs(seeds=(SEEDS[0],) + REPEAT_SEEDS, data_dir="data"):
+    """The OSP arm at OUTLIER_SETTING's lr, one run per OSP_GRID entry and seed: the findings' OSP arm
+    (findings.OSP_ARM) with the AdamW lr of that setting and its own muon_lr, named <name>_s<seed>."""
+    runs = []
+    for seed in seeds:
+        for name, what, lr, muon_lr in OSP_GRID:
+            r = findings_run(*OSP_ARM, muon_lr, seed, {"learning_rate": lr, "min_lr": lr / 10,
+                                                       "analyze_interval": ANALYZE_INTERVAL, "data_dir": data_dir})
+            runs.append(studies.Run(f"{name}_s{seed}", r.args, group="osp", label=what,
+                                    extra={"setting": name, "axis": "osp", "what": what, "lr": lr,
+                                           "muon_lr": muon_lr, "seed": seed}))
+    return runs
+
+
+def needs_quant(run):
+    """The runs whose quant.json the OSP comparison reads: every OSP run and AdamW's at OUTLIER_SETTING."""
+    return run.extra["axis"] == "osp" or run.extra["setting"] == OUTLIER_SETTING
+
+
+def shape(run):
+    """(n_embd, dataset, optimizer): what sets a run's ms per step (MS_PER_STEP)."""
+    return run.args["n_embd"], run.args["dataset"], run.args["optimizer"]
+
+
 def thread_seconds(run):
     """Projected seconds of one run on one thread: its steps, evaluations (a forward pass ~ 1/3 step), quick_metrics
     (n_layer + 2 forward passes of one batch), the final held-out evaluation and RUN_OVERHEAD_S."""
@@ -102,7 +139,7 @@ def thread_seconds(run):
     tokens_per_batch = a["batch_size"] * a["block_size"]
     forwards = evals * 2 * a["eval_iters"] + a.get("final_eval_tokens", 0) / tokens_per_batch
     forwards += (a["max_iters"] // ANALYZE_INTERVAL + 1) * (a["n_layer"] + 2)
-    ms = MS_PER_STEP.get((a["n_embd"], a["dataset"]), max(MS_PER_STEP.values()))
+    ms = MS_PER_STEP.get(shape(run), max(MS_PER_STEP.values()))
     return ms * (a["max_iters"] + forwards / 3) / 1000 + RUN_OVERHEAD_S
 
 
@@ -139,10 +176,9 @@ def calibrate(runs, steps=8):
     torch.set_num_threads(1)
     out, seen = {}, set()
     for run in runs:
-        shape = (run.args["n_embd"], run.args["dataset"])
-        if shape in seen:
+        if shape(run) in seen:
             continue
-        seen.add(shape)
+        seen.add(shape(run))
         cfg = train.parse_config(launch.train_args(run), GPTConfig, train.OptimConfig, train.TrainConfig)
         cfg["vocab_size"] = data.load_meta(run.args["data_dir"], run.args["dataset"])["vocab_size"]
         torch.manual_seed(run.args["seed"])
@@ -162,8 +198,8 @@ def calibrate(runs, steps=8):
             times.append(time.process_time() - t)
         rest = sorted(times[2:])
         out[run.extra["setting"]] = 1000 * rest[len(rest) // 2]
-        print(f"{run.extra['setting']} ({shape[0]} wide, {shape[1]}): {out[run.extra['setting']]:.0f} ms per step "
-              f"(CPU time, one thread; projected {MS_PER_STEP.get(shape, '-')})", flush=True)
+        print(f"{run.extra['setting']} ({', '.join(map(str, shape(run)))}): {out[run.extra['setting']]:.0f} ms per "
+              f"step (CPU time, one thread; projected {MS_PER_STEP.get(shape(run), '-')})", flush=True)
     return out
 
 
@@ -193,6 +229,12 @@ def train(runs, runs_dir, jobs, threads, on_mismatch):
     if refused:
         raise SystemExit(f"error: {len(refused)} run(s) were trained with other settings than planned "
                          f"({'; '.join(refused)}): pass --on_mismatch=retrain, delete them or pass --runs_dir")
+    no_quant = [os.path.join(runs_dir, r.name) for r in runs if needs_quant(r) and decisions[r.name].action == "reuse"
+                and launch.read_done(os.path.join(runs_dir, r.name)).get("outcome", "trained") == "trained"
+                and not any(os.path.exists(os.path.join(runs_dir, r.name, f)) for f in ("quant.json", "ckpt.pt"))]
+    if no_quant:
+        raise SystemExit(f"error: {len(no_quant)} finished run(s) have no quant.json and no checkpoint to compute it "
+                         f"from ({', '.join(no_quant)}): delete them to retrain them (no run was started)")
     todo = sorted((r for r in runs if decisions[r.name].action != "reuse"), key=thread_seconds, reverse=True)
     if todo:
         result = launch.execute(todo, runs_dir, decisions, launch.slots(jobs), threads, done_extra={"jobs": jobs})
@@ -201,15 +243,19 @@ def train(runs, runs_dir, jobs, threads, on_mismatch):
 
 
 def analyze_ends(runs, runs_dir, threads):
-    """analysis.json of every run that trained to its end (the findings' measure of a run's end)."""
+    """analysis.json of every run that trained to its end (the findings' measure of a run's end), and quant.json
+    of those the OSP comparison reads (needs_quant)."""
     import torch
 
     from study.analysis import analyze_run
+    from study.findings_study import write_quant
     torch.set_num_threads(threads or 1)
     for run in runs:
         out_dir = os.path.join(runs_dir, run.name)
         if launch.read_done(out_dir).get("outcome", "trained") == "trained":
             analyze_run(run, out_dir, ANALYSIS, "cpu", plots=False)
+            if needs_quant(run):
+                write_quant(run, out_dir)
 
 
 # --------------------------------------------------------------------------------------------
@@ -223,6 +269,10 @@ def measure(run, runs_dir, data_dir):
     train_rows, eval_rows = runlog.read_log(out_dir)
     final = heldout.final_eval(out_dir) or {}
     summary = (runlog.read_analysis(out_dir) or {}).get("summary", {})
+    quant = {}
+    if os.path.exists(os.path.join(out_dir, "quant.json")):
+        with open(os.path.join(out_dir, "quant.json")) as f:
+            quant = json.load(f)
     along = [[r["iter"], r["kurtosis_mean"]] for r in eval_rows if "kurtosis_mean" in r]
     ms = sorted(r["ms"] for r in train_rows[1:])
     params, vocab, tokens, flops = model_size(run, data_dir)
@@ -236,7 +286,8 @@ def measure(run, runs_dir, data_dir):
             "kurtosis_end_raw": summary.get("kurtosis_raw_mean"), "along": along,
             "along_max": max(along, key=lambda p: p[1]) if along else None,
             "wall_s": done.get("wall_s"), "ms_per_step": ms[len(ms) // 2] if ms else None,
-            "machine": done.get("machine"), "jobs": done.get("jobs")}
+            "machine": done.get("machine"), "jobs": done.get("jobs"),
+            "w4_increase": quant.get("w4_increase"), "w8a8_increase": quant.get("w8a8_increase")}
 
 
 def above(row):
@@ -318,7 +369,68 @@ def axis_lines(rows):
     return lines
 
 
-def write_report(rows, results_dir, command, about, seeds, plan):
+OSP_CLAIMS = (("kurtosis_end", "OSP lowers the end kurtosis", "end kurtosis"),
+              ("w4_increase", "OSP loses less to 4-bit weights (RTN per output channel)", "W4 increase"),
+              ("w8a8_increase", "OSP loses less to 8-bit weights and activations (W8A8)", "W8A8 increase"))
+
+
+def _pct(x, sign=""):
+    return "-" if x is None else f"{100 * x:{sign}.2f}%"
+
+
+def osp_lines(rows, osp_rows, smallest):
+    """The section "OSP where AdamW has outliers": each arm over the seeds (loss, kurtosis, quantization), then the
+    paired differences OSP - AdamW (same seed) with their 95% t-intervals and verdicts on the OSP claims."""
+    adamw = {r["seed"]: r for r in rows if r["setting"] == OUTLIER_SETTING}
+    if not osp_rows or not adamw:
+        return []
+    seeds = sorted(adamw)
+    arms = [(f"AdamW, {adamw[seeds[0]]['what']}", list(adamw.values()))]
+    arms += [(what, [r for r in osp_rows if r["setting"] == name]) for name, what, *_ in OSP_GRID]
+
+    def mean(values):
+        values = [v for v in values if v is not None]
+        return sum(values) / len(values) if values else None
+
+    arm_rows = []
+    for label, mine in arms:
+        k = verdict.mean_interval([r["kurtosis_end"] for r in mine if r["kurtosis_end"] is not None])
+        arm_rows.append([label, len(mine), sum(r["outcome"] != "trained" for r in mine),
+                         "-" if mean([r["final_val_loss"] for r in mine]) is None else
+                         f"{mean([r['final_val_loss'] for r in mine]):.4f}",
+                         f"{_k(k['mean'])} [{_k(k['lo'])}, {_k(k['hi'])}]", f"{sum(above(r) for r in mine)} of {len(mine)}",
+                         _pct(mean([r["w4_increase"] for r in mine])), _pct(mean([r["w8a8_increase"] for r in mine]))])
+    claim_rows = []
+    for label, mine in arms[1:]:
+        by_seed = {r["seed"]: r for r in mine}
+        for metric, claim, name in OSP_CLAIMS:
+            osp = [by_seed[s][metric] if s in by_seed else None for s in seeds]
+            said, iv = verdict.paired_verdict(osp, [adamw[s][metric] for s in seeds])
+            show = _k if metric == "kurtosis_end" else lambda x: _pct(x, "+")
+            claim_rows.append([claim, label, f"{show(iv['mean'])} [{show(iv['lo'])}, {show(iv['hi'])}] (n={iv['n']})",
+                               f"**{said}**"])
+    a = verdict.mean_interval([r["kurtosis_end"] for r in adamw.values() if r["kurtosis_end"] is not None])
+    lines = ["## OSP where AdamW has outliers", "",
+             f"At {adamw[seeds[0]]['what']} AdamW's mean end kurtosis is {_k(a['mean'])} over {a['n']} seeds. The OSP "
+             f"arm (Muon + SSNorm + EmbProj: the same train.py command with --optimizer=muon --norm=ss "
+             f"--emb_proj=True) is trained with the same seeds ({', '.join(map(str, seeds))}; the same seed is the "
+             f"same data order), its AdamW-trained tensors (embeddings, head, gains) at the same lr, its matrices by "
+             f"Muon at muon_lr 0.02 (Muon's best in the findings' sweep) and at 0.16 (8x, as 1.6e-2 is 8x AdamW's "
+             f"best). Quantization (quant.json, analyze.quantization_check on 32 val batches of 16 x 64, 32,768 "
+             f"tokens): the relative val loss increase under 4-bit round-to-nearest weights per output channel (W4) and "
+             f"under 8-bit weights and activations (W8A8).", ""]
+    if smallest and smallest["setting"] != OUTLIER_SETTING:
+        lines += [f"(The search's answer above is {smallest['what']}, not this setting: OUTLIER_SETTING in "
+                  f"study/kurtosis_search.py should follow it.)", ""]
+    lines += [table(["arm", "runs", "failed", "final val loss", "end kurtosis [95% interval]", f"> {KURTOSIS_TARGET:g}",
+                     "W4 increase", "W8A8 increase"], arm_rows), "",
+              "Paired differences OSP - AdamW over the seeds where both trained, mean [95% t-interval] (verdict.py's "
+              "rule: agrees when the interval lies below 0, disagrees above, otherwise no difference detected):", "",
+              table(["claim", "OSP arm", "OSP - AdamW", "verdict"], claim_rows), ""]
+    return lines
+
+
+def write_report(rows, results_dir, command, about, seeds, plan, osp_rows=()):
     """results.md and kurtosis.json: the grid searched, the kurtosis along training and at the end, the answer."""
     hits, smallest = answer(rows)
     sets = settings(rows)
@@ -364,12 +476,12 @@ def write_report(rows, results_dir, command, about, seeds, plan):
                   len(s["failed"]), "-" if not s["val_losses"] else
                   f"{sum(s['val_losses']) / len(s['val_losses']):.4f} ({min(s['val_losses']):.4f}-"
                   f"{max(s['val_losses']):.4f})"] for s in repeated]
-    thread_s = sum(r["wall_s"] or 0 for r in rows)
+    thread_s = sum(r["wall_s"] or 0 for r in list(rows) + list(osp_rows))
     projected = sum(thread_seconds(r) for r in plan)
     md = [f"# Searching for outliers: AdamW's excess kurtosis along four axes (the OSP row)", "",
           f"Command: `{command}`", "", *about,
-          f"Training: {len(rows)} runs, {thread_s / 60:.1f} thread-minutes measured (the `done` markers' wall "
-          f"times, up to {max((r['jobs'] or 1) for r in rows)} runs at a time on a shared CPU; ms/step per run "
+          f"Training: {len(rows) + len(osp_rows)} runs, {thread_s / 60:.1f} thread-minutes measured (the `done` "
+          f"markers' wall times, up to {max((r['jobs'] or 1) for r in list(rows) + list(osp_rows))} runs at a time on a shared CPU; ms/step per run "
           f"below); the dry run projects {projected / 60:.1f} thread-minutes on an idle CPU ({MS_CALIBRATION}): "
           f"measured {100 * (thread_s / projected - 1):+.0f}%", "",
           f"The question (issue 24, item 7): the smallest CPU setting where an AdamW model's mean excess kurtosis "
@@ -385,6 +497,7 @@ def write_report(rows, results_dir, command, about, seeds, plan):
               f"run, their mean with its 95% t-interval over seeds, and the final val loss (mean, min-max).", "",
               table(["setting", "lr", "runs", "end kurtosis per seed", "mean [95% interval]",
                      f"> {KURTOSIS_TARGET:g}", "failed", "final val loss"], seed_rows), ""]),
+          *osp_lines(rows, osp_rows, smallest),
           "## The grid searched", "",
           "The base is the findings' AdamW arm at its best lr (6 layers x 128, 4 heads, LLaMA-style: RMSNorm, RoPE, "
           "SwiGLU, untied head; batch 16 x 64 tokens, cosine to lr/10 after 30 warm-up steps, float32, one thread); "
@@ -410,7 +523,7 @@ def write_report(rows, results_dir, command, about, seeds, plan):
                "smallest": smallest["setting"] if smallest else None, "runs_above": runs_above,
                "settings": [{k: v for k, v in s.items() if k != "failed"} | {"failed": len(s["failed"])}
                             for s in sets],
-               "runs": rows}
+               "runs": rows, "osp_runs": list(osp_rows)}
     with open(os.path.join(results_dir, "kurtosis.json"), "w") as f:
         json.dump(summary, f, indent=1)
     return summary
@@ -470,22 +583,25 @@ def main(argv=None):
     repeat_seeds = () if a.repeat_seeds == "none" else parse_seeds(a.repeat_seeds, "--repeat_seeds")
     runs_dir = a.runs_dir or os.path.join(a.results_dir, "runs")
     runs = grid_runs(seeds, a.data_dir, repeat_seeds)
+    osp = osp_runs(tuple(dict.fromkeys(seeds + repeat_seeds)), a.data_dir)  # the seeds of OUTLIER_SETTING's runs
     if a.dry_run:
-        return dry_run(runs, runs_dir, a)
+        return dry_run(runs + osp, runs_dir, a)
     if a.calibrate:
         ensure_datasets(a.data_dir)
-        return calibrate(runs)
+        return calibrate(runs + osp)
     t0 = time.time()
     ensure_datasets(a.data_dir)
-    trained = train(runs, runs_dir, a.jobs, a.threads, a.on_mismatch)
-    print(f"kurtosis: reused {len(runs) - trained} of {len(runs)} runs, trained {trained}", flush=True)
-    analyze_ends(runs, runs_dir, a.threads)
+    trained = train(runs + osp, runs_dir, a.jobs, a.threads, a.on_mismatch)
+    print(f"kurtosis: reused {len(runs + osp) - trained} of {len(runs + osp)} runs, trained {trained}", flush=True)
+    analyze_ends(runs + osp, runs_dir, a.threads)
     rows = [measure(r, runs_dir, a.data_dir) for r in runs]
+    osp_rows = [measure(r, runs_dir, a.data_dir) for r in osp]
     # the report's text depends on the runs only: the command that makes it, not this call's paths or jobs
     command = ("python ablate.py kurtosis --jobs=2" + ("" if seeds == SEEDS else f" --seeds={a.seeds}")
                + ("" if repeat_seeds == REPEAT_SEEDS else f" --repeat_seeds={a.repeat_seeds}"))
-    summary = write_report(rows, a.results_dir, command, about_lines(runs, runs_dir, a.data_dir), seeds, runs)
-    print(f"wrote {a.results_dir}/results.md: {len(rows)} runs ({trained} trained now), above "
+    summary = write_report(rows, a.results_dir, command, about_lines(runs + osp, runs_dir, a.data_dir), seeds,
+                           runs + osp, osp_rows)
+    print(f"wrote {a.results_dir}/results.md: {len(rows) + len(osp_rows)} runs ({trained} trained now), above "
           f"{KURTOSIS_TARGET:g} (mean over seeds): {', '.join(summary['above']) or 'none'}; {time.time() - t0:.0f} s",
           flush=True)
     return summary
