@@ -47,10 +47,43 @@ def test_each_axis_changes_only_what_it_claims():
         assert {**r.args, "seed": 1337} == twin.args and r.name == twin.name.replace("s1337", f"s{r.extra['seed']}")
 
 
-def write_records(out_dir, end, along, outcome="trained", wall=60.0):
-    """A hand-made run folder: done marker, log.jsonl (train rows, eval rows with kurtosis, the final row) and,
-    for a trained run, analysis.json's summary."""
+def test_osp_runs_are_the_adamw_command_with_the_osp_switches():
+    """At OUTLIER_SETTING the OSP arm is AdamW's run of the same seed with --optimizer=muon --norm=ss
+    --emb_proj=True (and its own muon_lr): nothing else differs; both get quant.json, the other grid runs do not."""
+    runs, osp = ks.grid_runs(), ks.osp_runs()
+    adamw = {r.extra["seed"]: r for r in runs if r.extra["setting"] == ks.OUTLIER_SETTING}
+    assert sorted(adamw) == [1337, *ks.REPEAT_SEEDS] and len(osp) == 2 * len(adamw)
+    for r in osp:
+        twin = adamw[r.extra["seed"]]
+        changed = {k for k in set(r.args) | set(twin.args) if r.args.get(k) != twin.args.get(k)}
+        assert changed == {"optimizer", "norm", "emb_proj"} | ({"muon_lr"} if r.args["muon_lr"] != 0.02 else set())
+        assert (r.args["optimizer"], r.args["norm"], r.args["emb_proj"]) == ("muon", "ss", True)
+        assert r.args["muon_lr"] in (0.02, 0.16) and r.args["learning_rate"] == twin.args["learning_rate"] == 1.6e-2
+    assert {r.name for r in runs + osp if ks.needs_quant(r)} == {r.name for r in osp} | {r.name for r in adamw.values()}
+    assert len({r.name for r in runs + osp}) == len(runs + osp)
+
+
+def test_a_reused_run_without_quant_and_checkpoint_is_refused(tmp_path):
+    """An OSP-comparison run that finished but has neither quant.json nor ckpt.pt cannot be quantized: one line,
+    nothing trained."""
+    run = ks.osp_runs((1337,))[0]
+    out_dir = tmp_path / "runs" / run.name
     os.makedirs(out_dir)
+    (out_dir / "run.json").write_text(json.dumps(ks.records.planned_record(run)))
+    (out_dir / "done").write_text(json.dumps({"wall_s": 1.0}))
+    with pytest.raises(SystemExit, match=r"1 finished run\(s\) have no quant.json and no checkpoint"):
+        ks.train([run], str(tmp_path / "runs"), jobs=1, threads=1, on_mismatch="refuse")
+    (out_dir / "quant.json").write_text("{}")
+    assert ks.train([run], str(tmp_path / "runs"), jobs=1, threads=1, on_mismatch="refuse") == 0
+
+
+def write_records(out_dir, end, along, outcome="trained", wall=60.0, quant=None):
+    """A hand-made run folder: done marker, log.jsonl (train rows, eval rows with kurtosis, the final row) and,
+    for a trained run, analysis.json's summary (and quant.json when given)."""
+    os.makedirs(out_dir)
+    if quant is not None and outcome == "trained":
+        with open(os.path.join(out_dir, "quant.json"), "w") as f:
+            json.dump({"w4_increase": quant[0], "w8a8_increase": quant[1]}, f)
     with open(os.path.join(out_dir, "done"), "w") as f:
         json.dump({"cmd": "python train.py", "wall_s": wall, "machine": "test CPU", "jobs": 2, "outcome": outcome,
                    **({"reason": "non-finite loss"} if outcome != "trained" else {})}, f)
@@ -148,6 +181,47 @@ def test_report_over_seeds(tmp_path, lr32, shown):
     assert len(json.loads((tmp_path / "out" / "kurtosis.json").read_text())["runs"]) == 23
 
 
+def test_report_osp_where_adamw_has_outliers(tmp_path):
+    """The OSP section: each arm over the seeds, then OSP - AdamW paired by seed with its verdict; a diverged OSP run
+    counts as failed and leaves its pair out."""
+    repeat = (1338, 1339, 1340, 1341)
+    runs, osp = ks.grid_runs(repeat_seeds=repeat), ks.osp_runs((1337,) + repeat)
+    runs_dir = tmp_path / "runs"
+    ends = {"base": 0.1, "lr0.008": 2.0, "lr0.016": 4.0, "lr0.032": 2.5, "steps1600": 0.08, "embd256": 0.2, "gpt2": 1.0}
+    for r in runs + osp:
+        j, steps = r.extra["seed"] - 1337, r.args["max_iters"]
+        if r.name == "osp_lr0.016_mlr0.16_s1338":
+            write_records(runs_dir / r.name, None, [(0, 0.0), (50, 9.0)], outcome="diverged")
+            continue
+        if r.extra["axis"] == "osp":  # OSP: kurtosis far lower, 0.2 points more lost to W4, 0.1 less to W8A8
+            k, quant = 0.5 + 0.01 * j, (0.012 + 0.001 * j, 0.001)
+        else:
+            k = ends[r.extra["setting"]] + (0.1 * j if r.extra["setting"] == "lr0.016" else 0)
+            quant = (0.01 + 0.001 * j, 0.002) if ks.needs_quant(r) else None
+        write_records(runs_dir / r.name, k, [(i, k * i / steps) for i in range(0, steps + 1, 50)], quant=quant)
+    rows = [ks.measure(r, str(runs_dir), str(tmp_path / "no_data")) for r in runs]
+    osp_rows = [ks.measure(r, str(runs_dir), str(tmp_path / "no_data")) for r in osp]
+    ks.write_report(rows, str(tmp_path / "out"), "python ablate.py kurtosis --jobs=2",
+                    ks.about_lines(runs + osp, str(runs_dir), str(tmp_path / "no_data")), ks.SEEDS, runs + osp,
+                    osp_rows)
+    md = (tmp_path / "out" / "results.md").read_text()
+    section = md.split("## OSP where AdamW has outliers", 1)[1].split("\n## ", 1)[0]
+    assert "Training: 33 runs" in md and "1337, 1338, 1339, 1340, 1341" in section
+    arms = {line.split(" | ")[0][2:]: line for line in section.splitlines() if line.startswith("| ")}
+    assert "| 5 | 0 | 2.2500 | 4.200 [" in arms["AdamW, lr 1.6e-2"] and "| 5 of 5 | 1.20% | 0.20% |" in \
+        arms["AdamW, lr 1.6e-2"]
+    assert "| 5 | 1 | 2.2500 | 0.522 [" in arms["OSP: lr 1.6e-2, muon_lr 0.16 (both 8x their best)"]
+    claims = [line for line in section.splitlines() if line.startswith("| OSP ")]
+    assert claims[0].startswith("| OSP lowers the end kurtosis | OSP: lr 1.6e-2, muon_lr 0.02 (Muon's best) | -3.680 [")
+    assert claims[0].endswith("(n=5) | **agrees** |")
+    assert "| +0.20% [+0.20%, +0.20%] (n=5) | **disagrees** |" in claims[1]
+    assert "| -0.10% [-0.10%, -0.10%] (n=5) | **agrees** |" in claims[2]
+    assert all("(n=4)" in c for c in claims[3:]) and len(claims) == 6  # the diverged seed has no pair
+    assert "The search's answer above is" not in section  # lr 1.6e-2 is the answer here
+    saved = json.loads((tmp_path / "out" / "kurtosis.json").read_text())
+    assert len(saved["osp_runs"]) == 10 and saved["osp_runs"][0]["w4_increase"] == pytest.approx(0.012)
+
+
 def test_a_tiny_run_trains_is_measured_and_reused(tiny_dataset, tmp_path, monkeypatch):
     """One grid run shrunk to 4 steps on the tiny dataset: trained with its done marker, analyzed at its end,
     its kurtosis logged along training, then reused (nothing trained the second time)."""
@@ -192,9 +266,11 @@ def test_dry_run_prints_the_commands_and_thread_minutes(tmp_path, capsys):
     ks.main(["--dry_run", f"--runs_dir={tmp_path / 'runs'}", f"--data_dir={tmp_path / 'data'}"])
     out = capsys.readouterr().out
     commands = [line for line in out.splitlines() if line.startswith("python train.py")]
-    assert len(commands) == 7 + 4 * 9 and all("--analyze_interval=50" in c and "--optimizer=adamw" in c for c in commands)
+    assert len(commands) == 7 + 4 * 9 + 2 * 10 and all("--analyze_interval=50" in c for c in commands)
+    assert sum("--optimizer=adamw" in c for c in commands) == 43
+    assert sum(all(f in c for f in ("--optimizer=muon", "--norm=ss", "--emb_proj=True")) for c in commands) == 20
     assert "--dataset=corpus_gpt2" in out and "prepare.py books --tokenizer=gpt2" in out
-    projected = sum(ks.thread_seconds(r) for r in ks.grid_runs()) / 60
+    projected = sum(ks.thread_seconds(r) for r in ks.grid_runs() + ks.osp_runs()) / 60
     assert f"# projected: {projected:.1f} thread-minutes for the runs to train" in out
     assert not (tmp_path / "runs").exists()  # a dry run trains and writes nothing
 
