@@ -375,7 +375,7 @@ OSP_CLAIMS = (("kurtosis_end", "OSP lowers the end kurtosis", "end kurtosis"),
 
 
 def _pct(x, sign=""):
-    return "-" if x is None else f"{100 * x:{sign}.2f}%"
+    return "-" if x is None else f"{100 * x:{sign}.3f}%"
 
 
 def osp_lines(rows, osp_rows, smallest):

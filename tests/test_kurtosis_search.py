@@ -208,14 +208,14 @@ def test_report_osp_where_adamw_has_outliers(tmp_path):
     section = md.split("## OSP where AdamW has outliers", 1)[1].split("\n## ", 1)[0]
     assert "Training: 33 runs" in md and "1337, 1338, 1339, 1340, 1341" in section
     arms = {line.split(" | ")[0][2:]: line for line in section.splitlines() if line.startswith("| ")}
-    assert "| 5 | 0 | 2.2500 | 4.200 [" in arms["AdamW, lr 1.6e-2"] and "| 5 of 5 | 1.20% | 0.20% |" in \
+    assert "| 5 | 0 | 2.2500 | 4.200 [" in arms["AdamW, lr 1.6e-2"] and "| 5 of 5 | 1.200% | 0.200% |" in \
         arms["AdamW, lr 1.6e-2"]
     assert "| 5 | 1 | 2.2500 | 0.522 [" in arms["OSP: lr 1.6e-2, muon_lr 0.16 (both 8x their best)"]
     claims = [line for line in section.splitlines() if line.startswith("| OSP ")]
     assert claims[0].startswith("| OSP lowers the end kurtosis | OSP: lr 1.6e-2, muon_lr 0.02 (Muon's best) | -3.680 [")
     assert claims[0].endswith("(n=5) | **agrees** |")
-    assert "| +0.20% [+0.20%, +0.20%] (n=5) | **disagrees** |" in claims[1]
-    assert "| -0.10% [-0.10%, -0.10%] (n=5) | **agrees** |" in claims[2]
+    assert "| +0.200% [+0.200%, +0.200%] (n=5) | **disagrees** |" in claims[1]
+    assert "| -0.100% [-0.100%, -0.100%] (n=5) | **agrees** |" in claims[2]
     assert all("(n=4)" in c for c in claims[3:]) and len(claims) == 6  # the diverged seed has no pair
     assert "The search's answer above is" not in section  # lr 1.6e-2 is the answer here
     saved = json.loads((tmp_path / "out" / "kurtosis.json").read_text())
