@@ -35,7 +35,8 @@ the folder study/, in the order a run goes through it:
                  the findings table: the lr sweep and each arm's best lr, the claims, paired 95% intervals
     hardware.py  the dry run's GPU-hours and memory per GPU for the papers' sizes
     trend.py     the depth study over training length (`python ablate.py trend`, its own flags)
-    kurtosis_search.py  AdamW's excess kurtosis along four axes (`python ablate.py kurtosis`, its own flags)
+    kurtosis_search.py, kurtosis_report.py
+                 AdamW's excess kurtosis along four axes, then OSP where it exceeds 3 (`python ablate.py kurtosis`)
 
 Each run is `python train.py [config file] --key=value ...` (with --gpus_per_run=k: `torchrun --standalone
 --nproc_per_node=k train.py ...`) with out_dir runs_dir/<run> (default ablations/<study>_<scale>/<run>). A finished

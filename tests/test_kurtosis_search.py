@@ -10,7 +10,9 @@ import sys
 import pytest
 
 from conftest import CORPUS_DIR, ROOT, gpt2_bpe_loads, needs_corpus
+from study import kurtosis_report as kr
 from study import kurtosis_search as ks
+from study import verdict
 from study.findings import findings_run
 
 SHIPPED = os.path.join(ROOT, "results", "kurtosis_search")
@@ -97,6 +99,15 @@ def write_records(out_dir, end, along, outcome="trained", wall=60.0, quant=None)
         f.write("".join(json.dumps(r) + "\n" for r in rows))
 
 
+def report(rows, tmp_path, plan, osp_rows=()):
+    """kurtosis_report.write_report as the search calls it, into tmp_path/out."""
+    return kr.write_report(rows, str(tmp_path / "out"), "python ablate.py kurtosis --jobs=2",
+                           ks.about_lines(plan, str(tmp_path / "runs"), str(tmp_path / "no_data")), ks.SEEDS,
+                           osp_rows, outlier_setting=ks.OUTLIER_SETTING,
+                           projected_s=sum(ks.thread_seconds(r) for r in plan), calibration=ks.MS_CALIBRATION,
+                           analyze_interval=ks.ANALYZE_INTERVAL)
+
+
 def report_from(tmp_path, ends, repeat_seeds=(), diverged=("adamw_lr0.032_s1337",)):
     """ends: {setting: end kurtosis}, or {setting: {seed: end kurtosis}} for settings with several seeds."""
     runs, runs_dir = ks.grid_runs(repeat_seeds=repeat_seeds), tmp_path / "runs"
@@ -109,8 +120,7 @@ def report_from(tmp_path, ends, repeat_seeds=(), diverged=("adamw_lr0.032_s1337"
         k = k[r.extra["seed"]] if isinstance(k, dict) else k
         write_records(runs_dir / r.name, k, [(i, k * i / steps) for i in range(0, steps + 1, 50)])
     rows = [ks.measure(r, str(runs_dir), str(tmp_path / "no_data")) for r in runs]
-    summary = ks.write_report(rows, str(tmp_path / "out"), "python ablate.py kurtosis --jobs=2",
-                              ks.about_lines(runs, str(runs_dir), str(tmp_path / "no_data")), ks.SEEDS, runs)
+    summary = report(rows, tmp_path, runs)
     return summary, (tmp_path / "out" / "results.md").read_text()
 
 
@@ -164,7 +174,7 @@ def test_report_over_seeds(tmp_path, lr32, shown):
             "lr0.016": dict.fromkeys(seeds, 2.5), "lr0.032": lr32, "steps1600": 0.08, "embd256": 0.2, "gpt2": 1.0}
     summary, md = report_from(tmp_path, ends, repeat_seeds=repeat, diverged=("adamw_lr0.016_s1339",))
     assert summary["above"] == ["lr0.032"] and summary["smallest"] == "lr0.032"
-    iv = ks.verdict.mean_interval(list(lr32.values()))
+    iv = verdict.mean_interval(list(lr32.values()))
     assert iv["n"] == 5 and (iv["lo"] > 3) == shown
     assert (f"lr 3.2e-2, end kurtosis {iv['mean']:.3f} [95% t-interval {iv['lo']:.3f}, {iv['hi']:.3f}] over 5 seeds, "
             f"above 3 in {sum(v > 3 for v in lr32.values())} of 5 runs, {iv['mean'] - 3:.3f} above it on average.") in md
@@ -201,9 +211,7 @@ def test_report_osp_where_adamw_has_outliers(tmp_path):
         write_records(runs_dir / r.name, k, [(i, k * i / steps) for i in range(0, steps + 1, 50)], quant=quant)
     rows = [ks.measure(r, str(runs_dir), str(tmp_path / "no_data")) for r in runs]
     osp_rows = [ks.measure(r, str(runs_dir), str(tmp_path / "no_data")) for r in osp]
-    ks.write_report(rows, str(tmp_path / "out"), "python ablate.py kurtosis --jobs=2",
-                    ks.about_lines(runs + osp, str(runs_dir), str(tmp_path / "no_data")), ks.SEEDS, runs + osp,
-                    osp_rows)
+    report(rows, tmp_path, runs + osp, osp_rows)
     md = (tmp_path / "out" / "results.md").read_text()
     section = md.split("## OSP where AdamW has outliers", 1)[1].split("\n## ", 1)[0]
     assert "Training: 33 runs" in md and "1337, 1338, 1339, 1340, 1341" in section
