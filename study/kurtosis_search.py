@@ -10,8 +10,8 @@ The grid starts from the findings' AdamW arm at its best lr (study/findings.py F
 char-level corpus_char, 400 steps, lr 2e-3, min_lr lr / 10) and changes one axis at a time, the others at the base:
 
     lr       8e-3, 1.6e-2, 3.2e-2  (the findings' sweep reached 8e-3; its kurtosis rose with lr)
-    longer   1600 steps            (the cosine schedule stretched to the new length; warm-up 30 steps as the base)
-    wider    n_embd 256, n_head 8  (the head size stays 32)
+    longer   1600, 6400 steps      (the cosine schedule stretched to the new length; warm-up 30 steps as the base)
+    wider    n_embd 256, 512       (n_head 8, 16: the head size stays 32)
     gpt2     the GPT-2 tokenizer   (data/corpus_gpt2: the same books, 50,257 tokens; the head is 6x the char
                                     model's matmuls, so its run has the base's 400 steps, no more)
 
@@ -67,7 +67,9 @@ GRID = (("base", "base", "none (6 x 128, char, lr 2e-3, 400 steps)", BASE_LR, {}
         ("lr0.016", "lr", "lr 1.6e-2", 1.6e-2, {}),
         ("lr0.032", "lr", "lr 3.2e-2", 3.2e-2, {}),
         ("steps1600", "longer", "1600 steps", BASE_LR, {"max_iters": 1600}),
+        ("steps6400", "longer", "6400 steps", BASE_LR, {"max_iters": 6400}),
         ("embd256", "wider", "n_embd 256, n_head 8 (head size 32)", BASE_LR, {"n_embd": 256, "n_head": 8}),
+        ("embd512", "wider", "n_embd 512, n_head 16 (head size 32)", BASE_LR, {"n_embd": 512, "n_head": 16}),
         ("gpt2", "gpt2", "GPT-2 tokenizer (corpus_gpt2)", BASE_LR, {"dataset": GPT2}))
 AXES = ("lr", "longer", "wider", "gpt2")
 OUTLIER_SETTING = "lr0.016"  # the search's answer over 10 seeds (results.md); OSP is tested there
@@ -82,11 +84,12 @@ ANALYSIS = {"batches": 2, "batch_size": 8}  # as findings_study.analyze_trained_
 # while another study held both cores (CPU time, not wall: a run's wall ms/step on a shared CPU is larger).
 # The rest of a run (evaluations, quick_metrics, the final held-out evaluation) is counted in step units.
 # The OSP arm's Muon step: 97-110 ms beside AdamW's 83-85 on the same idle CPU (x1.18), scaled to the busy 124.
-MS_PER_STEP = {(128, CHAR, "adamw"): 124, (256, CHAR, "adamw"): 350, (128, GPT2, "adamw"): 1127,
-               (128, CHAR, "muon"): 146}
+# n_embd 512: 881 ms on an idle CPU where the base took 103 (x8.55), scaled to the busy 124.
+MS_PER_STEP = {(128, CHAR, "adamw"): 124, (256, CHAR, "adamw"): 350, (512, CHAR, "adamw"): 1060,
+               (128, GPT2, "adamw"): 1127, (128, CHAR, "muon"): 146}
 RUN_OVERHEAD_S = 15  # python/torch start-up, checkpoints and the end's analysis of one run
-MS_CALIBRATION = ("CPU ms/step 6 x 128 char 124 (OSP's Muon 146), 6 x 256 char 350, 6 x 128 GPT-2 1127, measured by "
-                  "--calibrate on one thread of a 2-core Xeon")
+MS_CALIBRATION = ("CPU ms/step 6 x 128 char 124 (OSP's Muon 146), 6 x 256 char 350, 6 x 512 char 1060, 6 x 128 GPT-2 "
+                  "1127, measured by --calibrate on one thread of a 2-core Xeon")
 
 
 def grid_runs(seeds=SEEDS, data_dir="data", repeat_seeds=REPEAT_SEEDS):
