@@ -87,7 +87,7 @@ ANALYSIS = {"batches": 2, "batch_size": 8}  # as findings_study.analyze_trained_
 # n_embd 512: 881 ms on an idle CPU where the base took 103 (x8.55), scaled to the busy 124.
 MS_PER_STEP = {(128, CHAR, "adamw"): 124, (256, CHAR, "adamw"): 350, (512, CHAR, "adamw"): 1060,
                (128, GPT2, "adamw"): 1127, (128, CHAR, "muon"): 146}
-RUN_OVERHEAD_S = 15  # python/torch start-up, checkpoints and the end's analysis of one run
+RUN_OVERHEAD_S = 3  # python/torch start-up and checkpoints: a 1-step run with 1-batch evaluations took 2.0 s idle
 MS_CALIBRATION = ("CPU ms/step 6 x 128 char 124 (OSP's Muon 146), 6 x 256 char 350, 6 x 512 char 1060, 6 x 128 GPT-2 "
                   "1127, measured by --calibrate on one thread of a 2-core Xeon")
 

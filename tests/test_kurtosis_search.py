@@ -38,12 +38,12 @@ def test_each_axis_changes_only_what_it_claims():
             assert r.args["min_lr"] == pytest.approx(r.args["learning_rate"] / 10) and r.args["learning_rate"] > 2e-3
     assert sorted(r.args["learning_rate"] for r in runs if r.extra["axis"] == "lr" and r.args["seed"] == 1337) == \
         [8e-3, 1.6e-2, 3.2e-2]
-    assert [r.name for r in ks.grid_runs((1, 2), repeat_seeds=())][::7] == ["adamw_base_s1", "adamw_base_s2"]
+    assert [r.name for r in ks.grid_runs((1, 2), repeat_seeds=())][::9] == ["adamw_base_s1", "adamw_base_s2"]
     # the repeat seeds train the base and the lr axis again, nothing else; a seed already in the grid is not repeated
     repeats = [r for r in runs if r.extra["seed"] != 1337]
-    assert len(runs) == 7 + 4 * 9 and {r.extra["seed"] for r in repeats} == set(ks.REPEAT_SEEDS)
+    assert len(runs) == 9 + 4 * 9 and {r.extra["seed"] for r in repeats} == set(ks.REPEAT_SEEDS)
     assert {r.extra["axis"] for r in repeats} == {"base", "lr"}
-    assert len(ks.grid_runs((1337,), repeat_seeds=(1337, 1338))) == 7 + 4
+    assert len(ks.grid_runs((1337,), repeat_seeds=(1337, 1338))) == 9 + 4
     for r in repeats:  # the same plan as the first seed's run of its setting, but for the seed
         twin = next(t for t in runs if t.extra["setting"] == r.extra["setting"] and t.extra["seed"] == 1337)
         assert {**r.args, "seed": 1337} == twin.args and r.name == twin.name.replace("s1337", f"s{r.extra['seed']}")
@@ -125,17 +125,20 @@ def report_from(tmp_path, ends, repeat_seeds=(), diverged=("adamw_lr0.032_s1337"
 
 
 def test_report_none_above_three(tmp_path):
-    ends = {"base": 0.1, "lr0.008": 2.0, "lr0.016": 2.5, "steps1600": 0.08, "embd256": 0.2, "gpt2": 1.0}
+    ends = {"base": 0.1, "lr0.008": 2.0, "lr0.016": 2.5, "steps1600": 0.08, "steps6400": 0.06, "embd256": 0.2,
+            "embd512": 0.3, "gpt2": 1.0}
     summary, md = report_from(tmp_path, ends)
     assert summary["above"] == [] and summary["smallest"] is None and summary["runs_above"] == []
     assert ("**None in this grid exceeds 3** (a setting's mean end kurtosis over its seeds). The largest is lr "
             "1.6e-2's, end kurtosis 2.500 (seed 1337; 1 seed: the spread over seeds is not measured). Single runs "
-            "above 3 at the end: 0 of 7.") in md
+            "above 3 at the end: 0 of 9.") in md
     assert "## Over seeds" not in md  # one seed per setting: no table of seeds
     assert ("Along training (quick_metrics, one val batch) the largest logged value is 4.000 (adamw_lr0.032_s1337 "
             "at step 100): above 3.") in md
     assert "- lr: base 0.100 -> lr 8e-3 2.000 -> lr 1.6e-2 2.500 -> lr 3.2e-2 - (diverged after step 100): rises" in md
-    assert "- longer: base 0.100 -> 1600 steps 0.080: falls at every step of the axis." in md
+    assert "- longer: base 0.100 -> 1600 steps 0.080 -> 6400 steps 0.060: falls at every step of the axis." in md
+    assert "- wider: base 0.100 -> n_embd 256, n_head 8 (head size 32) 0.200 -> n_embd 512, n_head 16 (head size " \
+           "32) 0.300: rises at every step of the axis." in md
     assert "step 400 0.020, step 800 0.040, step 1200 0.060, step 1600 0.080" in md
     # the grid table: sizes from the config (GPT-2's 50,257-token embedding and head), the diverged run
     grid = {line.split(" | ")[0][2:]: line for line in md.splitlines() if line.startswith("| adamw_")}
@@ -144,23 +147,24 @@ def test_report_none_above_three(tmp_path):
     assert "| diverged after step 100 | - | - | - | - | 4.000 (step 100) | no | 60 |" in grid["adamw_lr0.032_s1337"]
     # the trajectory: every 100th step, a run that stopped or ended earlier left blank
     traj = [line for line in md.splitlines() if line.startswith("| 1600 |")]
-    assert traj == ["| 1600 | - | - | - | - | 0.080 | - | - |"]
-    assert "Training: 7 runs, 7.0 thread-minutes measured" in md and "no run.json" in md
+    assert traj == ["| 1600 | - | - | - | - | 0.080 | 0.015 | - | - | - |"]
+    assert "Training: 9 runs, 9.0 thread-minutes measured" in md and "no run.json" in md
     projected = sum(ks.thread_seconds(r) for r in ks.grid_runs(repeat_seeds=()))
     assert f"the dry run projects {projected / 60:.1f} thread-minutes" in md
-    assert f"measured {100 * (7 * 60 / projected - 1):+.0f}%" in md
+    assert f"measured {100 * (9 * 60 / projected - 1):+.0f}%" in md
     saved = json.loads((tmp_path / "out" / "kurtosis.json").read_text())
     assert saved["runs"][0]["along"][:2] == [[0, 0.0], [50, 0.0125]] and saved["target"] == 3.0
 
 
 def test_report_names_the_smallest_setting_above_three(tmp_path):
-    ends = {"base": 0.1, "lr0.008": 2.0, "lr0.016": 3.5, "steps1600": 0.05, "embd256": 0.2, "gpt2": 4.0}
+    ends = {"base": 0.1, "lr0.008": 2.0, "lr0.016": 3.5, "steps1600": 0.05, "steps6400": 0.07, "embd256": 0.2,
+            "embd512": 0.3, "gpt2": 4.0}
     summary, md = report_from(tmp_path, ends)
     assert summary["above"] == ["lr0.016", "gpt2"]
     assert summary["smallest"] == "lr0.016"  # the base's FLOPs; GPT-2's head costs 6x
     assert "The smallest setting that exceeds it (fewest training FLOPs, " in md
     assert ("lr 1.6e-2, end kurtosis 3.500 (seed 1337; 1 seed: the spread over seeds is not measured), 0.500 above "
-            "it on average. Single runs above 3 at the end: 2 of 7 (adamw_lr0.016_s1337, adamw_gpt2_s1337).") in md
+            "it on average. Single runs above 3 at the end: 2 of 9 (adamw_lr0.016_s1337, adamw_gpt2_s1337).") in md
 
 
 @pytest.mark.parametrize("lr32, shown", [({1337: 3.4, 1338: 3.2, 1339: 3.3, 1340: 3.5, 1341: 3.3}, True),
@@ -171,7 +175,8 @@ def test_report_over_seeds(tmp_path, lr32, shown):
     repeat = (1338, 1339, 1340, 1341)
     seeds = (1337,) + repeat
     ends = {"base": dict.fromkeys(seeds, 0.1), "lr0.008": dict(zip(seeds, (1.0, 2.0, 3.0, 2.0, 1.0))),
-            "lr0.016": dict.fromkeys(seeds, 2.5), "lr0.032": lr32, "steps1600": 0.08, "embd256": 0.2, "gpt2": 1.0}
+            "lr0.016": dict.fromkeys(seeds, 2.5), "lr0.032": lr32, "steps1600": 0.08, "steps6400": 0.1, "embd256": 0.2, "embd512": 0.3,
+            "gpt2": 1.0}
     summary, md = report_from(tmp_path, ends, repeat_seeds=repeat, diverged=("adamw_lr0.016_s1339",))
     assert summary["above"] == ["lr0.032"] and summary["smallest"] == "lr0.032"
     iv = verdict.mean_interval(list(lr32.values()))
@@ -185,10 +190,10 @@ def test_report_over_seeds(tmp_path, lr32, shown):
             if line.startswith("| ")}
     assert set(rows) == {"setting", "base", "lr 8e-3", "lr 1.6e-2", "lr 3.2e-2"}  # one-seed settings are not in it
     assert "| 0.016 | 5 | 2.500, 2.500, -, 2.500, 2.500 | 2.500 [2.500, 2.500] | 0 of 5 | 1 |" in rows["lr 1.6e-2"]
-    # the trajectory table: the first seed's runs only (all 23 are in kurtosis.json)
+    # the trajectory table: the first seed's runs only (all 25 are in kurtosis.json)
     header = next(line for line in md.split("## Kurtosis along training", 1)[1].splitlines() if line.startswith("| step"))
-    assert header.count("_s1337") == 7 and "_s1338" not in header
-    assert len(json.loads((tmp_path / "out" / "kurtosis.json").read_text())["runs"]) == 23
+    assert header.count("_s1337") == 9 and "_s1338" not in header
+    assert len(json.loads((tmp_path / "out" / "kurtosis.json").read_text())["runs"]) == 25
 
 
 def test_report_osp_where_adamw_has_outliers(tmp_path):
@@ -197,7 +202,8 @@ def test_report_osp_where_adamw_has_outliers(tmp_path):
     repeat = (1338, 1339, 1340, 1341)
     runs, osp = ks.grid_runs(repeat_seeds=repeat), ks.osp_runs((1337,) + repeat)
     runs_dir = tmp_path / "runs"
-    ends = {"base": 0.1, "lr0.008": 2.0, "lr0.016": 4.0, "lr0.032": 2.5, "steps1600": 0.08, "embd256": 0.2, "gpt2": 1.0}
+    ends = {"base": 0.1, "lr0.008": 2.0, "lr0.016": 4.0, "lr0.032": 2.5, "steps1600": 0.08, "steps6400": 0.1,
+            "embd256": 0.2, "embd512": 0.3, "gpt2": 1.0}
     for r in runs + osp:
         j, steps = r.extra["seed"] - 1337, r.args["max_iters"]
         if r.name == "osp_lr0.016_mlr0.16_s1338":
@@ -214,7 +220,7 @@ def test_report_osp_where_adamw_has_outliers(tmp_path):
     report(rows, tmp_path, runs + osp, osp_rows)
     md = (tmp_path / "out" / "results.md").read_text()
     section = md.split("## OSP where AdamW has outliers", 1)[1].split("\n## ", 1)[0]
-    assert "Training: 33 runs" in md and "1337, 1338, 1339, 1340, 1341" in section
+    assert "Training: 35 runs" in md and "1337, 1338, 1339, 1340, 1341" in section
     arms = {line.split(" | ")[0][2:]: line for line in section.splitlines() if line.startswith("| ")}
     assert "| 5 | 0 | 2.2500 | 4.200 [" in arms["AdamW, lr 1.6e-2"] and "| 5 of 5 | 1.200% | 0.200% |" in \
         arms["AdamW, lr 1.6e-2"]
@@ -274,8 +280,8 @@ def test_dry_run_prints_the_commands_and_thread_minutes(tmp_path, capsys):
     ks.main(["--dry_run", f"--runs_dir={tmp_path / 'runs'}", f"--data_dir={tmp_path / 'data'}"])
     out = capsys.readouterr().out
     commands = [line for line in out.splitlines() if line.startswith("python train.py")]
-    assert len(commands) == 7 + 4 * 9 + 2 * 10 and all("--analyze_interval=50" in c for c in commands)
-    assert sum("--optimizer=adamw" in c for c in commands) == 43
+    assert len(commands) == 9 + 4 * 9 + 2 * 10 and all("--analyze_interval=50" in c for c in commands)
+    assert sum("--optimizer=adamw" in c for c in commands) == 45
     assert sum(all(f in c for f in ("--optimizer=muon", "--norm=ss", "--emb_proj=True")) for c in commands) == 20
     assert "--dataset=corpus_gpt2" in out and "prepare.py books --tokenizer=gpt2" in out
     projected = sum(ks.thread_seconds(r) for r in ks.grid_runs() + ks.osp_runs()) / 60
