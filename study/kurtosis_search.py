@@ -17,7 +17,7 @@ char-level corpus_char, 400 steps, lr 2e-3, min_lr lr / 10) and changes one axis
 
 The base and the lr axis (400 steps of the 6 x 128 model, under a minute each) are trained again with the
 REPEAT_SEEDS, 10 seeds in all, so that the crossing at the lr axis's end is an interval over seeds, not one run; the
-other axes have the first seed only. A setting counts as above KURTOSIS_TARGET when the mean of its end kurtosis over
+6400-step run (11 minutes) with the first 4 of them, 5 seeds; the other settings have the first seed only. A setting counts as above KURTOSIS_TARGET when the mean of its end kurtosis over
 its seeds is; it is shown above when the 95% t-interval of that mean (study.verdict.t975) lies above it.
 
 Every run is findings.findings_run("optim", "adamw", lr, seed, axis) with analyze_interval=50: train.py adds
@@ -56,6 +56,7 @@ from study.findings_table import KURTOSIS_TARGET
 SEEDS = (1337,)            # every setting (the findings' first seed); --seeds changes them
 REPEAT_SEEDS = tuple(range(1338, 1347))  # the base and the lr axis again: 10 seeds where the crossing is
 REPEATED_AXES = ("base", "lr")
+LONG_SETTING, LONG_REPEATS = "steps6400", 4  # the longest run again with the first 4 repeat seeds (11 minutes each)
 BASE_LR = 2e-3             # the AdamW arm's best lr in the findings (FINDINGS_OPTIM's)
 ANALYZE_INTERVAL = 50      # quick_metrics' kurtosis in every eval row (train.py's eval_interval is 50)
 CHAR, GPT2 = "corpus_char", "corpus_gpt2"
@@ -94,10 +95,11 @@ MS_CALIBRATION = ("CPU ms/step 6 x 128 char 124 (OSP's Muon 146), 6 x 256 char 3
 
 def grid_runs(seeds=SEEDS, data_dir="data", repeat_seeds=REPEAT_SEEDS):
     """The grid: one findings AdamW run per setting and seed, named adamw_<setting>_s<seed>; the repeat seeds train
-    the base and the lr axis only (REPEATED_AXES)."""
+    the base and the lr axis only (REPEATED_AXES), the first LONG_REPEATS of them also LONG_SETTING."""
     runs = []
     plan = [(seed, GRID) for seed in seeds]
-    plan += [(seed, [g for g in GRID if g[1] in REPEATED_AXES]) for seed in repeat_seeds if seed not in seeds]
+    plan += [(seed, [g for g in GRID if g[1] in REPEATED_AXES or (g[0] == LONG_SETTING and i < LONG_REPEATS)])
+             for i, seed in enumerate(repeat_seeds) if seed not in seeds]
     for seed, grid in plan:
         for name, axis, what, lr, overrides in grid:
             r = findings_run("optim", "adamw", lr, seed, {**overrides, "analyze_interval": ANALYZE_INTERVAL,

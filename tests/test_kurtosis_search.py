@@ -41,9 +41,11 @@ def test_each_axis_changes_only_what_it_claims():
     assert [r.name for r in ks.grid_runs((1, 2), repeat_seeds=())][::9] == ["adamw_base_s1", "adamw_base_s2"]
     # the repeat seeds train the base and the lr axis again, nothing else; a seed already in the grid is not repeated
     repeats = [r for r in runs if r.extra["seed"] != 1337]
-    assert len(runs) == 9 + 4 * 9 and {r.extra["seed"] for r in repeats} == set(ks.REPEAT_SEEDS)
-    assert {r.extra["axis"] for r in repeats} == {"base", "lr"}
-    assert len(ks.grid_runs((1337,), repeat_seeds=(1337, 1338))) == 9 + 4
+    assert len(runs) == 9 + 4 * 9 + 4 and {r.extra["seed"] for r in repeats} == set(ks.REPEAT_SEEDS)
+    assert {r.extra["axis"] for r in repeats} == {"base", "lr", "longer"}
+    assert sorted(r.extra["seed"] for r in repeats if r.extra["axis"] == "longer") == list(ks.REPEAT_SEEDS[:4])
+    assert {r.extra["setting"] for r in repeats if r.extra["axis"] == "longer"} == {"steps6400"}
+    assert len(ks.grid_runs((1337,), repeat_seeds=(1337, 1338))) == 9 + 4 + 1
     for r in repeats:  # the same plan as the first seed's run of its setting, but for the seed
         twin = next(t for t in runs if t.extra["setting"] == r.extra["setting"] and t.extra["seed"] == 1337)
         assert {**r.args, "seed": 1337} == twin.args and r.name == twin.name.replace("s1337", f"s{r.extra['seed']}")
@@ -188,12 +190,12 @@ def test_report_over_seeds(tmp_path, lr32, shown):
     assert "- lr: base 0.100 -> lr 8e-3 1.800 -> lr 1.6e-2 2.500 (1 of 5 runs failed) -> lr 3.2e-2 " in md
     rows = {line.split(" | ")[0][2:]: line for line in md.split("## Over seeds", 1)[1].split("##", 1)[0].splitlines()
             if line.startswith("| ")}
-    assert set(rows) == {"setting", "base", "lr 8e-3", "lr 1.6e-2", "lr 3.2e-2"}  # one-seed settings are not in it
+    assert set(rows) == {"setting", "base", "lr 8e-3", "lr 1.6e-2", "lr 3.2e-2", "6400 steps"}  # not one-seed ones
     assert "| 0.016 | 5 | 2.500, 2.500, -, 2.500, 2.500 | 2.500 [2.500, 2.500] | 0 of 5 | 1 |" in rows["lr 1.6e-2"]
-    # the trajectory table: the first seed's runs only (all 25 are in kurtosis.json)
+    # the trajectory table: the first seed's runs only (all 29 are in kurtosis.json)
     header = next(line for line in md.split("## Kurtosis along training", 1)[1].splitlines() if line.startswith("| step"))
     assert header.count("_s1337") == 9 and "_s1338" not in header
-    assert len(json.loads((tmp_path / "out" / "kurtosis.json").read_text())["runs"]) == 25
+    assert len(json.loads((tmp_path / "out" / "kurtosis.json").read_text())["runs"]) == 29
 
 
 def test_report_osp_where_adamw_has_outliers(tmp_path):
@@ -220,7 +222,7 @@ def test_report_osp_where_adamw_has_outliers(tmp_path):
     report(rows, tmp_path, runs + osp, osp_rows)
     md = (tmp_path / "out" / "results.md").read_text()
     section = md.split("## OSP where AdamW has outliers", 1)[1].split("\n## ", 1)[0]
-    assert "Training: 35 runs" in md and "1337, 1338, 1339, 1340, 1341" in section
+    assert "Training: 39 runs" in md and "1337, 1338, 1339, 1340, 1341" in section
     arms = {line.split(" | ")[0][2:]: line for line in section.splitlines() if line.startswith("| ")}
     assert "| 5 | 0 | 2.2500 | 4.200 [" in arms["AdamW, lr 1.6e-2"] and "| 5 of 5 | 1.200% | 0.200% |" in \
         arms["AdamW, lr 1.6e-2"]
@@ -280,8 +282,8 @@ def test_dry_run_prints_the_commands_and_thread_minutes(tmp_path, capsys):
     ks.main(["--dry_run", f"--runs_dir={tmp_path / 'runs'}", f"--data_dir={tmp_path / 'data'}"])
     out = capsys.readouterr().out
     commands = [line for line in out.splitlines() if line.startswith("python train.py")]
-    assert len(commands) == 9 + 4 * 9 + 2 * 10 and all("--analyze_interval=50" in c for c in commands)
-    assert sum("--optimizer=adamw" in c for c in commands) == 45
+    assert len(commands) == 9 + 4 * 9 + 4 + 2 * 10 and all("--analyze_interval=50" in c for c in commands)
+    assert sum("--optimizer=adamw" in c for c in commands) == 49
     assert sum(all(f in c for f in ("--optimizer=muon", "--norm=ss", "--emb_proj=True")) for c in commands) == 20
     assert "--dataset=corpus_gpt2" in out and "prepare.py books --tokenizer=gpt2" in out
     projected = sum(ks.thread_seconds(r) for r in ks.grid_runs() + ks.osp_runs()) / 60
