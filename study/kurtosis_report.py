@@ -119,18 +119,17 @@ def osp_lines(rows, osp_rows, smallest, outlier_setting):
     osp_settings = {r["setting"]: r["what"] for r in osp_rows}  # in plan order
     arms += [(what, [r for r in osp_rows if r["setting"] == name]) for name, what in osp_settings.items()]
 
-    def mean(values):
-        values = [v for v in values if v is not None]
-        return sum(values) / len(values) if values else None
+    def mean(mine, key):  # over the runs that have the value (a failed run has none)
+        return verdict.mean_interval([r[key] for r in mine if r[key] is not None])["mean"]
 
     arm_rows = []
     for label, mine in arms:
         k = verdict.mean_interval([r["kurtosis_end"] for r in mine if r["kurtosis_end"] is not None])
+        loss = mean(mine, "final_val_loss")
         arm_rows.append([label, len(mine), sum(r["outcome"] != "trained" for r in mine),
-                         "-" if mean([r["final_val_loss"] for r in mine]) is None else
-                         f"{mean([r['final_val_loss'] for r in mine]):.4f}",
-                         f"{_k(k['mean'])} [{_k(k['lo'])}, {_k(k['hi'])}]", f"{sum(above(r) for r in mine)} of {len(mine)}",
-                         _pct(mean([r["w4_increase"] for r in mine])), _pct(mean([r["w8a8_increase"] for r in mine]))])
+                         "-" if loss is None else f"{loss:.4f}", f"{_k(k['mean'])} [{_k(k['lo'])}, {_k(k['hi'])}]",
+                         f"{sum(above(r) for r in mine)} of {len(mine)}", _pct(mean(mine, "w4_increase")),
+                         _pct(mean(mine, "w8a8_increase"))])
     claim_rows = []
     for label, mine in arms[1:]:
         by_seed = {r["seed"]: r for r in mine}
@@ -138,8 +137,8 @@ def osp_lines(rows, osp_rows, smallest, outlier_setting):
             osp = [by_seed[s][metric] if s in by_seed else None for s in seeds]
             said, iv = verdict.paired_verdict(osp, [adamw[s][metric] for s in seeds])
             show = _k if metric == "kurtosis_end" else lambda x: _pct(x, "+")
-            claim_rows.append([claim, label, f"{show(iv['mean'])} [{show(iv['lo'])}, {show(iv['hi'])}] (n={iv['n']})",
-                               f"**{said}**"])
+            claim_rows.append([claim, label, f"{show(iv['mean'])} [{show(iv['lo'])}, {show(iv['hi'])}] "
+                                             f"(n={iv['n']})", f"**{said}**"])
     a = verdict.mean_interval([r["kurtosis_end"] for r in adamw.values() if r["kurtosis_end"] is not None])
     lines = ["## OSP where AdamW has outliers", "",
              f"At {adamw[seeds[0]]['what']} AdamW's mean end kurtosis is {_k(a['mean'])} over {a['n']} seeds. The OSP "
@@ -148,13 +147,13 @@ def osp_lines(rows, osp_rows, smallest, outlier_setting):
              f"same data order), its AdamW-trained tensors (embeddings, head, gains) at the same lr, its matrices by "
              f"Muon at muon_lr 0.02 (Muon's best in the findings' sweep) and at 0.16 (8x, as 1.6e-2 is 8x AdamW's "
              f"best). Quantization (quant.json, analyze.quantization_check on 32 val batches of 16 x 64, 32,768 "
-             f"tokens): the relative val loss increase under 4-bit round-to-nearest weights per output channel (W4) and "
-             f"under 8-bit weights and activations (W8A8).", ""]
+             f"tokens): the relative val loss increase under 4-bit round-to-nearest weights per output channel (W4) "
+             f"and under 8-bit weights and activations (W8A8).", ""]
     if smallest and smallest["setting"] != outlier_setting:
         lines += [f"(The search's answer above is {smallest['what']}, not this setting: OUTLIER_SETTING in "
                   f"study/kurtosis_search.py should follow it.)", ""]
-    lines += [table(["arm", "runs", "failed", "final val loss", "end kurtosis [95% interval]", f"> {KURTOSIS_TARGET:g}",
-                     "W4 increase", "W8A8 increase"], arm_rows), "",
+    lines += [table(["arm", "runs", "failed", "final val loss", "end kurtosis [95% interval]",
+                     f"> {KURTOSIS_TARGET:g}", "W4 increase", "W8A8 increase"], arm_rows), "",
               "Paired differences OSP - AdamW over the seeds where both trained, mean [95% t-interval] (verdict.py's "
               "rule: agrees when the interval lies below 0, disagrees above, otherwise no difference detected):", "",
               table(["claim", "OSP arm", "OSP - AdamW", "verdict"], claim_rows), ""]
@@ -172,7 +171,7 @@ def write_report(rows, results_dir, command, about, seeds, osp_rows=(), *, outli
     runs_above = [r["run"] for r in rows if above(r)]
     if smallest:
         shown = smallest["lo"] is not None and smallest["lo"] > KURTOSIS_TARGET
-        verdict = (f"**Above {KURTOSIS_TARGET:g} (a setting's mean end kurtosis over its seeds): "
+        answer_text = (f"**Above {KURTOSIS_TARGET:g} (a setting's mean end kurtosis over its seeds): "
                    f"{', '.join(s['what'] for s in hits)}.** The smallest setting that exceeds it (fewest training "
                    f"FLOPs, {smallest['flops']:.2e}): {smallest['what']}, {over_seeds(smallest)}, "
                    f"{smallest['mean'] - KURTOSIS_TARGET:.3f} above it on average."
@@ -180,14 +179,14 @@ def write_report(rows, results_dir, command, about, seeds, osp_rows=(), *, outli
                       f" The interval lies above {KURTOSIS_TARGET:g}: the crossing holds over seeds." if shown else
                       f" The interval includes {KURTOSIS_TARGET:g}: the crossing is not shown over seeds."))
     else:
-        verdict = (f"**None in this grid exceeds {KURTOSIS_TARGET:g}** (a setting's mean end kurtosis over its "
+        answer_text = (f"**None in this grid exceeds {KURTOSIS_TARGET:g}** (a setting's mean end kurtosis over its "
                    f"seeds). The largest is " + (f"{top['what']}'s, {over_seeds(top)}." if top else "-."))
-    verdict += (f" Single runs above {KURTOSIS_TARGET:g} at the end: {len(runs_above)} of {len(rows)}"
+    answer_text += (f" Single runs above {KURTOSIS_TARGET:g} at the end: {len(runs_above)} of {len(rows)}"
                 + (f" ({', '.join(runs_above)})." if runs_above else "."))
     peak = max((r for r in rows if r["along_max"]), key=lambda r: r["along_max"][1], default=None)
     if peak:
         k, step = peak["along_max"][1], peak["along_max"][0]
-        verdict += (f" Along training (quick_metrics, one val batch) the largest logged value is {_k(k)} "
+        answer_text += (f" Along training (quick_metrics, one val batch) the largest logged value is {_k(k)} "
                     f"({peak['run']} at step {step}): {'above' if k > KURTOSIS_TARGET else 'not above'} "
                     f"{KURTOSIS_TARGET:g}.")
     grid_rows = [[r["run"], r["axis"], r["what"], r["steps"], f"{r['lr']:g}", f"{r['n_embd']} x {r['n_head']}",
@@ -210,23 +209,24 @@ def write_report(rows, results_dir, command, about, seeds, osp_rows=(), *, outli
                   len(s["failed"]), "-" if not s["val_losses"] else
                   f"{sum(s['val_losses']) / len(s['val_losses']):.4f} ({min(s['val_losses']):.4f}-"
                   f"{max(s['val_losses']):.4f})"] for s in repeated]
-    thread_s = sum(r["wall_s"] or 0 for r in list(rows) + list(osp_rows))
-    projected = projected_s
+    everything = list(rows) + list(osp_rows)
+    thread_s = sum(r["wall_s"] or 0 for r in everything)
     md = [f"# Searching for outliers: AdamW's excess kurtosis along four axes (the OSP row)", "",
           f"Command: `{command}`", "", *about,
-          f"Training: {len(rows) + len(osp_rows)} runs, {thread_s / 60:.1f} thread-minutes measured (the `done` "
-          f"markers' wall times, up to {max((r['jobs'] or 1) for r in list(rows) + list(osp_rows))} runs at a time on a shared CPU; ms/step per run "
-          f"below); the dry run projects {projected / 60:.1f} thread-minutes on an idle CPU ({calibration}): "
-          f"measured {100 * (thread_s / projected - 1):+.0f}%", "",
+          f"Training: {len(everything)} runs, {thread_s / 60:.1f} thread-minutes measured (the `done` markers' wall "
+          f"times, up to {max((r['jobs'] or 1) for r in everything)} runs at a time on a shared CPU; ms/step per run "
+          f"below); the dry run projects {projected_s / 60:.1f} thread-minutes on an idle CPU ({calibration}): "
+          f"measured {100 * (thread_s / projected_s - 1):+.0f}%", "",
           f"The question (issue 24, item 7): the smallest CPU setting where an AdamW model's mean excess kurtosis "
           f"exceeds {KURTOSIS_TARGET:g}, where OSP's outliers begin. The paper's scale: {OSP_PAPER}. The findings' "
           f"kurtosis grid (results/findings/findings.md) found none above {KURTOSIS_TARGET:g} at 400 steps.", "",
-          verdict, "",
+          answer_text, "",
           "Along each axis (end kurtosis, analyze.py; a setting with several seeds gives their mean):", "",
           *axis_lines(rows), "",
           *([] if not repeated else [
               "## Over seeds", "",
-              f"The settings trained with several seeds (seeds {', '.join(map(str, sorted({x for s in repeated for x in s['seeds']})))}; "
+              f"The settings trained with several seeds (seeds "
+              f"{', '.join(map(str, sorted({x for s in repeated for x in s['seeds']})))}; "
               f"the same seed is the same initialization and data order across settings): the end kurtosis of each "
               f"run, their mean with its 95% t-interval over seeds, and the final val loss (mean, min-max).", "",
               table(["setting", "lr", "runs", "end kurtosis per seed", "mean [95% interval]",

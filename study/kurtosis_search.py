@@ -17,16 +17,17 @@ char-level corpus_char, 400 steps, lr 2e-3, min_lr lr / 10) and changes one axis
 
 The base and the lr axis (400 steps of the 6 x 128 model, under a minute each) are trained again with the
 REPEAT_SEEDS, 10 seeds in all, so that the crossing at the lr axis's end is an interval over seeds, not one run; the
-6400-step run (11 minutes) with the first 4 of them, 5 seeds; the other settings have the first seed only. A setting counts as above KURTOSIS_TARGET when the mean of its end kurtosis over
-its seeds is; it is shown above when the 95% t-interval of that mean (study.verdict.t975) lies above it.
+6400-step run (11 minutes) with the first 4 of them, 5 seeds; the other settings have the first seed only. A setting
+counts as above KURTOSIS_TARGET when the mean of its end kurtosis over its seeds is; it is shown above when the 95%
+t-interval of that mean (study.verdict.mean_interval) lies above it.
 
 Every run is findings.findings_run("optim", "adamw", lr, seed, axis) with analyze_interval=50: train.py adds
 analyze.quick_metrics' kurtosis_mean (OSP's relu'd per-state excess kurtosis, averaged over the embedding output and
 every block output, on one val batch) to every 50th eval row of log.jsonl, so the kurtosis is logged along
 training. Each run's end is then measured as the findings' table measures it (analysis.json by
 study.analysis.analyze_run, 2 val batches of 8, as findings_study.analyze_trained_runs), so that its end value
-compares with the findings' kurtosis grid. The question asked of each setting: is its end value (the mean over its seeds)
-above KURTOSIS_TARGET (3)? The smallest setting that is: the one with the fewest training FLOPs (tokens x
+compares with the findings' kurtosis grid. The question asked of each setting: is its end value (the mean over its
+seeds) above KURTOSIS_TARGET (3)? The smallest setting that is: the one with the fewest training FLOPs (tokens x
 model.flops_per_token), ties in grid order.
 
 Then OSP where AdamW has outliers: at OUTLIER_SETTING (lr 1.6e-2, where the search found AdamW's mean end kurtosis
@@ -44,13 +45,12 @@ loss) is kept as such (findings_study.record_divergences), not retrained.
 """
 
 import argparse
-import json
 import os
 import sys
 import time
 
 from study import heldout, kurtosis_report, launch, provenance, records, runlog, studies
-from study.findings import OSP_ARM, findings_run
+from study.findings import OSP_ARM, _json, findings_run
 from study.findings_table import KURTOSIS_TARGET
 
 SEEDS = (1337,)            # every setting (the findings' first seed); --seeds changes them
@@ -166,9 +166,9 @@ def model_size(run, data_dir):
 
 
 def calibrate(runs, steps=8):
-    """{setting: CPU ms per training step} of each model shape of the grid (one run per (n_embd, dataset)): the
-    process time of forward, backward, clipping and the AdamW step on the run's own batches, median of the steps
-    after 2 warm-up ones. Needs the datasets prepared."""
+    """{setting: CPU ms per training step} of each model shape of the grid (one run per shape(): n_embd, dataset,
+    optimizer): the process time of forward, backward, clipping and the optimizer step on the run's own batches,
+    median of the steps after 2 warm-up ones. Needs the datasets prepared."""
     import torch
 
     import data
@@ -271,10 +271,7 @@ def measure(run, runs_dir, data_dir):
     train_rows, eval_rows = runlog.read_log(out_dir)
     final = heldout.final_eval(out_dir) or {}
     summary = (runlog.read_analysis(out_dir) or {}).get("summary", {})
-    quant = {}
-    if os.path.exists(os.path.join(out_dir, "quant.json")):
-        with open(os.path.join(out_dir, "quant.json")) as f:
-            quant = json.load(f)
+    quant = _json(os.path.join(out_dir, "quant.json")) or {}
     along = [[r["iter"], r["kurtosis_mean"]] for r in eval_rows if "kurtosis_mean" in r]
     ms = sorted(r["ms"] for r in train_rows[1:])
     params, vocab, tokens, flops = model_size(run, data_dir)

@@ -5,7 +5,7 @@ and trend.png, under the findings' rules.
     fit_crossover(tokens, gaps)   least squares gap = a + b log2(tokens); the tokens where the line reaches 0
                                   after the shortest length measured (None: it moves away from 0)
     seed_crossovers(tokens, gaps) each seed's gaps fitted alone; the 95% t-interval of the seeds' log10
-                                  crossovers (verdict.paired_interval against 0) and their min-max range, or
+                                  crossovers (verdict.mean_interval of their log10) and their min-max range, or
                                   "undetermined" when the seeds' slopes disagree in sign, a seed never crosses, or
                                   there are fewer than 2 seeds
     summarize(...)                the paired gaps to Pre-LN (val loss, and % of Pre-LN's loss, same seed) and the fits
@@ -55,7 +55,7 @@ def seed_crossovers(tokens, per_seed):
         out["reason"] = f"{never} of {len(fits)} seeds never cross (the gap moves away from 0, or its line is flat)"
     if out["reason"]:
         return out
-    iv = verdict.paired_interval([math.log10(c) for c in crosses], [0.0] * len(crosses))
+    iv = verdict.mean_interval([math.log10(c) for c in crosses])
     out.update(status="determined", interval=[10 ** iv["lo"], 10 ** iv["hi"]], range=[min(crosses), max(crosses)])
     return out
 
@@ -200,7 +200,7 @@ METRICS = [("val_loss", "val loss", 4), ("removable_all", "removable share, all 
 
 
 def interval_str(iv, digits):
-    """'mean [lo, hi]' of a paired t-interval (verdict.paired_interval), or the mean alone without one."""
+    """'mean [lo, hi]' of a t-interval (verdict.mean_interval, paired_interval), or the mean alone without one."""
     if iv["mean"] is None:
         return "-"
     if iv["lo"] is None:
@@ -267,8 +267,10 @@ def write_report(measured, lengths, seeds, tokens_per_step, results_dir, header,
     for what, table, digits in (("val-loss gap to Pre-LN", gaps, 4), ("gap in % of Pre-LN's val loss", pct, 2)):
         lines += [f"## {what} (same seed; negative = better than Pre-LN; mean [95% t-interval over seeds])", "",
                   f"| config | {cols} |", "|---|" + "---|" * len(lengths)]
-        lines += [f"| {v} | " + " | ".join(interval_str(verdict.paired_interval(table[v][L], [0.0] * len(table[v][L])),
-                                                         digits) for L in lengths) + " |" for v in table] + [""]
+        for v in table:
+            cells = [verdict.mean_interval([x for x in table[v][L] if verdict.finite(x)]) for L in lengths]
+            lines.append(f"| {v} | " + " | ".join(interval_str(iv, digits) for iv in cells) + " |")
+        lines.append("")
     noise, paired = noise_lines(measured, held or {}, lengths, final_eval_tokens) if held else ([], {})
     lines += noise
     lines += crossover_lines(fits, tokens_per_step, max(lengths) * tokens_per_step, seeds)
